@@ -1,0 +1,294 @@
+//! The indexer: records a location's files and directories in the library, and keeps them current.
+//!
+//! Phases, each resumable: **discovery + processing** (the walker lists directories on two threads;
+//! the writer diffs each listing against the index and commits in batches together with the
+//! checkpoint), **cleanup** (entries missing from disk are deleted, after moves had their chance to
+//! claim them), and **aggregation** (recursive size and counts per directory).
+//!
+//! Architecture Invariant: the indexer only reads the filesystem. It never follows symlinks, never
+//! crosses into another filesystem, and never treats an unreachable location root as "everything
+//! was deleted".
+
+pub mod ephemeral;
+pub(crate) mod scan;
+pub mod walk;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, bounded};
+use serde::{Deserialize, Serialize};
+
+use crate::control::{Control, Stop};
+use crate::library::Library;
+use crate::rules::Rules;
+use crate::{Error, Result, query};
+pub use scan::Sums;
+use scan::ScanState;
+use walk::{DirTask, Listing, PathError, WalkOptions};
+
+/// What an index job does, stored as the job's params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexParams {
+    pub location_id: i64,
+    /// First scan of the location (nothing indexed yet: no diff, no move detection needed).
+    pub initial: bool,
+}
+
+/// Where an index job is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    #[default]
+    Discovery,
+    Cleanup,
+    Aggregation,
+    Done,
+}
+
+/// Live and persisted progress of an index job; also its result when it completes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IndexProgress {
+    pub phase: Phase,
+    pub dirs_listed: u64,
+    /// Entries seen on disk so far in this scan.
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub other: u64,
+    pub bytes: u64,
+    /// Changes made to the index.
+    pub new: u64,
+    pub modified: u64,
+    pub moved: u64,
+    pub deleted: u64,
+    /// Entries left out by the location's rules.
+    pub ignored: u64,
+    /// Paths that could not be read; the first few are in `error_samples`.
+    pub errors: u64,
+    pub error_samples: Vec<PathError>,
+    /// Entries the location held after its previous scan (a progress-bar estimate).
+    pub expected: Option<u64>,
+    /// Directories already listed when this run picked the job up from a checkpoint.
+    pub resumed_after_dirs: Option<u64>,
+    /// Final recursive totals of the location (set when the job completes).
+    pub totals: Option<Sums>,
+}
+
+/// Hooks used by [`run`]: a debug throttle for crash tests, and a progress callback.
+pub struct RunHooks<'a> {
+    pub on_progress: &'a (dyn Fn(&IndexProgress) + Sync),
+}
+
+/// Reads `SPACEDRIVE_DEBUG_THROTTLE_MS`: when set, the indexer commits one directory per batch and
+/// sleeps this long after each, so crash tests can kill it mid-scan. Never set it in normal use.
+fn debug_throttle() -> Option<Duration> {
+    std::env::var("SPACEDRIVE_DEBUG_THROTTLE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+}
+
+const BATCH_ENTRIES: usize = 20_000;
+const BATCH_TIME: Duration = Duration::from_millis(250);
+
+/// Runs (or resumes) index job `job_id` to completion. `Err(Stop)` inside the outer `Ok` means the
+/// job was interrupted and its checkpoint is intact.
+pub fn run(
+    lib: &Arc<Library>,
+    job_id: i64,
+    params: &IndexParams,
+    control: &Control,
+    hooks: &RunHooks<'_>,
+) -> Result<Result<IndexProgress, Stop>> {
+    let loc = crate::location::get(lib, params.location_id)?;
+    let root_path = loc.path.0.clone();
+    let md = std::fs::symlink_metadata(&root_path).map_err(|e| {
+        Error::Invalid(format!(
+            "location folder {} is not reachable ({e}); the index was left as it was. Is the drive mounted?",
+            root_path.display()
+        ))
+    })?;
+    if !md.is_dir() {
+        return Err(Error::Invalid(format!(
+            "location path {} is no longer a directory; the index was left as it was",
+            root_path.display()
+        )));
+    }
+    let rules = Arc::new(Rules::new(loc.rules.clone())?);
+    let root_id = loc.root_entry_id;
+    let (_, _, mtime, inode, _) = walk::describe(&md);
+
+    // Load the checkpoint and refresh the root entry's own metadata.
+    let (frontier, missing, progress) = lib.writer.transaction(move |tx| {
+        tx.execute(
+            "UPDATE entries SET mtime = ?2, inode = ?3 WHERE id = ?1",
+            rusqlite::params![root_id, mtime, inode as i64],
+        )?;
+        scan::load_checkpoint(tx, job_id)
+    })?;
+    let mut progress: IndexProgress = progress
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default();
+    if progress.dirs_listed > 0 || progress.phase != Phase::Discovery {
+        progress.resumed_after_dirs = Some(progress.dirs_listed);
+    }
+    if progress.expected.is_none() && !params.initial {
+        progress.expected = Some(loc.files + loc.dirs);
+    }
+    let fresh = params.initial && progress.dirs_listed == 0 && progress.phase == Phase::Discovery;
+
+    let tokens = Arc::new(AtomicU64::new(1));
+    let reader = lib.reader()?;
+    let mut start = Vec::new();
+    let mut token_map = HashMap::new();
+    for id in frontier {
+        let Some(path) = query::entry_path(&reader, root_id, &root_path, id)? else {
+            continue;
+        };
+        let token = tokens.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        token_map.insert(token, id);
+        let chain = rules.chain_from_root(&root_path, &path);
+        start.push(DirTask { token, path, chain });
+    }
+    drop(reader);
+
+    let state = Arc::new(Mutex::new(ScanState {
+        job_id,
+        location_id: loc.id,
+        root_id,
+        root_path: root_path.clone(),
+        fresh,
+        tokens: token_map,
+        missing: missing.into_iter().collect(),
+        direct: HashMap::new(),
+        progress,
+    }));
+
+    if !start.is_empty() {
+        let opts = WalkOptions {
+            rules,
+            dev: Some(loc.dev),
+            recursive: true,
+            threads: 2,
+            tokens,
+        };
+        let stopped = discover(lib, &state, start, &opts, control, hooks)?;
+        if let Err(stop) = stopped {
+            return Ok(Err(stop));
+        }
+    }
+    if let Some(stop) = control.stopped() {
+        return Ok(Err(stop));
+    }
+
+    // Cleanup and aggregation: one transaction, so they are redone whole after a crash.
+    let st = state.clone();
+    let loc_id = loc.id;
+    let result = lib.writer.transaction(move |tx| {
+        let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
+        st.progress.phase = Phase::Cleanup;
+        scan::delete_missing(tx, &mut st)?;
+        st.progress.phase = Phase::Aggregation;
+        let totals = scan::aggregate(tx, &st)?;
+        st.progress.phase = Phase::Done;
+        st.progress.totals = Some(totals);
+        tx.execute(
+            "UPDATE locations SET state = 'ready', last_scan_at = ?2 WHERE id = ?1",
+            rusqlite::params![loc_id, crate::store::now_ms()],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET progress = ?2 WHERE id = ?1",
+            rusqlite::params![job_id, serde_json::to_string(&st.progress)?],
+        )?;
+        Ok(st.progress.clone())
+    })?;
+    (hooks.on_progress)(&result);
+    Ok(Ok(result))
+}
+
+/// The discovery phase: walker threads feed listings to this thread, which commits them in batches.
+fn discover(
+    lib: &Arc<Library>,
+    state: &Arc<Mutex<ScanState>>,
+    start: Vec<DirTask>,
+    opts: &WalkOptions,
+    control: &Control,
+    hooks: &RunHooks<'_>,
+) -> Result<Result<(), Stop>> {
+    let throttle = debug_throttle();
+    let (tx, rx) = bounded::<Listing>(512);
+    std::thread::scope(|s| {
+        let walker = std::thread::Builder::new()
+            .name("sd-walk".into())
+            .spawn_scoped(s, move || walk::walk(start, opts, &tx, control))
+            .map_err(|e| Error::io("<walker thread>", e))?;
+        let mut batch: Vec<Listing> = Vec::new();
+        let mut batch_entries = 0;
+        let mut since = Instant::now();
+        let commit = |batch: Vec<Listing>| -> Result<()> {
+            let st = state.clone();
+            let progress = lib.writer.transaction(move |tx| {
+                let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
+                scan::apply_batch(tx, &mut st, batch)?;
+                Ok(st.progress.clone())
+            })?;
+            (hooks.on_progress)(&progress);
+            if let Some(t) = throttle {
+                std::thread::sleep(t);
+            }
+            Ok(())
+        };
+        let outcome = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(listing) => {
+                    batch_entries += listing.children.as_ref().map_or(1, |c| c.len() + 1);
+                    batch.push(listing);
+                    let full = batch_entries >= BATCH_ENTRIES || since.elapsed() >= BATCH_TIME;
+                    if full || throttle.is_some() {
+                        if let Err(e) = commit(std::mem::take(&mut batch)) {
+                            break Err(e);
+                        }
+                        batch_entries = 0;
+                        since = Instant::now();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if !batch.is_empty() {
+                        if let Err(e) = commit(std::mem::take(&mut batch)) {
+                            break Err(e);
+                        }
+                        batch_entries = 0;
+                        since = Instant::now();
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    break if batch.is_empty() { Ok(()) } else { commit(std::mem::take(&mut batch)) };
+                }
+            }
+        };
+        // On a write error, hanging up makes the walkers stop.
+        drop(rx);
+        let walked = walker.join().unwrap_or(Err(Stop::Shutdown));
+        outcome.map(|()| walked)
+    })
+}
+
+/// Sets up a location's first index job inside an open transaction: the frontier starts at the root.
+pub(crate) fn seed_checkpoint(tx: &rusqlite::Transaction<'_>, job_id: i64, root_id: i64) -> Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO index_frontier (job_id, entry_id) VALUES (?1, ?2)",
+        rusqlite::params![job_id, root_id],
+    )?;
+    Ok(())
+}
+
+/// Drops a finished or cancelled job's checkpoint rows.
+pub(crate) fn clear_checkpoint(tx: &rusqlite::Transaction<'_>, job_id: i64) -> Result<()> {
+    tx.execute("DELETE FROM index_frontier WHERE job_id = ?1", [job_id])?;
+    tx.execute("DELETE FROM index_missing WHERE job_id = ?1", [job_id])?;
+    Ok(())
+}

@@ -1,0 +1,385 @@
+//! The writer side of a scan: turns directory listings into index changes.
+//!
+//! Runs on the library's writer thread, one transaction per batch of listings. For each
+//! directory it diffs the listing against the directory's children in the index:
+//! - same name and kind → keep the entry (and its id); update size/mtime/inode if they changed;
+//! - a name the index does not have → look the inode up in the location: if that entry is gone
+//!   from its old place (already marked missing, or no longer there on disk) it is a **move** and the
+//!   entry is re-parented, keeping its id and subtree; otherwise a new entry is inserted;
+//! - an indexed name no longer on disk → marked *missing*, deleted only when the walk is over, so a
+//!   file moved to a directory listed later still keeps its id.
+//!
+//! The frontier (directories written but not yet listed) and the missing set are updated in the
+//! same transaction as the entries, which makes every committed batch a consistent checkpoint.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::IndexProgress;
+use super::walk::{Child, EntryKind, Listing, PathError};
+use crate::names;
+use crate::query;
+use crate::Result;
+
+const MAX_ERROR_SAMPLES: usize = 50;
+
+/// Recursive totals of a directory (or, during a scan, of its direct children).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sums {
+    pub bytes: u64,
+    pub files: u64,
+    pub dirs: u64,
+}
+
+/// The state of one scan that lives between batches. Rebuilt from the database on resume.
+pub(crate) struct ScanState {
+    pub job_id: i64,
+    pub location_id: i64,
+    pub root_id: i64,
+    pub root_path: PathBuf,
+    /// Initial scan of an empty location: no diff needed, nothing can have moved.
+    pub fresh: bool,
+    /// Walker tokens of directories not yet listed → their entry ids.
+    pub tokens: HashMap<u64, i64>,
+    pub missing: HashSet<i64>,
+    /// Direct-children sums of every directory listed in this run (for aggregation).
+    pub direct: HashMap<i64, Sums>,
+    pub progress: IndexProgress,
+}
+
+struct Existing {
+    id: i64,
+    kind: EntryKind,
+    size: i64,
+    mtime: Option<i64>,
+    inode: i64,
+    nlink: Option<i64>,
+    target: Option<Vec<u8>>,
+}
+
+fn nlink_col(c: &Child) -> Option<i64> {
+    (c.kind != EntryKind::Dir && c.nlink > 1).then_some(c.nlink as i64)
+}
+
+fn size_col(c: &Child) -> i64 {
+    if c.kind == EntryKind::Dir { 0 } else { c.size as i64 }
+}
+
+/// Applies one batch of listings inside `tx`. Persists the progress with it.
+pub(crate) fn apply_batch(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Listing>) -> Result<()> {
+    for listing in batch {
+        apply_listing(tx, st, listing)?;
+    }
+    tx.prepare_cached("UPDATE jobs SET progress = ?2 WHERE id = ?1")?
+        .execute(params![st.job_id, serde_json::to_string(&st.progress)?])?;
+    Ok(())
+}
+
+fn record_error(st: &mut ScanState, e: PathError) {
+    st.progress.errors += 1;
+    if st.progress.error_samples.len() < MAX_ERROR_SAMPLES {
+        st.progress.error_samples.push(e);
+    }
+}
+
+fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> Result<()> {
+    let Some(dir_id) = st.tokens.remove(&listing.token) else {
+        tracing::error!(path = %listing.path.display(), "listing for a directory the scan does not know");
+        return Ok(());
+    };
+    st.progress.ignored += listing.ignored;
+    for e in listing.errors {
+        record_error(st, e);
+    }
+    tx.prepare_cached("DELETE FROM index_frontier WHERE job_id = ?1 AND entry_id = ?2")?
+        .execute(params![st.job_id, dir_id])?;
+    let children = match listing.children {
+        Ok(c) => c,
+        Err(message) => {
+            // Unreadable directory: keep what the index knew about it, report it.
+            record_error(st, PathError { path: listing.path.into(), message });
+            return Ok(());
+        }
+    };
+    st.progress.dirs_listed += 1;
+
+    let mut existing: HashMap<OsString, Existing> = HashMap::new();
+    if !st.fresh {
+        let mut q = tx.prepare_cached(
+            "SELECT id, name, kind, size, mtime, inode, nlink, target FROM entries WHERE parent_id = ?1",
+        )?;
+        let rows = q.query_map([dir_id], |r| {
+            Ok((
+                names::from_sql(r.get_ref(1)?)?,
+                Existing {
+                    id: r.get(0)?,
+                    kind: EntryKind::from_i64(r.get(2)?),
+                    size: r.get(3)?,
+                    mtime: r.get(4)?,
+                    inode: r.get(5)?,
+                    nlink: r.get(6)?,
+                    target: r.get(7)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (name, ex) = row?;
+            existing.insert(name, ex);
+        }
+    }
+
+    let mut sums = Sums::default();
+    for child in children {
+        match child.kind {
+            EntryKind::File => {
+                st.progress.files += 1;
+                st.progress.bytes += child.size;
+                sums.files += 1;
+                sums.bytes += child.size;
+            }
+            EntryKind::Dir => {
+                st.progress.dirs += 1;
+                sums.dirs += 1;
+            }
+            EntryKind::Symlink => st.progress.symlinks += 1,
+            EntryKind::Other => st.progress.other += 1,
+        }
+        let id = match existing.remove(&child.name) {
+            Some(ex) if ex.kind == child.kind => {
+                update_if_changed(tx, st, &ex, &child)?;
+                ex.id
+            }
+            Some(ex) => {
+                // Same name, different kind: the old entry may have moved elsewhere; park it.
+                tx.prepare_cached("UPDATE entries SET parent_id = NULL WHERE id = ?1")?
+                    .execute([ex.id])?;
+                mark_missing(tx, st, ex.id)?;
+                insert(tx, st, dir_id, &child)?
+            }
+            None => match (!st.fresh).then(|| find_moved(tx, st, dir_id, &child)).transpose()?.flatten() {
+                Some(id) => id,
+                None => insert(tx, st, dir_id, &child)?,
+            },
+        };
+        if let Some(token) = child.token {
+            st.tokens.insert(token, id);
+            tx.prepare_cached("INSERT OR IGNORE INTO index_frontier (job_id, entry_id) VALUES (?1, ?2)")?
+                .execute(params![st.job_id, id])?;
+        }
+    }
+    for ex in existing.into_values() {
+        mark_missing(tx, st, ex.id)?;
+    }
+    st.direct.insert(dir_id, sums);
+    Ok(())
+}
+
+fn insert(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO entries (location_id, parent_id, name, kind, size, mtime, inode, nlink, target)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        st.location_id,
+        parent,
+        names::to_sql(&c.name),
+        c.kind as i64,
+        size_col(c),
+        c.mtime_ns,
+        c.inode as i64,
+        nlink_col(c),
+        c.target,
+    ])?;
+    st.progress.new += 1;
+    Ok(tx.last_insert_rowid())
+}
+
+fn update_if_changed(tx: &Transaction<'_>, st: &mut ScanState, ex: &Existing, c: &Child) -> Result<()> {
+    let content_changed = c.kind != EntryKind::Dir
+        && (ex.size != c.size as i64 || ex.mtime != Some(c.mtime_ns) || ex.target != c.target);
+    let changed = content_changed
+        || ex.inode != c.inode as i64
+        || ex.nlink != nlink_col(c)
+        || ex.mtime != Some(c.mtime_ns);
+    if changed {
+        tx.prepare_cached(
+            "UPDATE entries SET size = CASE WHEN kind = 1 THEN size ELSE ?2 END,
+                                mtime = ?3, inode = ?4, nlink = ?5, target = ?6 WHERE id = ?1",
+        )?
+        .execute(params![ex.id, size_col(c), c.mtime_ns, c.inode as i64, nlink_col(c), c.target])?;
+    }
+    if content_changed || (c.kind != EntryKind::Dir && ex.inode != c.inode as i64) {
+        st.progress.modified += 1;
+    }
+    Ok(())
+}
+
+fn mark_missing(tx: &Transaction<'_>, st: &mut ScanState, id: i64) -> Result<()> {
+    if st.missing.insert(id) {
+        tx.prepare_cached("INSERT OR IGNORE INTO index_missing (job_id, entry_id) VALUES (?1, ?2)")?
+            .execute(params![st.job_id, id])?;
+    }
+    Ok(())
+}
+
+/// A name new to `parent`: is it an indexed entry that moved here? Returns its id, re-parented.
+fn find_moved(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) -> Result<Option<i64>> {
+    let candidates: Vec<(i64, i64)> = tx
+        .prepare_cached("SELECT id, kind FROM entries WHERE location_id = ?1 AND inode = ?2 AND id != ?3")?
+        .query_map(params![st.location_id, c.inode as i64, st.root_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, kind) in candidates {
+        if EntryKind::from_i64(kind) != c.kind {
+            continue;
+        }
+        let gone = if st.missing.contains(&id) {
+            true
+        } else {
+            // Still at its old path with this inode → a hard link (or the same dir), not a move.
+            match query::entry_path(tx, st.root_id, &st.root_path, id)? {
+                Some(old) => std::fs::symlink_metadata(&old).map(|m| m.ino() != c.inode).unwrap_or(true),
+                None => false,
+            }
+        };
+        if !gone || (c.kind == EntryKind::Dir && query::is_ancestor(tx, id, parent)?) {
+            continue;
+        }
+        tx.prepare_cached(
+            "UPDATE entries SET parent_id = ?2, name = ?3, size = CASE WHEN kind = 1 THEN size ELSE ?4 END,
+                                mtime = ?5, inode = ?6, nlink = ?7, target = ?8 WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            parent,
+            names::to_sql(&c.name),
+            size_col(c),
+            c.mtime_ns,
+            c.inode as i64,
+            nlink_col(c),
+            c.target
+        ])?;
+        if st.missing.remove(&id) {
+            tx.prepare_cached("DELETE FROM index_missing WHERE job_id = ?1 AND entry_id = ?2")?
+                .execute(params![st.job_id, id])?;
+        }
+        st.progress.moved += 1;
+        return Ok(Some(id));
+    }
+    Ok(None)
+}
+
+/// Deletes every entry still missing at the end of the walk, with its subtree.
+pub(crate) fn delete_missing(tx: &Transaction<'_>, st: &mut ScanState) -> Result<()> {
+    let ids: Vec<i64> = tx
+        .prepare("SELECT entry_id FROM index_missing WHERE job_id = ?1")?
+        .query_map([st.job_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut del = tx.prepare_cached(
+        "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT e.id FROM entries e JOIN sub ON e.parent_id = sub.id)
+         DELETE FROM entries WHERE id IN sub",
+    )?;
+    for id in ids {
+        st.progress.deleted += del.execute([id])? as u64;
+    }
+    tx.execute("DELETE FROM index_missing WHERE job_id = ?1", [st.job_id])?;
+    st.missing.clear();
+    Ok(())
+}
+
+/// Writes recursive size/file/dir counts into every directory of the location, bottom-up.
+/// Directories listed in this run use the sums gathered then; the others are summed from the index.
+/// Returns the root's totals.
+pub(crate) fn aggregate(tx: &Transaction<'_>, st: &ScanState) -> Result<Sums> {
+    let dirs: Vec<(i64, Option<i64>)> = tx
+        .prepare("SELECT id, parent_id FROM entries WHERE location_id = ?1 AND kind = 1")?
+        .query_map([st.location_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let parent: HashMap<i64, Option<i64>> = dirs.iter().copied().collect();
+    let mut totals: HashMap<i64, Sums> = HashMap::with_capacity(dirs.len());
+    let mut direct_q = tx.prepare(
+        "SELECT kind, count(*), total(size) FROM entries WHERE parent_id = ?1 GROUP BY kind",
+    )?;
+    for &(id, _) in &dirs {
+        let s = match st.direct.get(&id) {
+            Some(s) => *s,
+            None => {
+                let mut s = Sums::default();
+                let rows = direct_q.query_map([id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?))
+                })?;
+                for row in rows {
+                    let (kind, n, bytes) = row?;
+                    match EntryKind::from_i64(kind) {
+                        EntryKind::File => {
+                            s.files += n as u64;
+                            s.bytes += bytes as u64;
+                        }
+                        EntryKind::Dir => s.dirs += n as u64,
+                        _ => {}
+                    }
+                }
+                s
+            }
+        };
+        totals.insert(id, s);
+    }
+    // Depth of each directory, so children are folded into parents before parents into theirs.
+    let mut depth: HashMap<i64, u32> = HashMap::with_capacity(dirs.len());
+    for &(id, _) in &dirs {
+        let mut chain = vec![id];
+        let mut d = 0;
+        while let Some(Some(p)) = parent.get(chain.last().expect("non-empty")) {
+            if let Some(&pd) = depth.get(p) {
+                d = pd + 1;
+                break;
+            }
+            chain.push(*p);
+            if chain.len() > 10_000 {
+                break; // a cycle would be a bug; never loop forever on it
+            }
+        }
+        for (i, c) in chain.iter().rev().enumerate() {
+            depth.insert(*c, d + i as u32);
+        }
+    }
+    let mut order: Vec<i64> = dirs.iter().map(|d| d.0).collect();
+    order.sort_by_key(|id| std::cmp::Reverse(depth[id]));
+    for id in &order {
+        let s = totals[id];
+        if let Some(Some(p)) = parent.get(id)
+            && let Some(t) = totals.get_mut(p)
+        {
+            t.bytes += s.bytes;
+            t.files += s.files;
+            t.dirs += s.dirs;
+        }
+    }
+    let mut upd = tx.prepare(
+        "UPDATE entries SET size = ?2, files = ?3, dirs = ?4
+         WHERE id = ?1 AND (size IS NOT ?2 OR files IS NOT ?3 OR dirs IS NOT ?4)",
+    )?;
+    for (id, s) in &totals {
+        upd.execute(params![id, s.bytes as i64, s.files as i64, s.dirs as i64])?;
+    }
+    Ok(totals.get(&st.root_id).copied().unwrap_or_default())
+}
+
+/// Loads the scan state of a job from its checkpoint tables.
+pub(crate) fn load_checkpoint(tx: &Transaction<'_>, job_id: i64) -> Result<(Vec<i64>, HashSet<i64>, Option<String>)> {
+    let frontier = tx
+        .prepare("SELECT entry_id FROM index_frontier WHERE job_id = ?1")?
+        .query_map([job_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let missing = tx
+        .prepare("SELECT entry_id FROM index_missing WHERE job_id = ?1")?
+        .query_map([job_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let progress = tx
+        .query_row("SELECT progress FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))
+        .optional()?;
+    Ok((frontier, missing, progress))
+}

@@ -1,0 +1,355 @@
+//! Durable jobs: a row in the library's `jobs` table, a thread while it runs, progress on the
+//! event bus. Jobs survive the daemon: a job that was running when the daemon stopped (or was
+//! killed) is picked up again from its last checkpoint when the library is next opened.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::control::{Control, Stop};
+use crate::events::Event;
+use crate::index::{self, IndexParams, IndexProgress};
+use crate::library::Library;
+use crate::store::now_ms;
+use crate::{Error, Result};
+
+/// Lifecycle of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Paused,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Paused => "paused",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(s: &str) -> JobState {
+        match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "paused" => JobState::Paused,
+            "completed" => JobState::Completed,
+            "failed" => JobState::Failed,
+            _ => JobState::Cancelled,
+        }
+    }
+
+    /// Whether the job has ended for good.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// What a job does. A closed set: one variant per kind, dispatched in one `match`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "params", rename_all = "snake_case")]
+pub enum JobSpec {
+    /// Index (or rescan) a location.
+    Index(IndexParams),
+}
+
+impl JobSpec {
+    fn kind(&self) -> &'static str {
+        match self {
+            JobSpec::Index(_) => "index",
+        }
+    }
+}
+
+/// A job as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobInfo {
+    pub id: i64,
+    pub library_id: Uuid,
+    pub kind: String,
+    pub state: JobState,
+    pub spec: JobSpec,
+    pub progress: IndexProgress,
+    pub error: Option<String>,
+    pub resumes: i64,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+pub(crate) struct RunningJob {
+    control: Arc<Control>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Inserts a queued job; the caller commits and then calls [`start`].
+pub(crate) fn insert(tx: &rusqlite::Transaction<'_>, spec: &JobSpec, progress: &IndexProgress) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO jobs (kind, state, params, progress, created_at) VALUES (?1, 'queued', ?2, ?3, ?4)",
+        params![spec.kind(), serde_json::to_string(spec)?, serde_json::to_string(progress)?, now_ms()],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+const COLUMNS: &str = "id, kind, state, params, progress, error, resumes, created_at, started_at, finished_at";
+
+fn from_row(lib: &Library, r: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
+    let spec: String = r.get(3)?;
+    let progress: String = r.get(4)?;
+    let bad = |e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+    };
+    Ok(JobInfo {
+        id: r.get(0)?,
+        library_id: lib.id,
+        kind: r.get(1)?,
+        state: JobState::parse(&r.get::<_, String>(2)?),
+        spec: serde_json::from_str(&spec).map_err(bad)?,
+        progress: serde_json::from_str(&progress).map_err(bad)?,
+        error: r.get(5)?,
+        resumes: r.get(6)?,
+        created_at: r.get(7)?,
+        started_at: r.get(8)?,
+        finished_at: r.get(9)?,
+    })
+}
+
+/// One job.
+pub fn get(lib: &Library, id: i64) -> Result<JobInfo> {
+    lib.reader()?
+        .query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), [id], |r| from_row(lib, r))
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("no job {id} in library {:?}", lib.name())))
+}
+
+/// The most recent jobs, newest first.
+pub fn list(lib: &Library, limit: usize) -> Result<Vec<JobInfo>> {
+    let conn = lib.reader()?;
+    let mut q = conn.prepare(&format!("SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1"))?;
+    let rows = q.query_map([limit as i64], |r| from_row(lib, r))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Starts the thread that runs job `id`. Does nothing if it is already running.
+pub fn start(lib: &Arc<Library>, id: i64) -> Result<()> {
+    let mut jobs = lib.jobs.lock().unwrap_or_else(|p| p.into_inner());
+    if jobs.contains_key(&id) {
+        return Ok(());
+    }
+    let control = Arc::new(Control::default());
+    let (l, c) = (lib.clone(), control.clone());
+    let handle = std::thread::Builder::new()
+        .name(format!("sd-job-{id}"))
+        .spawn(move || run_job(&l, id, &c))
+        .map_err(|e| Error::io("<job thread>", e))?;
+    jobs.insert(id, RunningJob { control, handle: Some(handle) });
+    Ok(())
+}
+
+/// Restarts every job that was queued or running when the library was last closed.
+pub fn resume_interrupted(lib: &Arc<Library>) -> Result<Vec<i64>> {
+    let ids: Vec<i64> = lib
+        .reader()?
+        .prepare("SELECT id FROM jobs WHERE state IN ('queued', 'running') ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for &id in &ids {
+        start(lib, id)?;
+    }
+    Ok(ids)
+}
+
+fn control_of(lib: &Library, id: i64) -> Option<Arc<Control>> {
+    lib.jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+        .map(|j| j.control.clone())
+}
+
+fn set_state(lib: &Library, id: i64, state: JobState) -> Result<JobInfo> {
+    lib.writer.run(move |c| {
+        c.execute("UPDATE jobs SET state = ?2 WHERE id = ?1", params![id, state.as_str()])?;
+        Ok(())
+    })?;
+    let info = get(lib, id)?;
+    lib.bus.emit(Event::Job(info.clone()));
+    Ok(info)
+}
+
+/// Pauses a running job at its next checkpoint.
+pub fn pause(lib: &Arc<Library>, id: i64) -> Result<JobInfo> {
+    let info = get(lib, id)?;
+    match (info.state, control_of(lib, id)) {
+        (JobState::Running | JobState::Queued, Some(c)) => {
+            c.pause();
+            set_state(lib, id, JobState::Paused)
+        }
+        (JobState::Paused, _) => Ok(info),
+        (s, _) => Err(Error::Conflict(format!("job {id} is {} and cannot be paused", s.as_str()))),
+    }
+}
+
+/// Resumes a paused job (also one paused before the daemon restarted).
+pub fn resume(lib: &Arc<Library>, id: i64) -> Result<JobInfo> {
+    let info = get(lib, id)?;
+    if info.state != JobState::Paused {
+        return Err(Error::Conflict(format!("job {id} is {}, not paused", info.state.as_str())));
+    }
+    match control_of(lib, id) {
+        Some(c) => {
+            c.resume();
+            set_state(lib, id, JobState::Running)
+        }
+        None => {
+            start(lib, id)?;
+            get(lib, id)
+        }
+    }
+}
+
+/// Cancels a job. What it already committed stays; an index job leaves its location `partial`.
+pub fn cancel(lib: &Arc<Library>, id: i64) -> Result<JobInfo> {
+    let info = get(lib, id)?;
+    if info.state.is_final() {
+        return Err(Error::Conflict(format!("job {id} already {}", info.state.as_str())));
+    }
+    match control_of(lib, id) {
+        Some(c) => {
+            c.stop(Stop::Cancel);
+            wait(lib, id);
+            get(lib, id)
+        }
+        None => {
+            finish(lib, id, &info.spec, JobState::Cancelled, None)?;
+            get(lib, id)
+        }
+    }
+}
+
+/// Waits for a job's thread to end (used by cancel and shutdown).
+fn wait(lib: &Library, id: i64) {
+    let handle = lib
+        .jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_mut(&id)
+        .and_then(|j| j.handle.take());
+    if let Some(h) = handle {
+        let _ = h.join();
+    }
+}
+
+/// Stops every running job of the library at its next checkpoint, leaving it resumable.
+pub(crate) fn shutdown(lib: &Library) {
+    let ids: Vec<i64> = {
+        let jobs = lib.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        for j in jobs.values() {
+            j.control.stop(Stop::Shutdown);
+        }
+        jobs.keys().copied().collect()
+    };
+    for id in ids {
+        wait(lib, id);
+    }
+}
+
+/// Ids of jobs whose thread is alive.
+pub fn running_ids(lib: &Library) -> Vec<i64> {
+    lib.jobs.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+}
+
+fn run_job(lib: &Arc<Library>, id: i64, control: &Arc<Control>) {
+    let span = tracing::info_span!("job", library = %lib.name(), id);
+    let _enter = span.enter();
+    let outcome = run_job_inner(lib, id, control);
+    if let Err(e) = &outcome {
+        tracing::error!(error = %e, "job failed");
+        if let Ok(info) = get(lib, id) {
+            let _ = finish(lib, id, &info.spec, JobState::Failed, Some(e.to_string()));
+        }
+    }
+    if let Ok(info) = get(lib, id) {
+        lib.bus.emit(Event::Job(info));
+    }
+    lib.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+}
+
+fn run_job_inner(lib: &Arc<Library>, id: i64, control: &Arc<Control>) -> Result<()> {
+    let mut info = get(lib, id)?;
+    let was = info.state;
+    info.state = JobState::Running;
+    let resumed = matches!(was, JobState::Running | JobState::Paused) || info.progress.dirs_listed > 0;
+    lib.writer.run(move |c| {
+        c.execute(
+            "UPDATE jobs SET state = 'running', started_at = coalesce(started_at, ?2), resumes = resumes + ?3 WHERE id = ?1",
+            params![id, now_ms(), resumed as i64],
+        )?;
+        Ok(())
+    })?;
+    let info = get(lib, id)?;
+    lib.bus.emit(Event::Job(info.clone()));
+    tracing::info!(resumed, "job started");
+
+    let last_emit = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
+    let on_progress = |p: &IndexProgress| {
+        let mut last = last_emit.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= Duration::from_millis(100) || p.phase == index::Phase::Done {
+            *last = Instant::now();
+            let mut snapshot = info.clone();
+            snapshot.progress = p.clone();
+            snapshot.state = if control.paused() { JobState::Paused } else { JobState::Running };
+            lib.bus.emit(Event::Job(snapshot));
+        }
+    };
+    let hooks = index::RunHooks { on_progress: &on_progress };
+    match &info.spec {
+        JobSpec::Index(params) => match index::run(lib, id, params, control, &hooks)? {
+            Ok(_) => finish(lib, id, &info.spec, JobState::Completed, None),
+            Err(Stop::Cancel) => finish(lib, id, &info.spec, JobState::Cancelled, None),
+            Err(Stop::Shutdown) => {
+                // Interrupted by the daemon stopping: stays resumable, picked up at next start.
+                lib.writer.run(move |c| {
+                    c.execute("UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state != 'paused'", [id])?;
+                    Ok(())
+                })
+            }
+        },
+    }
+}
+
+/// Records a job's end and the matching location state, dropping its checkpoint.
+fn finish(lib: &Library, id: i64, spec: &JobSpec, state: JobState, error: Option<String>) -> Result<()> {
+    let spec = spec.clone();
+    lib.writer.transaction(move |tx| {
+        tx.execute(
+            "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
+            params![id, state.as_str(), error, now_ms()],
+        )?;
+        match spec {
+            JobSpec::Index(p) => {
+                index::clear_checkpoint(tx, id)?;
+                if state != JobState::Completed {
+                    tx.execute(
+                        "UPDATE locations SET state = 'partial' WHERE id = ?1 AND last_job_id = ?2",
+                        params![p.location_id, id],
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,34 @@
+//! The Spacedrive engine: libraries, the indexer, durable jobs and queries. No networking, no HTTP.
+//!
+//! A [`Node`] owns a data folder and the libraries in it; the daemon wraps one node and serves
+//! its API. Everything here is synchronous and thread-based: walking and writing run on their own
+//! threads, and a library's SQLite writes all go through its single writer thread.
+//!
+//! ```no_run
+//! use sd_core::{Node, location::{self, AddOptions, IndexMode}, rules::RuleConfig};
+//! # fn main() -> sd_core::Result<()> {
+//! let node = Node::open(std::path::Path::new("/tmp/sd-data"))?;
+//! let lib = node.create_library("My Files")?;
+//! let opts = AddOptions { name: None, mode: IndexMode::Shallow, rules: RuleConfig::default() };
+//! let (loc, job) = location::add(&lib, std::path::Path::new("/home/me/Documents"), opts, &node.data_dir)?;
+//! println!("indexing location {} as job {job}", loc.id);
+//! # Ok(()) }
+//! ```
+
+pub mod control;
+pub mod device;
+mod error;
+pub mod events;
+pub(crate) mod fsutil;
+pub mod index;
+pub mod jobs;
+pub mod library;
+pub mod location;
+pub mod names;
+pub mod node;
+pub mod query;
+pub mod rules;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use node::Node;

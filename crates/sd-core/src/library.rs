@@ -1,0 +1,221 @@
+//! A library: a self-contained `Name.sdlibrary/` folder holding `library.json` (versioned config),
+//! `library.db` (SQLite), and `library.lock` (held by the daemon that has it open).
+//!
+//! Architecture Invariant: a library written by a newer build, or one another process holds, is
+//! refused before a single byte of it is written.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::device::DeviceIdentity;
+use crate::events::EventBus;
+use crate::jobs::RunningJob;
+use crate::store::{self, Writer};
+use crate::{Error, Result, fsutil};
+
+/// Version of the `library.json` format this build writes.
+pub const CONFIG_VERSION: u32 = 1;
+/// Suffix of library folders.
+pub const SUFFIX: &str = ".sdlibrary";
+
+/// `library.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LibraryConfig {
+    pub version: u32,
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// An open library. Dropping the last handle closes it.
+pub struct Library {
+    pub id: Uuid,
+    name: RwLock<String>,
+    dir: PathBuf,
+    /// The only connection that writes.
+    pub writer: Writer,
+    /// Row id of this device in the library's `devices` table.
+    pub device_row: i64,
+    pub bus: EventBus,
+    pub(crate) jobs: Mutex<HashMap<i64, RunningJob>>,
+    lock: Mutex<Option<File>>,
+}
+
+/// Checks a proposed library name; returns it trimmed.
+pub fn validate_name(name: &str) -> Result<String> {
+    let n = name.trim();
+    if n.is_empty() || n.len() > 100 || n.starts_with('.') || n.contains(['/', '\0', '\\']) {
+        return Err(Error::Invalid(format!(
+            "{name:?} is not a usable library name: use 1-100 characters, no '/' or '\\', not starting with '.'"
+        )));
+    }
+    Ok(n.to_owned())
+}
+
+fn read_config(dir: &Path) -> Result<LibraryConfig> {
+    let path = dir.join("library.json");
+    let bytes = std::fs::read(&path).map_err(|e| Error::Corrupt {
+        path: dir.to_path_buf(),
+        reason: format!("cannot read library.json: {e}"),
+    })?;
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u32,
+        name: Option<String>,
+    }
+    let v: Versioned = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    if v.version > CONFIG_VERSION {
+        return Err(Error::NewerVersion {
+            name: v.name.unwrap_or_else(|| dir.display().to_string()),
+            found: i64::from(v.version),
+            supported: i64::from(CONFIG_VERSION),
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// Name of the library in `dir` as best known (for error listings): config name or folder name.
+pub fn name_hint(dir: &Path) -> String {
+    read_config(dir).map(|c| c.name).unwrap_or_else(|_| {
+        dir.file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(SUFFIX).to_owned())
+            .unwrap_or_default()
+    })
+}
+
+fn take_lock(dir: &Path, name: &str) -> Result<File> {
+    let path = dir.join("library.lock");
+    let mut f = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => {
+            f.set_len(0).map_err(|e| Error::io(&path, e))?;
+            f.rewind().map_err(|e| Error::io(&path, e))?;
+            writeln!(f, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
+            Ok(f)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            Err(Error::LibraryLocked {
+                name: name.to_owned(),
+                pid: pid.trim().to_owned(),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+impl Library {
+    /// Creates `<libraries>/<name>.sdlibrary` and opens it.
+    pub fn create(libraries: &Path, name: &str, device: &DeviceIdentity, bus: EventBus) -> Result<Arc<Library>> {
+        let name = validate_name(name)?;
+        let dir = libraries.join(format!("{name}{SUFFIX}"));
+        if dir.exists() {
+            return Err(Error::Conflict(format!("a library folder {} already exists", dir.display())));
+        }
+        let tmp = libraries.join(format!(".{name}{SUFFIX}.creating"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let config = LibraryConfig {
+            version: CONFIG_VERSION,
+            id: Uuid::new_v4(),
+            name: name.clone(),
+            created_at: store::now_ms(),
+        };
+        fsutil::write_atomic(&tmp.join("library.json"), &serde_json::to_vec_pretty(&config)?)?;
+        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
+        Library::open(&dir, device, bus)
+    }
+
+    /// Opens the library in `dir`, taking its lock, migrating its schema if it is older.
+    pub fn open(dir: &Path, device: &DeviceIdentity, bus: EventBus) -> Result<Arc<Library>> {
+        let config = read_config(dir)?;
+        let lock = take_lock(dir, &config.name)?;
+        let conn = store::open_writer(&dir.join("library.db"), &config.name)?;
+        let now = store::now_ms();
+        conn.execute(
+            "INSERT INTO devices (uuid, name, os, hardware, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT(uuid) DO UPDATE SET name = ?2, os = ?3, hardware = ?4, last_seen = ?5",
+            rusqlite::params![device.id.to_string(), device.name, device.os, device.hardware, now],
+        )?;
+        let device_row: i64 = conn.query_row(
+            "SELECT id FROM devices WHERE uuid = ?1",
+            [device.id.to_string()],
+            |r| r.get(0),
+        )?;
+        let writer = Writer::spawn(&config.name, conn)?;
+        Ok(Arc::new(Library {
+            id: config.id,
+            name: RwLock::new(config.name),
+            dir: dir.to_path_buf(),
+            writer,
+            device_row,
+            bus,
+            jobs: Mutex::new(HashMap::new()),
+            lock: Mutex::new(Some(lock)),
+        }))
+    }
+
+    pub fn name(&self) -> String {
+        self.name.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("library.db")
+    }
+
+    /// A fresh read-only connection.
+    pub fn reader(&self) -> Result<rusqlite::Connection> {
+        store::open_reader(&self.db_path())
+    }
+
+    /// The config as stored.
+    pub fn config(&self) -> Result<LibraryConfig> {
+        read_config(&self.dir)
+    }
+
+    /// Changes the display name in `library.json` (the folder is renamed by the caller, closed).
+    pub(crate) fn set_name(&self, name: &str) -> Result<()> {
+        let mut config = read_config(&self.dir)?;
+        config.name = name.to_owned();
+        fsutil::write_atomic(&self.dir.join("library.json"), &serde_json::to_vec_pretty(&config)?)?;
+        *self.name.write().unwrap_or_else(|p| p.into_inner()) = name.to_owned();
+        Ok(())
+    }
+
+    /// Stops this library's jobs (they stay resumable), closes the database and releases the lock.
+    pub fn close(&self) {
+        crate::jobs::shutdown(self);
+        self.writer.close();
+        self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Size of the library folder in bytes (config, database, WAL).
+    pub fn disk_bytes(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,229 @@
+//! Locations: folders whose contents a library indexes.
+//!
+//! Architecture Invariant: adding, rescanning or removing a location changes the library only;
+//! the folder itself is never written to.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::index::{IndexParams, IndexProgress};
+use crate::jobs::{self, JobSpec};
+use crate::library::Library;
+use crate::names::{self, JsonPath};
+use crate::rules::{RuleConfig, Rules};
+use crate::store::now_ms;
+use crate::{Error, Result};
+
+/// How much the indexer does for a location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexMode {
+    /// Metadata only: names, sizes, times, inodes.
+    Shallow,
+    /// Also content identity (sampled BLAKE3).
+    Content,
+    /// Also media metadata and thumbnails.
+    Deep,
+}
+
+impl IndexMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexMode::Shallow => "shallow",
+            IndexMode::Content => "content",
+            IndexMode::Deep => "deep",
+        }
+    }
+
+    fn parse(s: &str) -> IndexMode {
+        match s {
+            "content" => IndexMode::Content,
+            "deep" => IndexMode::Deep,
+            _ => IndexMode::Shallow,
+        }
+    }
+}
+
+/// A location with its current totals.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Location {
+    pub id: i64,
+    pub uuid: Uuid,
+    pub name: String,
+    pub path: JsonPath,
+    pub mode: IndexMode,
+    pub rules: RuleConfig,
+    /// `indexing`, `ready`, or `partial` (the last scan did not finish).
+    pub state: String,
+    pub dev: u64,
+    pub root_entry_id: i64,
+    pub created_at: i64,
+    pub last_scan_at: Option<i64>,
+    pub last_job_id: Option<i64>,
+    /// Recursive totals as of the last finished scan.
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+}
+
+const SELECT: &str = "SELECT l.id, l.uuid, l.name, l.path, l.mode, l.rules, l.state, l.dev, l.root_entry_id,
+       l.created_at, l.last_scan_at, l.last_job_id, coalesce(e.files, 0), coalesce(e.dirs, 0), coalesce(e.size, 0)
+  FROM locations l LEFT JOIN entries e ON e.id = l.root_entry_id";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
+    let uuid: String = r.get(1)?;
+    let rules: String = r.get(5)?;
+    Ok(Location {
+        id: r.get(0)?,
+        uuid: Uuid::parse_str(&uuid).unwrap_or_default(),
+        name: r.get(2)?,
+        path: JsonPath(PathBuf::from(names::from_sql(r.get_ref(3)?)?)),
+        mode: IndexMode::parse(&r.get::<_, String>(4)?),
+        rules: serde_json::from_str(&rules).unwrap_or_default(),
+        state: r.get(6)?,
+        dev: r.get::<_, i64>(7)? as u64,
+        root_entry_id: r.get(8)?,
+        created_at: r.get(9)?,
+        last_scan_at: r.get(10)?,
+        last_job_id: r.get(11)?,
+        files: r.get::<_, i64>(12)? as u64,
+        dirs: r.get::<_, i64>(13)? as u64,
+        bytes: r.get::<_, i64>(14)? as u64,
+    })
+}
+
+/// All locations of the library, by id.
+pub fn list(lib: &Library) -> Result<Vec<Location>> {
+    list_with(&lib.reader()?)
+}
+
+pub(crate) fn list_with(conn: &rusqlite::Connection) -> Result<Vec<Location>> {
+    let mut q = conn.prepare(&format!("{SELECT} ORDER BY l.id"))?;
+    let rows = q.query_map([], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One location.
+pub fn get(lib: &Library, id: i64) -> Result<Location> {
+    lib.reader()?
+        .query_row(&format!("{SELECT} WHERE l.id = ?1"), [id], from_row)
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("no location {id} in library {:?}; see `spacedrive location list`", lib.name())))
+}
+
+/// Options for [`add`].
+#[derive(Debug, Clone)]
+pub struct AddOptions {
+    pub name: Option<String>,
+    pub mode: IndexMode,
+    pub rules: RuleConfig,
+}
+
+/// Adds `path` as a location and queues its first index job. Returns the location and the job id.
+/// `forbidden` is a folder the location may not overlap (the daemon's own data directory).
+pub fn add(lib: &Arc<Library>, path: &Path, opts: AddOptions, forbidden: &Path) -> Result<(Location, i64)> {
+    let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+    let md = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+    if !md.is_dir() {
+        return Err(Error::Invalid(format!("{} is not a directory; a location is a folder", path.display())));
+    }
+    if let Ok(forbidden) = std::fs::canonicalize(forbidden)
+        && (path.starts_with(&forbidden) || forbidden.starts_with(&path))
+    {
+        return Err(Error::Invalid(format!(
+            "{} overlaps Spacedrive's own data folder {}; choose a folder outside it",
+            path.display(),
+            forbidden.display()
+        )));
+    }
+    Rules::new(opts.rules.clone())?; // reject bad globs before anything is written
+    for loc in list(lib)? {
+        let other = &loc.path.0;
+        if path.starts_with(other) || other.starts_with(&path) {
+            return Err(Error::Conflict(format!(
+                "{} overlaps location {} ({}); a folder can belong to one location only",
+                path.display(),
+                loc.id,
+                other.display()
+            )));
+        }
+    }
+    let name = opts.name.clone().unwrap_or_else(|| {
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into())
+    });
+    let root_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "/".into());
+    let (dev, ino, mtime) = (md.dev(), md.ino(), md.mtime() * 1_000_000_000 + md.mtime_nsec());
+    let device = lib.device_row;
+    let p = path.clone();
+    let mode = opts.mode;
+    let rules = serde_json::to_string(&opts.rules)?;
+    let (loc_id, job_id) = lib.writer.transaction(move |tx| {
+        tx.execute(
+            "INSERT INTO locations (uuid, device_id, name, path, mode, rules, state, dev, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'indexing', ?7, ?8)",
+            params![Uuid::new_v4().to_string(), device, name, names::to_sql(p.as_os_str()), mode.as_str(), rules, dev as i64, now_ms()],
+        )?;
+        let loc_id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO entries (location_id, parent_id, name, kind, size, mtime, inode) VALUES (?1, NULL, ?2, 1, 0, ?3, ?4)",
+            params![loc_id, names::to_sql(&root_name), mtime, ino as i64],
+        )?;
+        let root = tx.last_insert_rowid();
+        tx.execute("UPDATE locations SET root_entry_id = ?2 WHERE id = ?1", params![loc_id, root])?;
+        let spec = JobSpec::Index(IndexParams { location_id: loc_id, initial: true });
+        let job = jobs::insert(tx, &spec, &IndexProgress::default())?;
+        crate::index::seed_checkpoint(tx, job, root)?;
+        tx.execute("UPDATE locations SET last_job_id = ?2 WHERE id = ?1", params![loc_id, job])?;
+        Ok((loc_id, job))
+    })?;
+    jobs::start(lib, job_id)?;
+    Ok((get(lib, loc_id)?, job_id))
+}
+
+/// The unfinished index job of a location, if any.
+fn active_job(lib: &Library, loc: &Location) -> Result<Option<i64>> {
+    let Some(job) = loc.last_job_id else { return Ok(None) };
+    let info = jobs::get(lib, job)?;
+    Ok((!info.state.is_final()).then_some(job))
+}
+
+/// Queues a rescan. If the location is already being indexed, returns that job instead.
+/// Returns `(job id, whether it is a new job)`.
+pub fn rescan(lib: &Arc<Library>, id: i64) -> Result<(i64, bool)> {
+    let loc = get(lib, id)?;
+    if let Some(job) = active_job(lib, &loc)? {
+        return Ok((job, false));
+    }
+    let root = loc.root_entry_id;
+    let job = lib.writer.transaction(move |tx| {
+        let spec = JobSpec::Index(IndexParams { location_id: id, initial: false });
+        let job = jobs::insert(tx, &spec, &IndexProgress::default())?;
+        crate::index::seed_checkpoint(tx, job, root)?;
+        tx.execute(
+            "UPDATE locations SET last_job_id = ?2, state = 'indexing' WHERE id = ?1",
+            params![id, job],
+        )?;
+        Ok(job)
+    })?;
+    jobs::start(lib, job)?;
+    Ok((job, true))
+}
+
+/// Removes a location and its index entries. Files on disk are not touched.
+/// Returns how many entries were removed.
+pub fn remove(lib: &Arc<Library>, id: i64) -> Result<u64> {
+    let loc = get(lib, id)?;
+    if let Some(job) = active_job(lib, &loc)? {
+        jobs::cancel(lib, job)?;
+    }
+    lib.writer.transaction(move |tx| {
+        let n = tx.execute("DELETE FROM entries WHERE location_id = ?1", [id])?;
+        tx.execute("DELETE FROM locations WHERE id = ?1", [id])?;
+        Ok(n as u64)
+    })
+}

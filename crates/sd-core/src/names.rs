@@ -1,0 +1,130 @@
+//! Raw file names and paths: stored exactly, shown lossily, serialised losslessly.
+//!
+//! On Unix a file name is any byte string without `/` or NUL. The index stores valid UTF-8 names
+//! as SQLite TEXT and anything else as a BLOB of the raw bytes, so every name round-trips. In JSON
+//! a path is a plain string when it is UTF-8 and `{"bytes": "<base64>"}` otherwise.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The SQL value for a name or path: TEXT when it is UTF-8, otherwise a BLOB.
+pub fn to_sql(name: &OsStr) -> ToSqlOutput<'_> {
+    match name.to_str() {
+        Some(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        None => ToSqlOutput::Borrowed(ValueRef::Blob(name.as_bytes())),
+    }
+}
+
+/// The raw bytes of a name read back from SQL (TEXT or BLOB).
+pub fn from_sql(v: ValueRef<'_>) -> rusqlite::Result<OsString> {
+    match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => Ok(OsString::from_vec(b.to_vec())),
+        other => Err(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            other.data_type(),
+            "expected a TEXT or BLOB name".into(),
+        )),
+    }
+}
+
+/// An owned SQL value for a name (for parameter lists built at run time).
+pub fn to_value(name: &OsStr) -> Value {
+    match name.to_str() {
+        Some(s) => Value::Text(s.to_owned()),
+        None => Value::Blob(name.as_bytes().to_vec()),
+    }
+}
+
+/// A path that serialises losslessly: a string if UTF-8, else `{"bytes": base64}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JsonPath(pub PathBuf);
+
+impl From<PathBuf> for JsonPath {
+    fn from(p: PathBuf) -> Self {
+        JsonPath(p)
+    }
+}
+
+impl From<&Path> for JsonPath {
+    fn from(p: &Path) -> Self {
+        JsonPath(p.to_path_buf())
+    }
+}
+
+impl Serialize for JsonPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_os(self.0.as_os_str(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_os(d).map(|o| JsonPath(PathBuf::from(o)))
+    }
+}
+
+/// A file name that serialises like [`JsonPath`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JsonName(pub OsString);
+
+impl Serialize for JsonName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_os(&self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_os(d).map(JsonName)
+    }
+}
+
+fn serialize_os<S: Serializer>(o: &OsStr, s: S) -> Result<S::Ok, S::Error> {
+    match o.to_str() {
+        Some(text) => s.serialize_str(text),
+        None => {
+            use serde::ser::SerializeMap;
+            let mut m = s.serialize_map(Some(1))?;
+            m.serialize_entry("bytes", &STANDARD.encode(o.as_bytes()))?;
+            m.end()
+        }
+    }
+}
+
+fn deserialize_os<'de, D: Deserializer<'de>>(d: D) -> Result<OsString, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Text(String),
+        Bytes { bytes: String },
+    }
+    match Repr::deserialize(d)? {
+        Repr::Text(t) => Ok(OsString::from(t)),
+        Repr::Bytes { bytes } => STANDARD
+            .decode(bytes)
+            .map(OsString::from_vec)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_utf8_paths_round_trip_through_json() {
+        let raw = PathBuf::from(OsString::from_vec(b"/tmp/caf\xe9 menu.txt".to_vec()));
+        let json = serde_json::to_string(&JsonPath(raw.clone())).unwrap();
+        assert_eq!(json, r#"{"bytes":"L3RtcC9jYWbpIG1lbnUudHh0"}"#);
+        let back: JsonPath = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.0, raw);
+        let text: JsonPath = serde_json::from_str(r#""/tmp/café""#).unwrap();
+        assert_eq!(text.0, PathBuf::from("/tmp/café"));
+    }
+}

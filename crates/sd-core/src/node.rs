@@ -1,0 +1,280 @@
+//! The node: everything one daemon owns — the data folder, this device's identity, the event bus
+//! and the libraries under `<data>/libraries/`.
+//!
+//! Architecture Invariant: one node per data folder (`daemon.lock`), one opener per library
+//! (`library.lock`); a library that cannot be opened is listed with the reason, never repaired
+//! or rewritten behind the user's back.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::device::DeviceIdentity;
+use crate::events::EventBus;
+use crate::library::{self, Library};
+use crate::{Error, Result, fsutil, jobs};
+
+/// `<data>/settings.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Settings {
+    default_library: Option<Uuid>,
+}
+
+/// A library folder the node found, open or not.
+#[derive(Clone)]
+pub enum Slot {
+    Open(Arc<Library>),
+    Unavailable(Unavailable),
+}
+
+/// Why a library could not be opened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unavailable {
+    pub dir: PathBuf,
+    pub name: String,
+    pub code: String,
+    pub reason: String,
+}
+
+/// The running engine of one daemon.
+pub struct Node {
+    pub data_dir: PathBuf,
+    pub device: DeviceIdentity,
+    pub bus: EventBus,
+    slots: RwLock<Vec<Slot>>,
+    settings: Mutex<Settings>,
+    _lock: File,
+}
+
+impl Node {
+    /// Opens the data folder (creating it), takes the daemon lock, opens every library and
+    /// resumes interrupted jobs.
+    pub fn open(data_dir: &Path) -> Result<Node> {
+        std::fs::create_dir_all(data_dir.join("libraries")).map_err(|e| Error::io(data_dir, e))?;
+        let lock = lock_daemon(data_dir)?;
+        let device = DeviceIdentity::load_or_create(data_dir)?;
+        let settings: Settings = std::fs::read(data_dir.join("settings.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let node = Node {
+            data_dir: data_dir.to_path_buf(),
+            device,
+            bus: EventBus::default(),
+            slots: RwLock::new(Vec::new()),
+            settings: Mutex::new(settings),
+            _lock: lock,
+        };
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(node.libraries_dir())
+            .map_err(|e| Error::io(node.libraries_dir(), e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.ends_with(library::SUFFIX) && !n.starts_with('.'))
+            })
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let slot = match Library::open(&dir, &node.device, node.bus.clone()) {
+                Ok(lib) => Slot::Open(lib),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "library unavailable");
+                    Slot::Unavailable(Unavailable {
+                        name: library::name_hint(&dir),
+                        dir,
+                        code: e.code().to_owned(),
+                        reason: e.to_string(),
+                    })
+                }
+            };
+            node.slots.write().unwrap_or_else(|p| p.into_inner()).push(slot);
+        }
+        for lib in node.libraries() {
+            let resumed = jobs::resume_interrupted(&lib)?;
+            if !resumed.is_empty() {
+                tracing::info!(library = %lib.name(), ?resumed, "resuming interrupted jobs");
+            }
+        }
+        Ok(node)
+    }
+
+    pub fn libraries_dir(&self) -> PathBuf {
+        self.data_dir.join("libraries")
+    }
+
+    /// Every library folder found, open or not.
+    pub fn slots(&self) -> Vec<Slot> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The open libraries.
+    pub fn libraries(&self) -> Vec<Arc<Library>> {
+        self.slots()
+            .into_iter()
+            .filter_map(|s| match s {
+                Slot::Open(l) => Some(l),
+                Slot::Unavailable(_) => None,
+            })
+            .collect()
+    }
+
+    /// The default library's id, if one is set and open.
+    pub fn default_library(&self) -> Option<Uuid> {
+        self.settings.lock().unwrap_or_else(|p| p.into_inner()).default_library
+    }
+
+    fn set_default(&self, id: Option<Uuid>) -> Result<()> {
+        let mut s = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        s.default_library = id;
+        fsutil::write_atomic(&self.data_dir.join("settings.json"), &serde_json::to_vec_pretty(&*s)?)
+    }
+
+    /// Makes library `selector` the default for commands that name none.
+    pub fn use_library(&self, selector: &str) -> Result<Arc<Library>> {
+        let lib = self.library(Some(selector))?;
+        self.set_default(Some(lib.id))?;
+        Ok(lib)
+    }
+
+    /// Finds a library by name or id (or id prefix); `None` picks the default, or the only one.
+    pub fn library(&self, selector: Option<&str>) -> Result<Arc<Library>> {
+        let slots = self.slots();
+        let Some(sel) = selector else {
+            let libs = self.libraries();
+            if let Some(id) = self.default_library()
+                && let Some(l) = libs.iter().find(|l| l.id == id)
+            {
+                return Ok(l.clone());
+            }
+            return match libs.len() {
+                1 => Ok(libs[0].clone()),
+                0 => Err(match slots.into_iter().find_map(|s| match s {
+                    Slot::Unavailable(u) => Some(u),
+                    Slot::Open(_) => None,
+                }) {
+                    Some(u) => Error::Invalid(u.reason),
+                    None => Error::NotFound("no library yet: create one with `spacedrive library create NAME`".into()),
+                }),
+                _ => Err(Error::Invalid(format!(
+                    "there are {} libraries and no default; pick one with --library NAME or `spacedrive library use NAME`",
+                    libs.len()
+                ))),
+            };
+        };
+        let matches = |name: &str, id: &Uuid| {
+            name == sel || name.eq_ignore_ascii_case(sel) || id.to_string().starts_with(&sel.to_ascii_lowercase())
+        };
+        for s in &slots {
+            match s {
+                Slot::Open(l) if matches(&l.name(), &l.id) => return Ok(l.clone()),
+                Slot::Unavailable(u) if u.name == sel || u.name.eq_ignore_ascii_case(sel) => {
+                    return Err(Error::Invalid(u.reason.clone()));
+                }
+                _ => {}
+            }
+        }
+        Err(Error::NotFound(format!("no library named {sel:?}; see `spacedrive library list`")))
+    }
+
+    /// Creates a library; the first one becomes the default.
+    pub fn create_library(&self, name: &str) -> Result<Arc<Library>> {
+        let name = library::validate_name(name)?;
+        if self.slots().iter().any(|s| match s {
+            Slot::Open(l) => l.name().eq_ignore_ascii_case(&name),
+            Slot::Unavailable(u) => u.name.eq_ignore_ascii_case(&name),
+        }) {
+            return Err(Error::Conflict(format!("a library named {name:?} already exists")));
+        }
+        let lib = Library::create(&self.libraries_dir(), &name, &self.device, self.bus.clone())?;
+        self.slots.write().unwrap_or_else(|p| p.into_inner()).push(Slot::Open(lib.clone()));
+        if self.library(None).is_err() || self.default_library().is_none() {
+            self.set_default(Some(lib.id))?;
+        }
+        Ok(lib)
+    }
+
+    /// Renames a library (its config and its folder). Refused while it has running jobs.
+    pub fn rename_library(&self, selector: &str, new_name: &str) -> Result<Arc<Library>> {
+        let new_name = library::validate_name(new_name)?;
+        let lib = self.library(Some(selector))?;
+        if !jobs::running_ids(&lib).is_empty() {
+            return Err(Error::Conflict(format!(
+                "library {:?} has running jobs; wait for them or cancel them first",
+                lib.name()
+            )));
+        }
+        let new_dir = self.libraries_dir().join(format!("{new_name}{}", library::SUFFIX));
+        if new_dir.exists() && new_dir != lib.dir() {
+            return Err(Error::Conflict(format!("{} already exists", new_dir.display())));
+        }
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        lib.set_name(&new_name)?;
+        lib.close();
+        std::fs::rename(lib.dir(), &new_dir).map_err(|e| Error::io(lib.dir(), e))?;
+        let reopened = Library::open(&new_dir, &self.device, self.bus.clone())?;
+        for s in slots.iter_mut() {
+            if matches!(s, Slot::Open(l) if l.id == lib.id) {
+                *s = Slot::Open(reopened.clone());
+            }
+        }
+        Ok(reopened)
+    }
+
+    /// Deletes a library folder: its index, jobs and settings. Files in its locations are not touched.
+    pub fn delete_library(&self, selector: &str) -> Result<String> {
+        let lib = self.library(Some(selector))?;
+        let name = lib.name();
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        lib.close();
+        std::fs::remove_dir_all(lib.dir()).map_err(|e| Error::io(lib.dir(), e))?;
+        slots.retain(|s| !matches!(s, Slot::Open(l) if l.id == lib.id));
+        drop(slots);
+        if self.default_library() == Some(lib.id) {
+            let next = self.libraries().first().map(|l| l.id);
+            self.set_default(next)?;
+        }
+        Ok(name)
+    }
+
+    /// Stops all jobs (resumable) and closes every library.
+    pub fn shutdown(&self) {
+        for lib in self.libraries() {
+            lib.close();
+        }
+    }
+}
+
+fn lock_daemon(data_dir: &Path) -> Result<File> {
+    let path = data_dir.join("daemon.lock");
+    let mut f = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => {
+            f.set_len(0).map_err(|e| Error::io(&path, e))?;
+            f.rewind().map_err(|e| Error::io(&path, e))?;
+            writeln!(f, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
+            Ok(f)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            Err(Error::Conflict(format!(
+                "another Spacedrive daemon (pid {}) is already using {}",
+                pid.trim(),
+                data_dir.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}

@@ -1,0 +1,231 @@
+//! Reading the entry tree: path ↔ entry resolution, directory listings and subtrees.
+//!
+//! The tree is an adjacency list (`parent_id`) with a unique `(parent_id, name)` index and
+//! per-directory recursive aggregates, so a listing costs one index range scan, a subtree a
+//! recursive walk over that same index (time proportional to the result), a recursive size one
+//! row read, and a move one row update. See ARCHITECTURE.md for the measurements behind this.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::index::walk::EntryKind;
+use crate::library::Library;
+use crate::location::{self, Location};
+use crate::names::{self, JsonName, JsonPath};
+use crate::{Error, Result};
+
+/// An indexed entry as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryView {
+    pub id: i64,
+    pub name: JsonName,
+    pub path: JsonPath,
+    pub kind: EntryKind,
+    /// Files: length. Directories: recursive bytes of the files below. Symlinks: target length.
+    pub size: u64,
+    /// Nanoseconds since the epoch.
+    pub mtime: Option<i64>,
+    pub inode: u64,
+    /// Number of hard links, when more than one.
+    pub nlink: Option<u64>,
+    /// Directories: recursive file and directory counts.
+    pub files: Option<u64>,
+    pub dirs: Option<u64>,
+    /// Symlinks: where they point (never followed).
+    pub target: Option<JsonPath>,
+}
+
+/// Absolute path of entry `id`, walking up to the location root. `None` when the entry is not
+/// attached under `root_id` (detached mid-scan, or gone).
+pub fn entry_path(conn: &Connection, root_id: i64, root_path: &Path, id: i64) -> Result<Option<PathBuf>> {
+    let mut names = Vec::new();
+    let mut cur = id;
+    let mut q = conn.prepare_cached("SELECT parent_id, name FROM entries WHERE id = ?1")?;
+    while cur != root_id {
+        let row: Option<(Option<i64>, OsString)> = q
+            .query_row([cur], |r| Ok((r.get(0)?, names::from_sql(r.get_ref(1)?)?)))
+            .optional()?;
+        match row {
+            Some((Some(parent), name)) => {
+                names.push(name);
+                cur = parent;
+            }
+            _ => return Ok(None),
+        }
+        if names.len() > 4096 {
+            return Ok(None);
+        }
+    }
+    let mut p = root_path.to_path_buf();
+    p.extend(names.iter().rev());
+    Ok(Some(p))
+}
+
+/// Whether `ancestor` is `of` or one of its ancestors.
+pub fn is_ancestor(conn: &Connection, ancestor: i64, of: i64) -> Result<bool> {
+    let mut q = conn.prepare_cached("SELECT parent_id FROM entries WHERE id = ?1")?;
+    let mut cur = Some(of);
+    let mut steps = 0;
+    while let Some(id) = cur {
+        if id == ancestor {
+            return Ok(true);
+        }
+        cur = q.query_row([id], |r| r.get(0)).optional()?.flatten();
+        steps += 1;
+        if steps > 4096 {
+            break;
+        }
+    }
+    Ok(false)
+}
+
+/// Finds the location containing `path` and the entry at that path.
+pub fn resolve(lib: &Library, path: &Path) -> Result<(Location, i64)> {
+    let conn = lib.reader()?;
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| std::path::absolute(path).unwrap_or(path.to_path_buf()));
+    let locs = location::list_with(&conn)?;
+    let loc = locs
+        .into_iter()
+        .filter(|l| abs.starts_with(&l.path.0))
+        .max_by_key(|l| l.path.0.as_os_str().len())
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "{} is not inside any location of library {:?}. Add it with `spacedrive location add`, or browse it without indexing: `spacedrive index quick-scan PATH --ephemeral`",
+                abs.display(),
+                lib.name()
+            ))
+        })?;
+    let rel = abs.strip_prefix(&loc.path.0).unwrap_or(Path::new(""));
+    let mut id = loc.root_entry_id;
+    let mut q = conn.prepare_cached("SELECT id FROM entries WHERE parent_id = ?1 AND name = ?2")?;
+    for c in rel.components() {
+        let Component::Normal(name) = c else { continue };
+        id = q
+            .query_row(params![id, names::to_sql(name)], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{} is not in the index (ignored by the location's rules, or created since the last scan: `spacedrive location rescan {}`)",
+                    abs.display(),
+                    loc.id
+                ))
+            })?;
+    }
+    Ok((loc, id))
+}
+
+const ENTRY_COLS: &str = "id, name, kind, size, mtime, inode, nlink, files, dirs, target";
+
+fn view(r: &rusqlite::Row<'_>, parent: &Path) -> rusqlite::Result<EntryView> {
+    let name = names::from_sql(r.get_ref(1)?)?;
+    let target: Option<Vec<u8>> = r.get(9)?;
+    Ok(EntryView {
+        id: r.get(0)?,
+        path: JsonPath(parent.join(&name)),
+        name: JsonName(name),
+        kind: EntryKind::from_i64(r.get(2)?),
+        size: r.get::<_, i64>(3)? as u64,
+        mtime: r.get(4)?,
+        inode: r.get::<_, i64>(5)? as u64,
+        nlink: r.get::<_, Option<i64>>(6)?.map(|n| n as u64),
+        files: r.get::<_, Option<i64>>(7)?.map(|n| n as u64),
+        dirs: r.get::<_, Option<i64>>(8)?.map(|n| n as u64),
+        target: target.map(|t| JsonPath(PathBuf::from(<OsString as std::os::unix::ffi::OsStringExt>::from_vec(t)))),
+    })
+}
+
+/// How to order a listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortBy {
+    #[default]
+    Name,
+    Size,
+    Modified,
+}
+
+/// A directory listing (or a subtree, when `recursive`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Listing {
+    pub location_id: i64,
+    pub entry: EntryView,
+    pub entries: Vec<EntryView>,
+    /// True when `limit` cut the result short.
+    pub truncated: bool,
+}
+
+/// Lists the entry at `path`: its children, or its whole subtree when `recursive`.
+/// Subtrees come out parents-before-children (breadth-first).
+pub fn list(lib: &Library, path: &Path, recursive: bool, sort: SortBy, limit: Option<usize>) -> Result<Listing> {
+    let (loc, id) = resolve(lib, path)?;
+    let conn = lib.reader()?;
+    let own_path = entry_path(&conn, loc.root_entry_id, &loc.path.0, id)?
+        .ok_or_else(|| Error::NotFound(format!("{} vanished from the index", path.display())))?;
+    let parent_path = own_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut entry = conn.query_row(&format!("SELECT {ENTRY_COLS} FROM entries WHERE id = ?1"), [id], |r| {
+        view(r, &parent_path)
+    })?;
+    entry.path = JsonPath(own_path.clone());
+    let cap = limit.unwrap_or(usize::MAX);
+    let mut entries = Vec::new();
+    let mut truncated = false;
+    if recursive {
+        let mut q = conn.prepare(&format!(
+            "WITH RECURSIVE sub(id, parent_id) AS (
+                 SELECT id, parent_id FROM entries WHERE parent_id = ?1
+                 UNION ALL SELECT e.id, e.parent_id FROM entries e JOIN sub ON e.parent_id = sub.id)
+             SELECT e.{}, e.parent_id FROM sub JOIN entries e ON e.id = sub.id",
+            ENTRY_COLS.replace(", ", ", e.")
+        ))?;
+        let mut dir_paths: HashMap<i64, PathBuf> = HashMap::new();
+        dir_paths.insert(id, own_path);
+        let mut rows = q.query([id])?;
+        while let Some(r) = rows.next()? {
+            if entries.len() >= cap {
+                truncated = true;
+                break;
+            }
+            let parent: i64 = r.get(10)?;
+            let Some(pp) = dir_paths.get(&parent) else { continue };
+            let v = view(r, pp)?;
+            if v.kind == EntryKind::Dir {
+                dir_paths.insert(v.id, v.path.0.clone());
+            }
+            entries.push(v);
+        }
+    } else {
+        let order = match sort {
+            SortBy::Name => "name",
+            SortBy::Size => "size DESC, name",
+            SortBy::Modified => "mtime DESC, name",
+        };
+        let mut q = conn.prepare(&format!(
+            "SELECT {ENTRY_COLS} FROM entries WHERE parent_id = ?1 ORDER BY {order} LIMIT ?2"
+        ))?;
+        let lim = limit.map(|l| l as i64 + 1).unwrap_or(-1);
+        let rows = q.query_map(params![id, lim], |r| view(r, &entry.path.0))?;
+        for r in rows {
+            entries.push(r?);
+        }
+        if entries.len() > cap {
+            entries.truncate(cap);
+            truncated = true;
+        }
+    }
+    if recursive && sort != SortBy::Name {
+        sort_entries(&mut entries, sort);
+    }
+    Ok(Listing { location_id: loc.id, entry, entries, truncated })
+}
+
+fn sort_entries(entries: &mut [EntryView], sort: SortBy) {
+    match sort {
+        SortBy::Name => entries.sort_by(|a, b| a.path.cmp(&b.path)),
+        SortBy::Size => entries.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path))),
+        SortBy::Modified => entries.sort_by(|a, b| b.mtime.cmp(&a.mtime).then(a.path.cmp(&b.path))),
+    }
+}

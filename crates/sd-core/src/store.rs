@@ -1,0 +1,263 @@
+//! SQLite access: opening a library database, migrations, and the single writer thread.
+//!
+//! One thread (the [`Writer`]) owns the read-write connection; everything that writes sends it a
+//! closure and waits for the answer, so writes are serialised and batched by construction.
+//! Readers open their own connections ([`open_reader`]); WAL lets them run beside the writer.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::thread;
+
+use crossbeam_channel::{Sender, bounded};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{Error, Result};
+
+/// Numbered migrations, applied in order. `PRAGMA user_version` holds how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Marks the file as a Spacedrive library database (`PRAGMA application_id`), "SDLB".
+const APPLICATION_ID: i64 = 0x5344_4c42;
+
+/// Reads the schema version from the database file header without opening it through SQLite,
+/// so a library written by a newer build can be refused without touching a byte of it.
+/// Returns `None` when the file does not exist.
+pub fn peek_schema_version(db: &Path) -> Result<Option<i64>> {
+    let mut f = match std::fs::File::open(db) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(db, e)),
+    };
+    let mut header = [0u8; 100];
+    match f.read_exact(&mut header) {
+        Ok(()) => {}
+        // A zero-length file is a database SQLite has not written yet.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return if f.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+                Ok(Some(0))
+            } else {
+                Err(corrupt(db, "the file is shorter than a SQLite header"))
+            };
+        }
+        Err(e) => return Err(Error::io(db, e)),
+    }
+    if &header[..16] != b"SQLite format 3\0" {
+        return Err(corrupt(db, "not a SQLite database"));
+    }
+    let user_version = i32::from_be_bytes([header[60], header[61], header[62], header[63]]);
+    Ok(Some(i64::from(user_version)))
+}
+
+fn corrupt(db: &Path, reason: &str) -> Error {
+    Error::Corrupt {
+        path: db.to_path_buf(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32768;",
+    )?;
+    Ok(())
+}
+
+/// Opens (creating if needed) the read-write connection and brings the schema up to date.
+/// Refuses, before writing anything, a database whose schema is newer than this build's.
+pub fn open_writer(db: &Path, library_name: &str) -> Result<Connection> {
+    if let Some(found) = peek_schema_version(db)?
+        && found > SCHEMA_VERSION
+    {
+        return Err(Error::NewerVersion {
+            name: library_name.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let mut conn = Connection::open(db).map_err(|e| damaged(db, e))?;
+    configure(&conn).map_err(|e| match e {
+        Error::Db(e) => damaged(db, e),
+        other => other,
+    })?;
+    migrate(&mut conn, library_name).map_err(|e| match e {
+        Error::Db(e) => damaged(db, e),
+        other => other,
+    })?;
+    Ok(conn)
+}
+
+fn damaged(db: &Path, e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            corrupt(db, &e.to_string())
+        }
+        _ => Error::Db(e),
+    }
+}
+
+fn migrate(conn: &mut Connection, library_name: &str) -> Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(Error::NewerVersion {
+            name: library_name.to_owned(),
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if current == 0 {
+        let app: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        let tables: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if app != 0 && app != APPLICATION_ID || app == 0 && tables > 0 {
+            return Err(Error::Corrupt {
+                path: PathBuf::from(library_name),
+                reason: "the database is not a Spacedrive library".into(),
+            });
+        }
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Opens a read-only connection for queries. Only call after the writer has migrated the file.
+pub fn open_reader(db: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA cache_size = -8192;")?;
+    Ok(conn)
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+enum Msg {
+    Run(Job),
+    Close(Sender<()>),
+}
+
+/// Handle to the thread that owns a library's read-write connection. Cloneable; the thread ends
+/// on [`Writer::close`] or when the last handle is dropped.
+#[derive(Clone)]
+pub struct Writer {
+    tx: Sender<Msg>,
+}
+
+impl Writer {
+    /// Starts the writer thread on an opened, migrated connection.
+    pub fn spawn(name: &str, mut conn: Connection) -> Result<Writer> {
+        let (tx, rx) = bounded::<Msg>(64);
+        thread::Builder::new()
+            .name(format!("sd-writer-{name}"))
+            .spawn(move || {
+                let mut ack = None;
+                for msg in rx {
+                    match msg {
+                        Msg::Run(job) => job(&mut conn),
+                        Msg::Close(done) => {
+                            ack = Some(done);
+                            break;
+                        }
+                    }
+                }
+                // Fold the WAL back into the database so a closed library is one file again.
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+                drop(conn);
+                if let Some(done) = ack {
+                    let _ = done.send(());
+                }
+            })
+            .map_err(|e| Error::io("<writer thread>", e))?;
+        Ok(Writer { tx })
+    }
+
+    /// Closes the connection once queued work is done; later calls fail with `WriterGone`.
+    pub fn close(&self) {
+        let (done, wait) = bounded(1);
+        if self.tx.send(Msg::Close(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Runs `f` on the writer thread and returns its result.
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (rtx, rrx) = bounded(1);
+        self.tx
+            .send(Msg::Run(Box::new(move |conn: &mut Connection| {
+                let _ = rtx.send(f(conn));
+            })))
+            .map_err(|_| Error::WriterGone)?;
+        rrx.recv().map_err(|_| Error::WriterGone)?
+    }
+
+    /// Runs `f` inside one transaction on the writer thread.
+    pub fn transaction<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch, the timestamp unit of the database.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_and_refuses_newer_schema_without_touching_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("library.db");
+        let conn = open_writer(&db, "t").unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 5)
+            .unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+        drop(conn);
+        let before = std::fs::read(&db).unwrap();
+        let err = open_writer(&db, "t").unwrap_err();
+        assert!(matches!(err, Error::NewerVersion { found, .. } if found == SCHEMA_VERSION + 5));
+        assert_eq!(std::fs::read(&db).unwrap(), before);
+    }
+
+    #[test]
+    fn refuses_a_file_that_is_not_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("library.db");
+        std::fs::write(&db, vec![7u8; 4096]).unwrap();
+        assert!(matches!(open_writer(&db, "t"), Err(Error::Corrupt { .. })));
+    }
+}
