@@ -1,1 +1,749 @@
-fn main(){}
+//! `spacedrive`: the command-line client of the Spacedrive daemon, and the daemon itself
+//! (`spacedrive daemon`). Every command except `daemon` talks to the daemon over its Unix socket
+//! and starts it when it is not running.
+
+mod api;
+mod client;
+mod daemon;
+mod output;
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::MultiProgress;
+use sd_core::index::ephemeral::{QuickScan, Scope};
+use sd_core::index::walk::EntryKind;
+use sd_core::jobs::JobInfo;
+use sd_core::location::{IndexMode, Location};
+use sd_core::names::JsonPath;
+use sd_core::query::{self, SortBy};
+use sd_core::rules::RuleConfig;
+use serde_json::Value;
+
+use api::Request;
+use client::{Client, Remote};
+
+/// Spacedrive: index your folders into a library, browse and search them.
+#[derive(Parser)]
+#[command(name = "spacedrive", version, about, max_term_width = 100)]
+struct Cli {
+    /// Folder holding the daemon's state and libraries
+    /// [default: $XDG_DATA_HOME/spacedrive or ~/.local/share/spacedrive]
+    #[arg(long, global = true, env = "SPACEDRIVE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Library to act on, by name or id (default: the default library)
+    #[arg(long, short = 'L', global = true, value_name = "NAME")]
+    library: Option<String>,
+    /// Print one JSON document (JSON Lines for streams) instead of text
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage libraries
+    #[command(subcommand)]
+    Library(LibraryCmd),
+    /// Manage the folders a library indexes
+    #[command(subcommand)]
+    Location(LocationCmd),
+    /// List an indexed folder with sizes (recursive sizes for folders)
+    Ls(LsArgs),
+    /// Index tools that work outside libraries
+    #[command(subcommand)]
+    Index(IndexCmd),
+    /// Watch and control durable jobs
+    #[command(subcommand)]
+    Job(JobCmd),
+    /// Show whether the daemon is running, and its device
+    Status,
+    /// Stop the daemon; running jobs continue from their checkpoint at next start
+    Stop,
+    /// Run the daemon in the foreground (other commands start it automatically)
+    Daemon,
+}
+
+#[derive(Subcommand)]
+enum LibraryCmd {
+    /// Create a library (the first one becomes the default)
+    Create { name: String },
+    /// List libraries, including ones that cannot be opened and why
+    List,
+    /// Show a library's details
+    Info { name: Option<String> },
+    /// Rename a library (config and folder)
+    Rename { name: String, new_name: String },
+    /// Delete a library's folder: its index and jobs. Files in its locations are not touched
+    Delete {
+        name: String,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Make a library the default for commands that name none
+    Use { name: String },
+}
+
+#[derive(Args)]
+struct RuleArgs {
+    /// Index system files too (.DS_Store, Thumbs.db, .Trash-*, lost+found, ...)
+    #[arg(long)]
+    no_default_rules: bool,
+    /// Do not honour .gitignore files
+    #[arg(long)]
+    no_gitignore: bool,
+    /// Leave out file names matching this glob (repeatable), e.g. --ignore '*.tmp'
+    #[arg(long, value_name = "GLOB")]
+    ignore: Vec<String>,
+}
+
+impl RuleArgs {
+    fn config(&self) -> RuleConfig {
+        RuleConfig {
+            system_defaults: !self.no_default_rules,
+            gitignore: !self.no_gitignore,
+            ignore: self.ignore.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    /// Metadata: names, sizes, times, inodes
+    Shallow,
+    /// Recorded as the location's mode; this build indexes metadata only
+    Content,
+    /// Recorded as the location's mode; this build indexes metadata only
+    Deep,
+}
+
+#[derive(Subcommand)]
+enum LocationCmd {
+    /// Add a folder and index it (with a progress bar; creates a library if there is none)
+    Add {
+        path: PathBuf,
+        #[arg(long, value_enum, default_value = "shallow")]
+        mode: ModeArg,
+        /// Display name (default: the folder's name)
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        rules: RuleArgs,
+        /// Return once the job is queued instead of showing its progress
+        #[arg(long)]
+        detach: bool,
+    },
+    /// List locations with their files, folders, total size and state
+    List,
+    /// Show one location in detail
+    Info { id: i64 },
+    /// Pick up changes since the last scan (new, modified, moved, deleted)
+    Rescan {
+        id: i64,
+        /// Return once the job is queued instead of showing its progress
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Remove a location and its index entries (the folder itself is not touched)
+    Remove { id: i64 },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SortArg {
+    Name,
+    Size,
+    Modified,
+}
+
+#[derive(Args)]
+struct LsArgs {
+    /// An indexed folder (default: the current directory)
+    path: Option<PathBuf>,
+    /// List the whole subtree, parents before children
+    #[arg(long, short)]
+    recursive: bool,
+    #[arg(long, value_enum, default_value = "name")]
+    sort: SortArg,
+    /// At most this many entries
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    /// The folder's own entries
+    Current,
+    /// The whole tree below it (folders show recursive sizes)
+    Recursive,
+}
+
+#[derive(Subcommand)]
+enum IndexCmd {
+    /// Scan any folder in memory; no library is read or written
+    QuickScan {
+        path: PathBuf,
+        #[arg(long, value_enum, default_value = "current")]
+        scope: ScopeArg,
+        /// In memory only (quick-scan always is; accepted for clarity)
+        #[arg(long)]
+        ephemeral: bool,
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobCmd {
+    /// Recent jobs, newest first
+    List {
+        #[arg(long, default_value = "20")]
+        limit: usize,
+    },
+    /// One job's details and result
+    Info { id: i64 },
+    /// Live progress of running jobs (of one job, if given: then exits when it ends)
+    Monitor { id: Option<i64> },
+    /// Pause a running job at its next checkpoint
+    Pause { id: i64 },
+    /// Resume a paused job
+    Resume { id: i64 },
+    /// Cancel a job; what it already indexed stays
+    Cancel { id: i64 },
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("spacedrive");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".local/share/spacedrive")
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let json = cli.json;
+    if let Err(e) = run(cli) {
+        if json {
+            let (code, message) = match e.downcast_ref::<Remote>() {
+                Some(r) => (r.0.code.clone(), r.0.message.clone()),
+                None => ("cli".to_owned(), format!("{e:#}")),
+            };
+            println!("{}", serde_json::json!({"error": {"code": code, "message": message}}));
+        } else {
+            eprintln!("error: {e:#}");
+        }
+        std::process::exit(1);
+    }
+}
+
+fn absolute(p: &std::path::Path) -> Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let data_dir = match cli.data_dir {
+        Some(d) => absolute(&d)?,
+        None => default_data_dir(),
+    };
+    if let Command::Daemon = cli.command {
+        init_logging();
+        return daemon::run(&data_dir);
+    }
+    let autostart = !matches!(cli.command, Command::Stop | Command::Status);
+    let client = Client::new(data_dir.clone(), autostart);
+    let lib = cli.library.clone();
+    let json = cli.json;
+    match cli.command {
+        Command::Daemon => unreachable!(),
+        Command::Status => {
+            if !client.running() {
+                if json {
+                    print_json(&serde_json::json!({"running": false}))?;
+                } else {
+                    println!("daemon: not running (data folder {})", data_dir.display());
+                }
+                return Ok(());
+            }
+            let s: api::Status = client.call(&Request::Status)?;
+            if json {
+                print_json(&serde_json::json!({"running": true, "status": s}))?;
+            } else {
+                println!("daemon: running, pid {}, version {}, up {}", s.pid, s.version, output::duration_ms(s.uptime_ms as i64));
+                println!("data folder: {}", s.data_dir.0.display());
+                println!("device: {} ({}) — {}, {}", s.device.name, s.device.id, s.device.os, s.device.hardware);
+                println!("libraries: {}", s.libraries);
+            }
+        }
+        Command::Stop => {
+            if !client.running() {
+                if json {
+                    print_json(&serde_json::json!({"stopped": false, "running": false}))?;
+                } else {
+                    println!("the daemon is not running");
+                }
+                return Ok(());
+            }
+            let _: Value = client.call(&Request::Stop)?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while client.running() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if json {
+                print_json(&serde_json::json!({"stopped": true}))?;
+            } else {
+                println!("daemon stopped");
+            }
+        }
+        Command::Library(cmd) => library_cmd(&client, cmd, json)?,
+        Command::Location(cmd) => location_cmd(&client, lib, cmd, json)?,
+        Command::Ls(a) => ls(&client, lib, a, json)?,
+        Command::Index(IndexCmd::QuickScan { path, scope, ephemeral: _, rules }) => {
+            let scope = match scope {
+                ScopeArg::Current => Scope::Current,
+                ScopeArg::Recursive => Scope::Recursive,
+            };
+            let r: QuickScan = client.call(&Request::QuickScan {
+                path: JsonPath(absolute(&path)?),
+                scope,
+                rules: rules.config(),
+            })?;
+            if json {
+                return print_json(&r);
+            }
+            print_quick_scan(&r);
+        }
+        Command::Job(cmd) => job_cmd(&client, lib, cmd, json)?,
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    let level = std::env::var("SPACEDRIVE_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_ansi(false).init();
+}
+
+fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
+    let show = |info: &api::LibraryInfo, verb: &str| {
+        println!("{verb} library {:?} ({})", info.name, info.id);
+        println!("  folder: {}", info.path.display());
+    };
+    match cmd {
+        LibraryCmd::Create { name } => {
+            let info: api::LibraryInfo = client.call(&Request::LibraryCreate { name })?;
+            if json {
+                return print_json(&info);
+            }
+            show(&info, "created");
+        }
+        LibraryCmd::List => {
+            let libs: Vec<api::LibrarySummary> = client.call(&Request::LibraryList)?;
+            if json {
+                return print_json(&libs);
+            }
+            if libs.is_empty() {
+                println!("no libraries yet: create one with `spacedrive library create NAME`");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = libs
+                .iter()
+                .map(|l| {
+                    vec![
+                        format!("{}{}", l.name, if l.default { " *" } else { "" }),
+                        l.id.clone().unwrap_or_else(|| "-".into()),
+                        l.locations.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+                        l.status.clone(),
+                        l.error.clone().unwrap_or_else(|| l.path.display().to_string()),
+                    ]
+                })
+                .collect();
+            output::table(&["NAME", "ID", "LOCATIONS", "STATUS", "FOLDER / PROBLEM"], &rows);
+        }
+        LibraryCmd::Info { name } => {
+            let info: api::LibraryInfo = client.call(&Request::LibraryInfo { library: name })?;
+            if json {
+                return print_json(&info);
+            }
+            show(&info, "");
+            println!("  created: {}", output::time_ms(info.created_at));
+            println!("  schema version {} (config version {})", info.schema_version, info.config_version);
+            println!("  {} locations, {} entries, {} on disk", info.locations, output::count(info.entries), output::bytes(info.disk_bytes));
+            println!("  running jobs: {}", info.jobs_running);
+        }
+        LibraryCmd::Rename { name, new_name } => {
+            let info: api::LibraryInfo = client.call(&Request::LibraryRename { library: name, new_name })?;
+            if json {
+                return print_json(&info);
+            }
+            show(&info, "renamed to");
+        }
+        LibraryCmd::Delete { name, yes } => {
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    bail!("deleting library {name:?} removes its index and jobs; pass --yes to confirm");
+                }
+                eprint!("Delete library {name:?} (its index, tags and jobs)? Files in its locations are not touched. [y/N] ");
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    bail!("not deleted");
+                }
+            }
+            let v: Value = client.call(&Request::LibraryDelete { library: name })?;
+            if json {
+                return print_json(&v);
+            }
+            println!("deleted library {}", v["deleted"]);
+        }
+        LibraryCmd::Use { name } => {
+            let info: api::LibraryInfo = client.call(&Request::LibraryUse { library: name })?;
+            if json {
+                return print_json(&info);
+            }
+            show(&info, "now using");
+        }
+    }
+    Ok(())
+}
+
+fn location_cmd(client: &Client, library: Option<String>, cmd: LocationCmd, json: bool) -> Result<()> {
+    match cmd {
+        LocationCmd::Add { path, mode, name, rules, detach } => {
+            let mode = match mode {
+                ModeArg::Shallow => IndexMode::Shallow,
+                ModeArg::Content => IndexMode::Content,
+                ModeArg::Deep => IndexMode::Deep,
+            };
+            let started: api::Started = client.call(&Request::LocationAdd {
+                library: library.clone(),
+                path: JsonPath(absolute(&path)?),
+                name,
+                mode,
+                rules: rules.config(),
+            })?;
+            if !json {
+                if let Some(l) = &started.created_library {
+                    println!("created library {l:?} (there was none yet)");
+                }
+                println!(
+                    "added location {} {:?} ({}), indexing as job {}",
+                    started.location.id,
+                    started.location.name,
+                    started.location.path.0.display(),
+                    started.job_id
+                );
+                if mode != IndexMode::Shallow {
+                    println!("note: this build records the {} mode but indexes metadata only", mode.as_str());
+                }
+            }
+            follow(client, library, started, detach, json)?;
+        }
+        LocationCmd::Rescan { id, detach } => {
+            let started: api::Started = client.call(&Request::LocationRescan { library: library.clone(), id })?;
+            if !json {
+                if started.new_job {
+                    println!("rescanning location {} as job {}", id, started.job_id);
+                } else {
+                    println!("location {id} is already being indexed by job {}", started.job_id);
+                }
+            }
+            follow(client, library, started, detach, json)?;
+        }
+        LocationCmd::List => {
+            let locs: Vec<Location> = client.call(&Request::LocationList { library })?;
+            if json {
+                return print_json(&locs);
+            }
+            if locs.is_empty() {
+                println!("no locations yet: add a folder with `spacedrive location add PATH`");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = locs
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.id.to_string(),
+                        l.name.clone(),
+                        output::count(l.files),
+                        output::count(l.dirs),
+                        output::bytes(l.bytes),
+                        l.mode.as_str().to_owned(),
+                        l.state.clone(),
+                        l.last_scan_at.map(output::time_ms).unwrap_or_else(|| "never".into()),
+                        l.path.0.display().to_string(),
+                    ]
+                })
+                .collect();
+            output::table(&["ID", "NAME", "FILES", "DIRS", "SIZE", "MODE", "STATE", "LAST SCAN", "PATH"], &rows);
+        }
+        LocationCmd::Info { id } => {
+            let d: api::LocationDetail = client.call(&Request::LocationInfo { library, id })?;
+            if json {
+                return print_json(&d);
+            }
+            let l = &d.location;
+            println!("location {} {:?}", l.id, l.name);
+            println!("  path: {}", l.path.0.display());
+            println!("  state: {}, mode: {}", l.state, l.mode.as_str());
+            println!("  {} files, {} dirs, {} symlinks, {}", output::count(l.files), output::count(l.dirs), output::count(d.symlinks), output::bytes(l.bytes));
+            println!("  {} index entries", output::count(d.entries));
+            println!(
+                "  rules: system defaults {}, .gitignore {}, ignore {:?}",
+                if l.rules.system_defaults { "on" } else { "off" },
+                if l.rules.gitignore { "on" } else { "off" },
+                l.rules.ignore
+            );
+            println!("  last scan: {}", l.last_scan_at.map(output::time_ms).unwrap_or_else(|| "never".into()));
+            if let Some(j) = &d.last_job {
+                println!("  {}", output::index_summary(j).replace('\n', "\n  "));
+            }
+        }
+        LocationCmd::Remove { id } => {
+            let v: Value = client.call(&Request::LocationRemove { library, id })?;
+            if json {
+                return print_json(&v);
+            }
+            println!("removed location {id} and {} index entries; the folder on disk was not touched", v["entries_removed"]);
+        }
+    }
+    Ok(())
+}
+
+/// Shows a job's progress until it ends (unless detached), then its summary.
+fn follow(client: &Client, library: Option<String>, started: api::Started, detach: bool, json: bool) -> Result<()> {
+    if detach {
+        if json {
+            print_json(&started)?;
+        }
+        return Ok(());
+    }
+    let lib = library.or(Some(started.library_id.clone()));
+    let mut last: Option<JobInfo> = None;
+    let mut bar = None;
+    client.stream(&Request::Subscribe { library: lib.clone(), job: Some(started.job_id) }, |ev| {
+        let job: JobInfo = serde_json::from_value(ev["data"].clone())?;
+        if !json {
+            let b = bar.get_or_insert_with(|| output::job_bar(&job));
+            if b.length().is_none() && job.progress.expected.is_some() {
+                b.finish_and_clear();
+                *b = output::job_bar(&job);
+            }
+            output::update_bar(b, &job);
+        }
+        let done = job.state.is_final();
+        last = Some(job);
+        Ok(!done)
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let job = match last {
+        Some(j) if j.state.is_final() => j,
+        _ => bail!("lost track of job {}: the daemon stopped; it resumes when the daemon starts again", started.job_id),
+    };
+    if json {
+        let location: Location = client.call(&Request::LocationInfo { library: lib, id: started.location.id })?;
+        return print_json(&serde_json::json!({ "location": location, "job": job }));
+    }
+    println!("{}", output::index_summary(&job));
+    if job.state == sd_core::jobs::JobState::Failed {
+        bail!("job {} failed", job.id);
+    }
+    Ok(())
+}
+
+fn kind_char(k: EntryKind) -> char {
+    match k {
+        EntryKind::Dir => 'd',
+        EntryKind::File => '-',
+        EntryKind::Symlink => 'l',
+        EntryKind::Other => '?',
+    }
+}
+
+fn ls(client: &Client, library: Option<String>, a: LsArgs, json: bool) -> Result<()> {
+    let path = match a.path {
+        Some(p) => absolute(&p)?,
+        None => std::env::current_dir()?,
+    };
+    let sort = match a.sort {
+        SortArg::Name => SortBy::Name,
+        SortArg::Size => SortBy::Size,
+        SortArg::Modified => SortBy::Modified,
+    };
+    let l: query::Listing = client.call(&Request::EntriesList {
+        library,
+        path: JsonPath(path),
+        recursive: a.recursive,
+        sort,
+        limit: a.limit,
+    })?;
+    if json {
+        return print_json(&l);
+    }
+    let base = l.entry.path.0.clone();
+    let rows: Vec<Vec<String>> = l
+        .entries
+        .iter()
+        .map(|e| {
+            let shown = if a.recursive {
+                e.path.0.strip_prefix(&base).unwrap_or(&e.path.0).to_string_lossy().into_owned()
+            } else {
+                e.name.0.to_string_lossy().into_owned()
+            };
+            let name = match (e.kind, &e.target) {
+                (EntryKind::Dir, _) => format!("{shown}/"),
+                (EntryKind::Symlink, Some(t)) => format!("{shown} -> {}", t.0.to_string_lossy()),
+                _ => shown,
+            };
+            let items = match (e.files, e.dirs) {
+                (Some(f), Some(d)) => format!("{} files, {} dirs", output::count(f), output::count(d)),
+                _ if e.nlink.is_some() => format!("{} links", e.nlink.unwrap_or(1)),
+                _ => String::new(),
+            };
+            vec![
+                kind_char(e.kind).to_string(),
+                output::bytes(e.size),
+                e.mtime.map(output::time_ns).unwrap_or_default(),
+                items,
+                name,
+            ]
+        })
+        .collect();
+    output::table(&["", "SIZE", "MODIFIED", "CONTAINS", "NAME"], &rows);
+    println!(
+        "{}: {} files, {} dirs, {}{}",
+        base.display(),
+        output::count(l.entry.files.unwrap_or(0)),
+        output::count(l.entry.dirs.unwrap_or(0)),
+        output::bytes(l.entry.size),
+        if l.truncated { " (listing cut at --limit)" } else { "" }
+    );
+    Ok(())
+}
+
+fn print_quick_scan(r: &QuickScan) {
+    let rows: Vec<Vec<String>> = r
+        .entries
+        .iter()
+        .map(|e| {
+            let n = e.name.0.to_string_lossy();
+            let name = match (e.kind, &e.target) {
+                (EntryKind::Dir, _) => format!("{n}/"),
+                (EntryKind::Symlink, Some(t)) => format!("{n} -> {}", t.0.to_string_lossy()),
+                _ => n.into_owned(),
+            };
+            vec![kind_char(e.kind).to_string(), output::bytes(e.size), output::time_ns(e.mtime), name]
+        })
+        .collect();
+    output::table(&["", "SIZE", "MODIFIED", "NAME"], &rows);
+    let scope = match r.scope {
+        Scope::Current => "this folder",
+        Scope::Recursive => "whole tree",
+    };
+    println!(
+        "{} ({scope}, not indexed): {} files, {} dirs, {} symlinks, {}; {} ignored by rules; {} ms",
+        r.path.0.display(),
+        output::count(r.totals.files),
+        output::count(r.totals.dirs),
+        output::count(r.symlinks),
+        output::bytes(r.totals.bytes),
+        output::count(r.ignored),
+        r.duration_ms
+    );
+    if r.errors > 0 {
+        println!("{} paths could not be read:", output::count(r.errors));
+        for e in r.error_samples.iter().take(10) {
+            println!("  {}: {}", e.path.0.display(), e.message);
+        }
+    }
+}
+
+fn job_cmd(client: &Client, library: Option<String>, cmd: JobCmd, json: bool) -> Result<()> {
+    let one = |j: &JobInfo| -> Result<()> {
+        if json {
+            return print_json(j);
+        }
+        println!("{}", output::index_summary(j));
+        Ok(())
+    };
+    match cmd {
+        JobCmd::List { limit } => {
+            let jobs: Vec<JobInfo> = client.call(&Request::JobList { library, limit: Some(limit) })?;
+            if json {
+                return print_json(&jobs);
+            }
+            if jobs.is_empty() {
+                println!("no jobs yet");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = jobs
+                .iter()
+                .map(|j| {
+                    vec![
+                        j.id.to_string(),
+                        output::describe(j),
+                        j.state.as_str().to_owned(),
+                        output::index_message(&j.progress),
+                        j.resumes.to_string(),
+                        output::time_ms(j.created_at),
+                    ]
+                })
+                .collect();
+            output::table(&["ID", "JOB", "STATE", "PROGRESS", "RESUMES", "CREATED"], &rows);
+        }
+        JobCmd::Info { id } => one(&client.call(&Request::JobInfo { library, id })?)?,
+        JobCmd::Pause { id } => one(&client.call(&Request::JobPause { library, id })?)?,
+        JobCmd::Resume { id } => one(&client.call(&Request::JobResume { library, id })?)?,
+        JobCmd::Cancel { id } => one(&client.call(&Request::JobCancel { library, id })?)?,
+        JobCmd::Monitor { id } => monitor(client, library, id, json)?,
+    }
+    Ok(())
+}
+
+fn monitor(client: &Client, library: Option<String>, id: Option<i64>, json: bool) -> Result<()> {
+    let multi = MultiProgress::new();
+    let mut bars: HashMap<(String, i64), indicatif::ProgressBar> = HashMap::new();
+    if !json && id.is_none() {
+        eprintln!("watching jobs; Ctrl-C to stop");
+    }
+    client.stream(&Request::Subscribe { library, job: id }, |ev| {
+        if json {
+            print_json(&ev)?;
+            std::io::stdout().flush()?;
+        }
+        let job: JobInfo = serde_json::from_value(ev["data"].clone())?;
+        let done = job.state.is_final();
+        if !json {
+            let key = (job.library_id.to_string(), job.id);
+            if done {
+                if let Some(b) = bars.remove(&key) {
+                    b.finish_and_clear();
+                }
+                let _ = multi.println(output::index_summary(&job));
+            } else {
+                let b = bars.entry(key).or_insert_with(|| multi.add(output::job_bar(&job)));
+                output::update_bar(b, &job);
+            }
+        }
+        Ok(!(done && id.is_some()))
+    })?;
+    for b in bars.values() {
+        b.finish_and_clear();
+    }
+    Ok(())
+}

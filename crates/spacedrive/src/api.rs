@@ -1,0 +1,143 @@
+//! The daemon's API: one JSON request per connection on the Unix socket, answered by one JSON
+//! line (`{"ok": …}` or `{"error": {"code", "message"}}`), or — for `events.subscribe` — by a
+//! stream of `{"event": …}` lines. Documented in docs/API.md; the CLI and every other client use
+//! exactly this.
+
+use std::path::PathBuf;
+
+use sd_core::index::ephemeral::Scope;
+use sd_core::location::IndexMode;
+use sd_core::names::JsonPath;
+use sd_core::query::SortBy;
+use sd_core::rules::RuleConfig;
+use serde::{Deserialize, Serialize};
+
+/// Every call a client can make. `library` is a name or id; omitted, the default library is used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum Request {
+    #[serde(rename = "daemon.status")]
+    Status,
+    #[serde(rename = "daemon.stop")]
+    Stop,
+    #[serde(rename = "library.create")]
+    LibraryCreate { name: String },
+    #[serde(rename = "library.list")]
+    LibraryList,
+    #[serde(rename = "library.info")]
+    LibraryInfo { library: Option<String> },
+    #[serde(rename = "library.rename")]
+    LibraryRename { library: String, new_name: String },
+    #[serde(rename = "library.delete")]
+    LibraryDelete { library: String },
+    #[serde(rename = "library.use")]
+    LibraryUse { library: String },
+    #[serde(rename = "location.add")]
+    LocationAdd {
+        library: Option<String>,
+        path: JsonPath,
+        name: Option<String>,
+        mode: IndexMode,
+        rules: RuleConfig,
+    },
+    #[serde(rename = "location.list")]
+    LocationList { library: Option<String> },
+    #[serde(rename = "location.info")]
+    LocationInfo { library: Option<String>, id: i64 },
+    #[serde(rename = "location.rescan")]
+    LocationRescan { library: Option<String>, id: i64 },
+    #[serde(rename = "location.remove")]
+    LocationRemove { library: Option<String>, id: i64 },
+    #[serde(rename = "entries.list")]
+    EntriesList {
+        library: Option<String>,
+        path: JsonPath,
+        recursive: bool,
+        sort: SortBy,
+        limit: Option<usize>,
+    },
+    #[serde(rename = "index.quick_scan")]
+    QuickScan { path: JsonPath, scope: Scope, rules: RuleConfig },
+    #[serde(rename = "job.list")]
+    JobList { library: Option<String>, limit: Option<usize> },
+    #[serde(rename = "job.info")]
+    JobInfo { library: Option<String>, id: i64 },
+    #[serde(rename = "job.pause")]
+    JobPause { library: Option<String>, id: i64 },
+    #[serde(rename = "job.resume")]
+    JobResume { library: Option<String>, id: i64 },
+    #[serde(rename = "job.cancel")]
+    JobCancel { library: Option<String>, id: i64 },
+    /// Streams events. With `job`, starts with that job's current state and ends when it finishes;
+    /// without, starts with every unfinished job and streams until the client hangs up.
+    #[serde(rename = "events.subscribe")]
+    Subscribe { library: Option<String>, job: Option<i64> },
+}
+
+/// An error as sent to clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+/// `daemon.status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    pub version: String,
+    pub data_dir: JsonPath,
+    pub device: sd_core::device::DeviceIdentity,
+    pub libraries: usize,
+    pub uptime_ms: u64,
+}
+
+/// One row of `library.list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LibrarySummary {
+    pub id: Option<String>,
+    pub name: String,
+    pub path: PathBuf,
+    pub default: bool,
+    /// `open`, or why it is unavailable (`library_locked`, `newer_version`, `corrupt`, …).
+    pub status: String,
+    pub error: Option<String>,
+    pub locations: Option<usize>,
+}
+
+/// `library.info`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LibraryInfo {
+    pub id: String,
+    pub name: String,
+    pub path: PathBuf,
+    pub created_at: i64,
+    pub schema_version: i64,
+    pub config_version: u32,
+    pub locations: usize,
+    pub entries: u64,
+    pub disk_bytes: u64,
+    pub jobs_running: usize,
+}
+
+/// `location.add` and `location.rescan`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Started {
+    pub library_id: String,
+    pub location: sd_core::location::Location,
+    pub job_id: i64,
+    /// False when the location was already being indexed and `job_id` is that job.
+    pub new_job: bool,
+    /// Set when `location.add` had to create a library first.
+    pub created_library: Option<String>,
+}
+
+/// `location.info`: the location plus counts the list view leaves out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocationDetail {
+    #[serde(flatten)]
+    pub location: sd_core::location::Location,
+    pub symlinks: u64,
+    pub entries: u64,
+    pub last_job: Option<sd_core::jobs::JobInfo>,
+}

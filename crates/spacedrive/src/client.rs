@@ -1,0 +1,141 @@
+//! The client side of the API: connects to the daemon's socket, starting the daemon first when
+//! nothing is listening, so the first command on a fresh machine just works.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::api::{ApiError, Request};
+use crate::daemon::socket_path;
+
+/// A connection factory for one data folder.
+pub struct Client {
+    data_dir: PathBuf,
+    autostart: bool,
+}
+
+/// An error the daemon answered with; the CLI prints it and exits non-zero.
+#[derive(Debug)]
+pub struct Remote(pub ApiError);
+
+impl std::fmt::Display for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for Remote {}
+
+impl Client {
+    pub fn new(data_dir: PathBuf, autostart: bool) -> Client {
+        Client { data_dir, autostart }
+    }
+
+    fn connect(&self) -> Result<UnixStream> {
+        let sock = socket_path(&self.data_dir);
+        match UnixStream::connect(&sock) {
+            Ok(s) => Ok(s),
+            Err(_) if self.autostart => self.start_daemon(&sock),
+            Err(e) => Err(anyhow!("the daemon is not running ({}: {e})", sock.display())),
+        }
+    }
+
+    /// Starts `spacedrive daemon` in the background and waits for its socket.
+    fn start_daemon(&self, sock: &Path) -> Result<UnixStream> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating the data folder {}", self.data_dir.display()))?;
+        let log_path = self.data_dir.join("daemon.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let exe = std::env::current_exe().context("locating the spacedrive binary")?;
+        let mut child = Command::new(exe)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("daemon")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .context("starting the daemon")?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(s) = UnixStream::connect(sock) {
+                return Ok(s);
+            }
+            if let Some(status) = child.try_wait()? {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                bail!("the daemon exited at start ({status}):\n{}", tail.join("\n"));
+            }
+            if Instant::now() > deadline {
+                bail!("the daemon did not start listening on {} within 15 s; see {}", sock.display(), log_path.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn send(&self, req: &Request) -> Result<BufReader<UnixStream>> {
+        let mut s = self.connect()?;
+        let mut line = serde_json::to_vec(req)?;
+        line.push(b'\n');
+        s.write_all(&line).context("sending the request to the daemon")?;
+        Ok(BufReader::new(s))
+    }
+
+    /// One request, one answer.
+    pub fn call<T: DeserializeOwned>(&self, req: &Request) -> Result<T> {
+        let mut r = self.send(req)?;
+        let mut line = String::new();
+        r.read_line(&mut line).context("reading the daemon's answer")?;
+        if line.is_empty() {
+            bail!("the daemon closed the connection without answering; see {}", self.data_dir.join("daemon.log").display());
+        }
+        parse_answer(&line)
+    }
+
+    /// Whether a daemon is listening (never starts one).
+    pub fn running(&self) -> bool {
+        UnixStream::connect(socket_path(&self.data_dir)).is_ok()
+    }
+
+    /// A stream of events; calls `f` for each until it returns false or the daemon ends the stream.
+    pub fn stream(&self, req: &Request, mut f: impl FnMut(Value) -> Result<bool>) -> Result<()> {
+        let r = self.send(req)?;
+        for line in r.lines() {
+            let line = line.context("reading events from the daemon")?;
+            let v: Value = serde_json::from_str(&line).context("malformed event from the daemon")?;
+            if let Some(e) = v.get("error") {
+                return Err(Remote(serde_json::from_value(e.clone())?).into());
+            }
+            if let Some(ev) = v.get("event")
+                && !f(ev.clone())?
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_answer<T: DeserializeOwned>(line: &str) -> Result<T> {
+    let v: Value = serde_json::from_str(line).context("malformed answer from the daemon")?;
+    if let Some(ok) = v.get("ok") {
+        return serde_json::from_value(ok.clone()).context("unexpected answer from the daemon");
+    }
+    if let Some(e) = v.get("error") {
+        return Err(Remote(serde_json::from_value(e.clone())?).into());
+    }
+    bail!("unexpected answer from the daemon: {line}")
+}

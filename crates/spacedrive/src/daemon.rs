@@ -1,0 +1,361 @@
+//! The daemon: owns a [`Node`], serves the API on a Unix socket (mode 0600), and stops cleanly
+//! on `daemon.stop`, SIGTERM or SIGINT, leaving running jobs resumable.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use sd_core::control::Control;
+use sd_core::events::Event;
+use sd_core::jobs;
+use sd_core::library::Library;
+use sd_core::location::{self, AddOptions};
+use sd_core::node::Slot;
+use sd_core::{Node, index, query};
+use serde_json::{Value, json};
+
+use crate::api::{self, ApiError, Request};
+
+/// Where the daemon of `data_dir` listens.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("daemon.sock")
+}
+
+struct Daemon {
+    node: Node,
+    started: Instant,
+    socket: PathBuf,
+}
+
+/// Runs the daemon in the foreground until it is told to stop.
+pub fn run(data_dir: &Path) -> Result<()> {
+    // Signals are taken by a dedicated thread; block them everywhere else first.
+    let signals = block_signals();
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("securing {}", data_dir.display()))?;
+    let node = Node::open(data_dir)?;
+    let socket = socket_path(data_dir);
+    // We hold the daemon lock, so a socket file left here is a stale one from a killed daemon.
+    let _ = std::fs::remove_file(&socket);
+    let old_umask = unsafe { libc::umask(0o077) };
+    let listener = UnixListener::bind(&socket).with_context(|| format!("listening on {}", socket.display()));
+    unsafe { libc::umask(old_umask) };
+    let listener = listener?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    let daemon = Arc::new(Daemon { node, started: Instant::now(), socket });
+    tracing::info!(pid = std::process::id(), socket = %daemon.socket.display(), "daemon ready");
+
+    let d = daemon.clone();
+    std::thread::Builder::new().name("sd-signals".into()).spawn(move || {
+        let mut sig: libc::c_int = 0;
+        if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+            tracing::info!(signal = sig, "stopping on signal");
+            d.stop();
+        }
+    })?;
+    for conn in listener.incoming() {
+        match conn {
+            Ok(stream) => {
+                let d = daemon.clone();
+                std::thread::Builder::new()
+                    .name("sd-conn".into())
+                    .spawn(move || {
+                        if let Err(e) = d.serve(stream) {
+                            tracing::debug!(error = %e, "connection ended");
+                        }
+                    })?;
+            }
+            Err(e) => tracing::warn!(error = %e, "accept failed"),
+        }
+    }
+    Ok(())
+}
+
+fn block_signals() -> libc::sigset_t {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn err(e: &sd_core::Error) -> ApiError {
+    ApiError { code: e.code().to_owned(), message: e.to_string() }
+}
+
+impl Daemon {
+    fn stop(&self) {
+        self.node.shutdown();
+        let _ = std::fs::remove_file(&self.socket);
+        tracing::info!("daemon stopped");
+        std::process::exit(0);
+    }
+
+    fn serve(self: &Arc<Self>, stream: UnixStream) -> Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let mut out = stream;
+        let req: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                let body = json!({"error": {"code": "bad_request", "message": format!("malformed request: {e}")}});
+                writeln!(out, "{body}")?;
+                return Ok(());
+            }
+        };
+        match req {
+            Request::Subscribe { library, job } => self.subscribe(out, library.as_deref(), job),
+            Request::Stop => {
+                writeln!(out, "{}", json!({"ok": {"stopping": true}}))?;
+                out.flush()?;
+                drop(out);
+                self.stop();
+                Ok(())
+            }
+            req => {
+                let body = match self.handle(req) {
+                    Ok(v) => json!({ "ok": v }),
+                    Err(e) => json!({ "error": e }),
+                };
+                writeln!(out, "{body}")?;
+                Ok(())
+            }
+        }
+    }
+
+    fn lib(&self, sel: Option<&str>) -> Result<Arc<Library>, ApiError> {
+        self.node.library(sel).map_err(|e| err(&e))
+    }
+
+    fn handle(&self, req: Request) -> Result<Value, ApiError> {
+        let to = |v: Result<Value, serde_json::Error>| {
+            v.map_err(|e| ApiError { code: "internal".into(), message: e.to_string() })
+        };
+        let e = |e: sd_core::Error| err(&e);
+        match req {
+            Request::Status => to(serde_json::to_value(api::Status {
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                data_dir: self.node.data_dir.clone().into(),
+                device: self.node.device.clone(),
+                libraries: self.node.slots().len(),
+                uptime_ms: self.started.elapsed().as_millis() as u64,
+            })),
+            Request::LibraryCreate { name } => {
+                let lib = self.node.create_library(&name).map_err(e)?;
+                to(serde_json::to_value(self.library_info(&lib)?))
+            }
+            Request::LibraryList => to(serde_json::to_value(self.library_list())),
+            Request::LibraryInfo { library } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(self.library_info(&lib)?))
+            }
+            Request::LibraryRename { library, new_name } => {
+                let lib = self.node.rename_library(&library, &new_name).map_err(e)?;
+                to(serde_json::to_value(self.library_info(&lib)?))
+            }
+            Request::LibraryDelete { library } => {
+                let name = self.node.delete_library(&library).map_err(e)?;
+                Ok(json!({ "deleted": name }))
+            }
+            Request::LibraryUse { library } => {
+                let lib = self.node.use_library(&library).map_err(e)?;
+                to(serde_json::to_value(self.library_info(&lib)?))
+            }
+            Request::LocationAdd { library, path, name, mode, rules } => {
+                let mut created_library = None;
+                let lib = match (library.as_deref(), self.node.slots().is_empty()) {
+                    (None, true) => {
+                        let lib = self.node.create_library("My Library").map_err(e)?;
+                        created_library = Some(lib.name());
+                        lib
+                    }
+                    (sel, _) => self.lib(sel)?,
+                };
+                let opts = AddOptions { name, mode, rules };
+                let (location, job_id) = location::add(&lib, &path.0, opts, &self.node.data_dir).map_err(e)?;
+                to(serde_json::to_value(api::Started { library_id: lib.id.to_string(), location, job_id, new_job: true, created_library }))
+            }
+            Request::LocationList { library } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(location::list(&lib).map_err(e)?))
+            }
+            Request::LocationInfo { library, id } => {
+                let lib = self.lib(library.as_deref())?;
+                let location = location::get(&lib, id).map_err(e)?;
+                let conn = lib.reader().map_err(e)?;
+                let count = |sql: &str| -> Result<u64, ApiError> {
+                    conn.query_row(sql, [id], |r| r.get::<_, i64>(0))
+                        .map(|n| n as u64)
+                        .map_err(|x| e(x.into()))
+                };
+                let symlinks = count("SELECT count(*) FROM entries WHERE location_id = ?1 AND kind = 2")?;
+                let entries = count("SELECT count(*) FROM entries WHERE location_id = ?1")?;
+                let last_job = location.last_job_id.and_then(|j| jobs::get(&lib, j).ok());
+                to(serde_json::to_value(api::LocationDetail { location, symlinks, entries, last_job }))
+            }
+            Request::LocationRescan { library, id } => {
+                let lib = self.lib(library.as_deref())?;
+                let (job_id, new_job) = location::rescan(&lib, id).map_err(e)?;
+                let location = location::get(&lib, id).map_err(e)?;
+                to(serde_json::to_value(api::Started { library_id: lib.id.to_string(), location, job_id, new_job, created_library: None }))
+            }
+            Request::LocationRemove { library, id } => {
+                let lib = self.lib(library.as_deref())?;
+                let removed = location::remove(&lib, id).map_err(e)?;
+                Ok(json!({ "location_id": id, "entries_removed": removed }))
+            }
+            Request::EntriesList { library, path, recursive, sort, limit } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(query::list(&lib, &path.0, recursive, sort, limit).map_err(e)?))
+            }
+            Request::QuickScan { path, scope, rules } => {
+                let control = Control::default();
+                to(serde_json::to_value(index::ephemeral::quick_scan(&path.0, scope, rules, &control).map_err(e)?))
+            }
+            Request::JobList { library, limit } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(jobs::list(&lib, limit.unwrap_or(50)).map_err(e)?))
+            }
+            Request::JobInfo { library, id } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(jobs::get(&lib, id).map_err(e)?))
+            }
+            Request::JobPause { library, id } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(jobs::pause(&lib, id).map_err(e)?))
+            }
+            Request::JobResume { library, id } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(jobs::resume(&lib, id).map_err(e)?))
+            }
+            Request::JobCancel { library, id } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(jobs::cancel(&lib, id).map_err(e)?))
+            }
+            Request::Stop | Request::Subscribe { .. } => unreachable!("handled in serve"),
+        }
+    }
+
+    fn library_list(&self) -> Vec<api::LibrarySummary> {
+        let default = self.node.default_library();
+        self.node
+            .slots()
+            .into_iter()
+            .map(|s| match s {
+                Slot::Open(l) => api::LibrarySummary {
+                    id: Some(l.id.to_string()),
+                    name: l.name(),
+                    path: l.dir().to_path_buf(),
+                    default: default == Some(l.id) || (default.is_none() && self.node.libraries().len() == 1),
+                    status: "open".into(),
+                    error: None,
+                    locations: location::list(&l).ok().map(|v| v.len()),
+                },
+                Slot::Unavailable(u) => api::LibrarySummary {
+                    id: None,
+                    name: u.name,
+                    path: u.dir,
+                    default: false,
+                    status: u.code,
+                    error: Some(u.reason),
+                    locations: None,
+                },
+            })
+            .collect()
+    }
+
+    fn library_info(&self, lib: &Library) -> Result<api::LibraryInfo, ApiError> {
+        let e = |x: sd_core::Error| err(&x);
+        let config = lib.config().map_err(e)?;
+        let conn = lib.reader().map_err(e)?;
+        let q = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(|x| e(x.into()));
+        Ok(api::LibraryInfo {
+            id: lib.id.to_string(),
+            name: lib.name(),
+            path: lib.dir().to_path_buf(),
+            created_at: config.created_at,
+            schema_version: q("PRAGMA user_version")?,
+            config_version: config.version,
+            locations: q("SELECT count(*) FROM locations")? as usize,
+            entries: q("SELECT count(*) FROM entries")? as u64,
+            disk_bytes: lib.disk_bytes(),
+            jobs_running: jobs::running_ids(lib).len(),
+        })
+    }
+
+    fn subscribe(&self, mut out: UnixStream, library: Option<&str>, job: Option<i64>) -> Result<()> {
+        let rx = self.node.bus.subscribe();
+        let write = |out: &mut UnixStream, v: Value| -> std::io::Result<()> { writeln!(out, "{v}") };
+        // Snapshot first, so a client never misses the state a job was in when it connected.
+        let libs: Vec<Arc<Library>> = if library.is_some() || job.is_some() {
+            match self.lib(library) {
+                Ok(l) => vec![l],
+                Err(e) => {
+                    write(&mut out, json!({ "error": e }))?;
+                    return Ok(());
+                }
+            }
+        } else {
+            self.node.libraries()
+        };
+        let lib_filter: Option<uuid::Uuid> = (library.is_some() || job.is_some()).then(|| libs[0].id);
+        for lib in &libs {
+            let snapshot: Vec<jobs::JobInfo> = match job {
+                Some(id) => match jobs::get(lib, id) {
+                    Ok(j) => vec![j],
+                    Err(e) => {
+                        write(&mut out, json!({ "error": err(&e) }))?;
+                        return Ok(());
+                    }
+                },
+                None => jobs::list(lib, 200)?.into_iter().filter(|j| !j.state.is_final()).collect(),
+            };
+            for j in snapshot {
+                let done = job.is_some() && j.state.is_final();
+                write(&mut out, json!({ "event": Event::Job(j) }))?;
+                if done {
+                    return Ok(());
+                }
+            }
+        }
+        loop {
+            match rx.recv_timeout(Duration::from_secs(2)) {
+                Ok(Event::Job(j)) => {
+                    if lib_filter.is_some_and(|l| l != j.library_id) || job.is_some_and(|id| id != j.id) {
+                        continue;
+                    }
+                    let done = job.is_some() && j.state.is_final();
+                    write(&mut out, json!({ "event": Event::Job(j) }))?;
+                    if done {
+                        return Ok(());
+                    }
+                }
+                Ok(_) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    // A job may have ended between snapshot and subscription; re-check it.
+                    if let Some(id) = job
+                        && let Ok(j) = jobs::get(&libs[0], id)
+                        && j.state.is_final()
+                    {
+                        write(&mut out, json!({ "event": Event::Job(j) }))?;
+                        return Ok(());
+                    }
+                    // Heartbeat, so a vanished client is noticed.
+                    write(&mut out, json!({ "heartbeat": true }))?;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+    }
+}

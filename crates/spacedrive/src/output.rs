@@ -1,0 +1,202 @@
+//! Human-readable rendering: sizes, times, tables and progress bars. JSON output bypasses all of it.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sd_core::index::IndexProgress;
+use sd_core::jobs::{JobInfo, JobSpec};
+
+/// `1536` → `1.5 KiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// `1234567` → `1,234,567`.
+pub fn count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Unix milliseconds → `2026-11-21 06:47` (UTC).
+pub fn time_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+}
+
+/// Nanoseconds → same format as [`time_ms`].
+pub fn time_ns(ns: i64) -> String {
+    time_ms(ns.div_euclid(1_000_000))
+}
+
+/// Milliseconds of duration → `1.2 s` / `3 min 4 s`.
+pub fn duration_ms(ms: i64) -> String {
+    if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000)
+    }
+}
+
+/// Prints rows as left-aligned columns (the last column is not padded).
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let cols = header.len();
+    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate().take(cols) {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(w[i] - c.chars().count() + 2));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+/// One-line summary of an index job's progress.
+pub fn index_message(p: &IndexProgress) -> String {
+    let phase = match p.phase {
+        sd_core::index::Phase::Discovery => "indexing",
+        sd_core::index::Phase::Cleanup => "cleaning up",
+        sd_core::index::Phase::Aggregation => "summing sizes",
+        sd_core::index::Phase::Done => "done",
+    };
+    let mut s = format!("{phase}: {} files, {} dirs, {}", count(p.files), count(p.dirs), bytes(p.bytes));
+    if p.errors > 0 {
+        s.push_str(&format!(", {} unreadable", count(p.errors)));
+    }
+    s
+}
+
+/// A progress bar for a job, on stderr (hidden when stderr is not a terminal).
+pub fn job_bar(job: &JobInfo) -> ProgressBar {
+    let bar = match job.progress.expected {
+        Some(n) if n > 0 => {
+            let b = ProgressBar::new(n);
+            b.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            b
+        }
+        _ => {
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template("{prefix} {spinner} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b
+        }
+    };
+    bar.set_prefix(format!("job {} {}", job.id, describe(job)));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    update_bar(&bar, job);
+    bar
+}
+
+/// Moves a job's bar to its latest progress.
+pub fn update_bar(bar: &ProgressBar, job: &JobInfo) {
+    let p = &job.progress;
+    bar.set_position(p.files + p.dirs + p.symlinks + p.other);
+    let paused = if job.state == sd_core::jobs::JobState::Paused { " (paused)" } else { "" };
+    bar.set_message(format!("{}{paused}", index_message(p)));
+}
+
+/// `index location 3`.
+pub fn describe(job: &JobInfo) -> String {
+    match &job.spec {
+        JobSpec::Index(p) if p.initial => format!("index location {}", p.location_id),
+        JobSpec::Index(p) => format!("rescan location {}", p.location_id),
+    }
+}
+
+/// What a finished index job did, in one paragraph.
+pub fn index_summary(job: &JobInfo) -> String {
+    let p = &job.progress;
+    let took = match (job.started_at, job.finished_at) {
+        (Some(a), Some(b)) => format!(" in {}", duration_ms(b - a)),
+        _ => String::new(),
+    };
+    let t = p.totals.unwrap_or_default();
+    let mut s = format!(
+        "{} job {} {}{took}: {} files, {} dirs, {}",
+        describe(job),
+        job.id,
+        job.state.as_str(),
+        count(t.files),
+        count(t.dirs),
+        bytes(t.bytes)
+    );
+    s.push_str(&format!(
+        "\n  changes: {} new, {} modified, {} moved, {} deleted; {} ignored by rules",
+        count(p.new),
+        count(p.modified),
+        count(p.moved),
+        count(p.deleted),
+        count(p.ignored)
+    ));
+    if let Some(d) = p.resumed_after_dirs {
+        s.push_str(&format!("\n  resumed from a checkpoint after {} directories", count(d)));
+    }
+    if p.errors > 0 {
+        s.push_str(&format!("\n  {} paths could not be read:", count(p.errors)));
+        for e in p.error_samples.iter().take(10) {
+            s.push_str(&format!("\n    {}: {}", e.path.0.display(), e.message));
+        }
+    }
+    if let Some(e) = &job.error {
+        s.push_str(&format!("\n  error: {e}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(count(12), "12");
+        assert_eq!(time_ms(0), "1970-01-01 00:00");
+        assert_eq!(time_ms(1_735_689_600_000), "2025-01-01 00:00");
+        assert_eq!(time_ms(951_782_400_000), "2000-02-29 00:00");
+    }
+}
