@@ -43,6 +43,7 @@ CREATE TABLE entries (
     size         INTEGER NOT NULL,
     mtime        INTEGER,            -- ns since the epoch
     inode        INTEGER NOT NULL,
+    btime        INTEGER,            -- birth time in ns when the filesystem reports it: with inode, the identity moves are matched by
     nlink        INTEGER,            -- NULL when 1; >1 marks a hard-linked file
     files        INTEGER,            -- directories: recursive regular-file count
     dirs         INTEGER,            -- directories: recursive directory count

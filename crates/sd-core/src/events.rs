@@ -37,6 +37,11 @@ impl EventBus {
     /// Sends `event` to every live subscriber and forgets the ones that hung up.
     pub fn emit(&self, event: Event) {
         let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        subs.retain(|s| !matches!(s.try_send(event.clone()), Err(TrySendError::Disconnected(_))));
+        subs.retain(|s| {
+            !matches!(
+                s.try_send(event.clone()),
+                Err(TrySendError::Disconnected(_))
+            )
+        });
     }
 }

@@ -25,8 +25,8 @@ use crate::control::{Control, Stop};
 use crate::library::Library;
 use crate::rules::Rules;
 use crate::{Error, Result, query};
-pub use scan::Sums;
 use scan::ScanState;
+pub use scan::Sums;
 use walk::{DirTask, Listing, PathError, WalkOptions};
 
 /// What an index job does, stored as the job's params.
@@ -266,7 +266,11 @@ fn discover(
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    break if batch.is_empty() { Ok(()) } else { commit(std::mem::take(&mut batch)) };
+                    break if batch.is_empty() {
+                        Ok(())
+                    } else {
+                        commit(std::mem::take(&mut batch))
+                    };
                 }
             }
         };
@@ -278,7 +282,11 @@ fn discover(
 }
 
 /// Sets up a location's first index job inside an open transaction: the frontier starts at the root.
-pub(crate) fn seed_checkpoint(tx: &rusqlite::Transaction<'_>, job_id: i64, root_id: i64) -> Result<()> {
+pub(crate) fn seed_checkpoint(
+    tx: &rusqlite::Transaction<'_>,
+    job_id: i64,
+    root_id: i64,
+) -> Result<()> {
     tx.execute(
         "INSERT OR IGNORE INTO index_frontier (job_id, entry_id) VALUES (?1, ?2)",
         rusqlite::params![job_id, root_id],

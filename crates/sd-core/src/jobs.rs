@@ -54,7 +54,10 @@ impl JobState {
 
     /// Whether the job has ended for good.
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Completed | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        )
     }
 }
 
@@ -96,7 +99,11 @@ pub(crate) struct RunningJob {
 }
 
 /// Inserts a queued job; the caller commits and then calls [`start`].
-pub(crate) fn insert(tx: &rusqlite::Transaction<'_>, spec: &JobSpec, progress: &IndexProgress) -> Result<i64> {
+pub(crate) fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    spec: &JobSpec,
+    progress: &IndexProgress,
+) -> Result<i64> {
     tx.execute(
         "INSERT INTO jobs (kind, state, params, progress, created_at) VALUES (?1, 'queued', ?2, ?3, ?4)",
         params![spec.kind(), serde_json::to_string(spec)?, serde_json::to_string(progress)?, now_ms()],
@@ -104,7 +111,8 @@ pub(crate) fn insert(tx: &rusqlite::Transaction<'_>, spec: &JobSpec, progress: &
     Ok(tx.last_insert_rowid())
 }
 
-const COLUMNS: &str = "id, kind, state, params, progress, error, resumes, created_at, started_at, finished_at";
+const COLUMNS: &str =
+    "id, kind, state, params, progress, error, resumes, created_at, started_at, finished_at";
 
 fn from_row(lib: &Library, r: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
     let spec: String = r.get(3)?;
@@ -130,7 +138,11 @@ fn from_row(lib: &Library, r: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
 /// One job.
 pub fn get(lib: &Library, id: i64) -> Result<JobInfo> {
     lib.reader()?
-        .query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), [id], |r| from_row(lib, r))
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+            [id],
+            |r| from_row(lib, r),
+        )
         .optional()?
         .ok_or_else(|| Error::NotFound(format!("no job {id} in library {:?}", lib.name())))
 }
@@ -138,7 +150,9 @@ pub fn get(lib: &Library, id: i64) -> Result<JobInfo> {
 /// The most recent jobs, newest first.
 pub fn list(lib: &Library, limit: usize) -> Result<Vec<JobInfo>> {
     let conn = lib.reader()?;
-    let mut q = conn.prepare(&format!("SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1"))?;
+    let mut q = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1"
+    ))?;
     let rows = q.query_map([limit as i64], |r| from_row(lib, r))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -155,7 +169,13 @@ pub fn start(lib: &Arc<Library>, id: i64) -> Result<()> {
         .name(format!("sd-job-{id}"))
         .spawn(move || run_job(&l, id, &c))
         .map_err(|e| Error::io("<job thread>", e))?;
-    jobs.insert(id, RunningJob { control, handle: Some(handle) });
+    jobs.insert(
+        id,
+        RunningJob {
+            control,
+            handle: Some(handle),
+        },
+    );
     Ok(())
 }
 
@@ -182,7 +202,10 @@ fn control_of(lib: &Library, id: i64) -> Option<Arc<Control>> {
 
 fn set_state(lib: &Library, id: i64, state: JobState) -> Result<JobInfo> {
     lib.writer.run(move |c| {
-        c.execute("UPDATE jobs SET state = ?2 WHERE id = ?1", params![id, state.as_str()])?;
+        c.execute(
+            "UPDATE jobs SET state = ?2 WHERE id = ?1",
+            params![id, state.as_str()],
+        )?;
         Ok(())
     })?;
     let info = get(lib, id)?;
@@ -199,7 +222,10 @@ pub fn pause(lib: &Arc<Library>, id: i64) -> Result<JobInfo> {
             set_state(lib, id, JobState::Paused)
         }
         (JobState::Paused, _) => Ok(info),
-        (s, _) => Err(Error::Conflict(format!("job {id} is {} and cannot be paused", s.as_str()))),
+        (s, _) => Err(Error::Conflict(format!(
+            "job {id} is {} and cannot be paused",
+            s.as_str()
+        ))),
     }
 }
 
@@ -207,7 +233,10 @@ pub fn pause(lib: &Arc<Library>, id: i64) -> Result<JobInfo> {
 pub fn resume(lib: &Arc<Library>, id: i64) -> Result<JobInfo> {
     let info = get(lib, id)?;
     if info.state != JobState::Paused {
-        return Err(Error::Conflict(format!("job {id} is {}, not paused", info.state.as_str())));
+        return Err(Error::Conflict(format!(
+            "job {id} is {}, not paused",
+            info.state.as_str()
+        )));
     }
     match control_of(lib, id) {
         Some(c) => {
@@ -225,7 +254,10 @@ pub fn resume(lib: &Arc<Library>, id: i64) -> Result<JobInfo> {
 pub fn cancel(lib: &Arc<Library>, id: i64) -> Result<JobInfo> {
     let info = get(lib, id)?;
     if info.state.is_final() {
-        return Err(Error::Conflict(format!("job {id} already {}", info.state.as_str())));
+        return Err(Error::Conflict(format!(
+            "job {id} already {}",
+            info.state.as_str()
+        )));
     }
     match control_of(lib, id) {
         Some(c) => {
@@ -269,7 +301,12 @@ pub(crate) fn shutdown(lib: &Library) {
 
 /// Ids of jobs whose thread is alive.
 pub fn running_ids(lib: &Library) -> Vec<i64> {
-    lib.jobs.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+    lib.jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .copied()
+        .collect()
 }
 
 fn run_job(lib: &Arc<Library>, id: i64, control: &Arc<Control>) {
@@ -285,14 +322,18 @@ fn run_job(lib: &Arc<Library>, id: i64, control: &Arc<Control>) {
     if let Ok(info) = get(lib, id) {
         lib.bus.emit(Event::Job(info));
     }
-    lib.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    lib.jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
 }
 
 fn run_job_inner(lib: &Arc<Library>, id: i64, control: &Arc<Control>) -> Result<()> {
     let mut info = get(lib, id)?;
     let was = info.state;
     info.state = JobState::Running;
-    let resumed = matches!(was, JobState::Running | JobState::Paused) || info.progress.dirs_listed > 0;
+    let resumed =
+        matches!(was, JobState::Running | JobState::Paused) || info.progress.dirs_listed > 0;
     lib.writer.run(move |c| {
         c.execute(
             "UPDATE jobs SET state = 'running', started_at = coalesce(started_at, ?2), resumes = resumes + ?3 WHERE id = ?1",
@@ -311,11 +352,17 @@ fn run_job_inner(lib: &Arc<Library>, id: i64, control: &Arc<Control>) -> Result<
             *last = Instant::now();
             let mut snapshot = info.clone();
             snapshot.progress = p.clone();
-            snapshot.state = if control.paused() { JobState::Paused } else { JobState::Running };
+            snapshot.state = if control.paused() {
+                JobState::Paused
+            } else {
+                JobState::Running
+            };
             lib.bus.emit(Event::Job(snapshot));
         }
     };
-    let hooks = index::RunHooks { on_progress: &on_progress };
+    let hooks = index::RunHooks {
+        on_progress: &on_progress,
+    };
     match &info.spec {
         JobSpec::Index(params) => match index::run(lib, id, params, control, &hooks)? {
             Ok(_) => finish(lib, id, &info.spec, JobState::Completed, None),
@@ -323,7 +370,10 @@ fn run_job_inner(lib: &Arc<Library>, id: i64, control: &Arc<Control>) -> Result<
             Err(Stop::Shutdown) => {
                 // Interrupted by the daemon stopping: stays resumable, picked up at next start.
                 lib.writer.run(move |c| {
-                    c.execute("UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state != 'paused'", [id])?;
+                    c.execute(
+                        "UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state != 'paused'",
+                        [id],
+                    )?;
                     Ok(())
                 })
             }
@@ -332,7 +382,13 @@ fn run_job_inner(lib: &Arc<Library>, id: i64, control: &Arc<Control>) -> Result<
 }
 
 /// Records a job's end and the matching location state, dropping its checkpoint.
-fn finish(lib: &Library, id: i64, spec: &JobSpec, state: JobState, error: Option<String>) -> Result<()> {
+fn finish(
+    lib: &Library,
+    id: i64,
+    spec: &JobSpec,
+    state: JobState,
+    error: Option<String>,
+) -> Result<()> {
     let spec = spec.clone();
     lib.writer.transaction(move |tx| {
         tx.execute(

@@ -125,11 +125,19 @@ fn take_lock(dir: &Path, name: &str) -> Result<File> {
 
 impl Library {
     /// Creates `<libraries>/<name>.sdlibrary` and opens it.
-    pub fn create(libraries: &Path, name: &str, device: &DeviceIdentity, bus: EventBus) -> Result<Arc<Library>> {
+    pub fn create(
+        libraries: &Path,
+        name: &str,
+        device: &DeviceIdentity,
+        bus: EventBus,
+    ) -> Result<Arc<Library>> {
         let name = validate_name(name)?;
         let dir = libraries.join(format!("{name}{SUFFIX}"));
         if dir.exists() {
-            return Err(Error::Conflict(format!("a library folder {} already exists", dir.display())));
+            return Err(Error::Conflict(format!(
+                "a library folder {} already exists",
+                dir.display()
+            )));
         }
         let tmp = libraries.join(format!(".{name}{SUFFIX}.creating"));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -140,7 +148,10 @@ impl Library {
             name: name.clone(),
             created_at: store::now_ms(),
         };
-        fsutil::write_atomic(&tmp.join("library.json"), &serde_json::to_vec_pretty(&config)?)?;
+        fsutil::write_atomic(
+            &tmp.join("library.json"),
+            &serde_json::to_vec_pretty(&config)?,
+        )?;
         std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
         Library::open(&dir, device, bus)
     }
@@ -200,7 +211,10 @@ impl Library {
     pub(crate) fn set_name(&self, name: &str) -> Result<()> {
         let mut config = read_config(&self.dir)?;
         config.name = name.to_owned();
-        fsutil::write_atomic(&self.dir.join("library.json"), &serde_json::to_vec_pretty(&config)?)?;
+        fsutil::write_atomic(
+            &self.dir.join("library.json"),
+            &serde_json::to_vec_pretty(&config)?,
+        )?;
         *self.name.write().unwrap_or_else(|p| p.into_inner()) = name.to_owned();
         Ok(())
     }
@@ -215,7 +229,11 @@ impl Library {
     /// Size of the library folder in bytes (config, database, WAL).
     pub fn disk_bytes(&self) -> u64 {
         std::fs::read_dir(&self.dir)
-            .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0)
     }
 }

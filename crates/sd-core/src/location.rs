@@ -113,7 +113,12 @@ pub fn get(lib: &Library, id: i64) -> Result<Location> {
     lib.reader()?
         .query_row(&format!("{SELECT} WHERE l.id = ?1"), [id], from_row)
         .optional()?
-        .ok_or_else(|| Error::NotFound(format!("no location {id} in library {:?}; see `spacedrive location list`", lib.name())))
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "no location {id} in library {:?}; see `spacedrive location list`",
+                lib.name()
+            ))
+        })
 }
 
 /// Options for [`add`].
@@ -126,11 +131,19 @@ pub struct AddOptions {
 
 /// Adds `path` as a location and queues its first index job. Returns the location and the job id.
 /// `forbidden` is a folder the location may not overlap (the daemon's own data directory).
-pub fn add(lib: &Arc<Library>, path: &Path, opts: AddOptions, forbidden: &Path) -> Result<(Location, i64)> {
+pub fn add(
+    lib: &Arc<Library>,
+    path: &Path,
+    opts: AddOptions,
+    forbidden: &Path,
+) -> Result<(Location, i64)> {
     let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
     let md = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
     if !md.is_dir() {
-        return Err(Error::Invalid(format!("{} is not a directory; a location is a folder", path.display())));
+        return Err(Error::Invalid(format!(
+            "{} is not a directory; a location is a folder",
+            path.display()
+        )));
     }
     if let Ok(forbidden) = std::fs::canonicalize(forbidden)
         && (path.starts_with(&forbidden) || forbidden.starts_with(&path))
@@ -154,10 +167,19 @@ pub fn add(lib: &Arc<Library>, path: &Path, opts: AddOptions, forbidden: &Path) 
         }
     }
     let name = opts.name.clone().unwrap_or_else(|| {
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into())
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into())
     });
-    let root_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "/".into());
-    let (dev, ino, mtime) = (md.dev(), md.ino(), md.mtime() * 1_000_000_000 + md.mtime_nsec());
+    let root_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "/".into());
+    let (dev, ino, mtime) = (
+        md.dev(),
+        md.ino(),
+        md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+    );
     let device = lib.device_row;
     let p = path.clone();
     let mode = opts.mode;
@@ -187,7 +209,9 @@ pub fn add(lib: &Arc<Library>, path: &Path, opts: AddOptions, forbidden: &Path) 
 
 /// The unfinished index job of a location, if any.
 fn active_job(lib: &Library, loc: &Location) -> Result<Option<i64>> {
-    let Some(job) = loc.last_job_id else { return Ok(None) };
+    let Some(job) = loc.last_job_id else {
+        return Ok(None);
+    };
     let info = jobs::get(lib, job)?;
     Ok((!info.state.is_final()).then_some(job))
 }
@@ -201,7 +225,10 @@ pub fn rescan(lib: &Arc<Library>, id: i64) -> Result<(i64, bool)> {
     }
     let root = loc.root_entry_id;
     let job = lib.writer.transaction(move |tx| {
-        let spec = JobSpec::Index(IndexParams { location_id: id, initial: false });
+        let spec = JobSpec::Index(IndexParams {
+            location_id: id,
+            initial: false,
+        });
         let job = jobs::insert(tx, &spec, &IndexProgress::default())?;
         crate::index::seed_checkpoint(tx, job, root)?;
         tx.execute(

@@ -93,7 +93,10 @@ impl Node {
                     })
                 }
             };
-            node.slots.write().unwrap_or_else(|p| p.into_inner()).push(slot);
+            node.slots
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(slot);
         }
         for lib in node.libraries() {
             let resumed = jobs::resume_interrupted(&lib)?;
@@ -126,13 +129,19 @@ impl Node {
 
     /// The default library's id, if one is set and open.
     pub fn default_library(&self) -> Option<Uuid> {
-        self.settings.lock().unwrap_or_else(|p| p.into_inner()).default_library
+        self.settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .default_library
     }
 
     fn set_default(&self, id: Option<Uuid>) -> Result<()> {
         let mut s = self.settings.lock().unwrap_or_else(|p| p.into_inner());
         s.default_library = id;
-        fsutil::write_atomic(&self.data_dir.join("settings.json"), &serde_json::to_vec_pretty(&*s)?)
+        fsutil::write_atomic(
+            &self.data_dir.join("settings.json"),
+            &serde_json::to_vec_pretty(&*s)?,
+        )
     }
 
     /// Makes library `selector` the default for commands that name none.
@@ -154,13 +163,18 @@ impl Node {
             }
             return match libs.len() {
                 1 => Ok(libs[0].clone()),
-                0 => Err(match slots.into_iter().find_map(|s| match s {
-                    Slot::Unavailable(u) => Some(u),
-                    Slot::Open(_) => None,
-                }) {
-                    Some(u) => Error::Invalid(u.reason),
-                    None => Error::NotFound("no library yet: create one with `spacedrive library create NAME`".into()),
-                }),
+                0 => Err(
+                    match slots.into_iter().find_map(|s| match s {
+                        Slot::Unavailable(u) => Some(u),
+                        Slot::Open(_) => None,
+                    }) {
+                        Some(u) => Error::Invalid(u.reason),
+                        None => Error::NotFound(
+                            "no library yet: create one with `spacedrive library create NAME`"
+                                .into(),
+                        ),
+                    },
+                ),
                 _ => Err(Error::Invalid(format!(
                     "there are {} libraries and no default; pick one with --library NAME or `spacedrive library use NAME`",
                     libs.len()
@@ -168,7 +182,9 @@ impl Node {
             };
         };
         let matches = |name: &str, id: &Uuid| {
-            name == sel || name.eq_ignore_ascii_case(sel) || id.to_string().starts_with(&sel.to_ascii_lowercase())
+            name == sel
+                || name.eq_ignore_ascii_case(sel)
+                || id.to_string().starts_with(&sel.to_ascii_lowercase())
         };
         for s in &slots {
             match s {
@@ -179,7 +195,9 @@ impl Node {
                 _ => {}
             }
         }
-        Err(Error::NotFound(format!("no library named {sel:?}; see `spacedrive library list`")))
+        Err(Error::NotFound(format!(
+            "no library named {sel:?}; see `spacedrive library list`"
+        )))
     }
 
     /// Creates a library; the first one becomes the default.
@@ -189,10 +207,15 @@ impl Node {
             Slot::Open(l) => l.name().eq_ignore_ascii_case(&name),
             Slot::Unavailable(u) => u.name.eq_ignore_ascii_case(&name),
         }) {
-            return Err(Error::Conflict(format!("a library named {name:?} already exists")));
+            return Err(Error::Conflict(format!(
+                "a library named {name:?} already exists"
+            )));
         }
         let lib = Library::create(&self.libraries_dir(), &name, &self.device, self.bus.clone())?;
-        self.slots.write().unwrap_or_else(|p| p.into_inner()).push(Slot::Open(lib.clone()));
+        self.slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Slot::Open(lib.clone()));
         if self.library(None).is_err() || self.default_library().is_none() {
             self.set_default(Some(lib.id))?;
         }
@@ -209,9 +232,14 @@ impl Node {
                 lib.name()
             )));
         }
-        let new_dir = self.libraries_dir().join(format!("{new_name}{}", library::SUFFIX));
+        let new_dir = self
+            .libraries_dir()
+            .join(format!("{new_name}{}", library::SUFFIX));
         if new_dir.exists() && new_dir != lib.dir() {
-            return Err(Error::Conflict(format!("{} already exists", new_dir.display())));
+            return Err(Error::Conflict(format!(
+                "{} already exists",
+                new_dir.display()
+            )));
         }
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         lib.set_name(&new_name)?;

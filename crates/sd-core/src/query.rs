@@ -41,7 +41,12 @@ pub struct EntryView {
 
 /// Absolute path of entry `id`, walking up to the location root. `None` when the entry is not
 /// attached under `root_id` (detached mid-scan, or gone).
-pub fn entry_path(conn: &Connection, root_id: i64, root_path: &Path, id: i64) -> Result<Option<PathBuf>> {
+pub fn entry_path(
+    conn: &Connection,
+    root_id: i64,
+    root_path: &Path,
+    id: i64,
+) -> Result<Option<PathBuf>> {
     let mut names = Vec::new();
     let mut cur = id;
     let mut q = conn.prepare_cached("SELECT parent_id, name FROM entries WHERE id = ?1")?;
@@ -86,7 +91,8 @@ pub fn is_ancestor(conn: &Connection, ancestor: i64, of: i64) -> Result<bool> {
 /// Finds the location containing `path` and the entry at that path.
 pub fn resolve(lib: &Library, path: &Path) -> Result<(Location, i64)> {
     let conn = lib.reader()?;
-    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| std::path::absolute(path).unwrap_or(path.to_path_buf()));
+    let abs = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| std::path::absolute(path).unwrap_or(path.to_path_buf()));
     let locs = location::list_with(&conn)?;
     let loc = locs
         .into_iter()
@@ -134,7 +140,11 @@ fn view(r: &rusqlite::Row<'_>, parent: &Path) -> rusqlite::Result<EntryView> {
         nlink: r.get::<_, Option<i64>>(6)?.map(|n| n as u64),
         files: r.get::<_, Option<i64>>(7)?.map(|n| n as u64),
         dirs: r.get::<_, Option<i64>>(8)?.map(|n| n as u64),
-        target: target.map(|t| JsonPath(PathBuf::from(<OsString as std::os::unix::ffi::OsStringExt>::from_vec(t)))),
+        target: target.map(|t| {
+            JsonPath(PathBuf::from(
+                <OsString as std::os::unix::ffi::OsStringExt>::from_vec(t),
+            ))
+        }),
     })
 }
 
@@ -160,41 +170,57 @@ pub struct Listing {
 
 /// Lists the entry at `path`: its children, or its whole subtree when `recursive`.
 /// Subtrees come out parents-before-children (breadth-first).
-pub fn list(lib: &Library, path: &Path, recursive: bool, sort: SortBy, limit: Option<usize>) -> Result<Listing> {
+pub fn list(
+    lib: &Library,
+    path: &Path,
+    recursive: bool,
+    sort: SortBy,
+    limit: Option<usize>,
+) -> Result<Listing> {
     let (loc, id) = resolve(lib, path)?;
     let conn = lib.reader()?;
     let own_path = entry_path(&conn, loc.root_entry_id, &loc.path.0, id)?
         .ok_or_else(|| Error::NotFound(format!("{} vanished from the index", path.display())))?;
     let parent_path = own_path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut entry = conn.query_row(&format!("SELECT {ENTRY_COLS} FROM entries WHERE id = ?1"), [id], |r| {
-        view(r, &parent_path)
-    })?;
+    let mut entry = conn.query_row(
+        &format!("SELECT {ENTRY_COLS} FROM entries WHERE id = ?1"),
+        [id],
+        |r| view(r, &parent_path),
+    )?;
     entry.path = JsonPath(own_path.clone());
     let cap = limit.unwrap_or(usize::MAX);
     let mut entries = Vec::new();
     let mut truncated = false;
     if recursive {
+        let cols = ENTRY_COLS.replace(", ", ", e.");
         let mut q = conn.prepare(&format!(
-            "WITH RECURSIVE sub(id, parent_id) AS (
-                 SELECT id, parent_id FROM entries WHERE parent_id = ?1
-                 UNION ALL SELECT e.id, e.parent_id FROM entries e JOIN sub ON e.parent_id = sub.id)
-             SELECT e.{}, e.parent_id FROM sub JOIN entries e ON e.id = sub.id",
-            ENTRY_COLS.replace(", ", ", e.")
+            "WITH RECURSIVE sub({ENTRY_COLS}, parent_id) AS (
+                 SELECT {ENTRY_COLS}, parent_id FROM entries WHERE parent_id = ?1
+                 UNION ALL SELECT e.{cols}, e.parent_id FROM entries e JOIN sub ON e.parent_id = sub.id)
+             SELECT * FROM sub LIMIT ?2"
         ))?;
-        let mut dir_paths: HashMap<i64, PathBuf> = HashMap::new();
-        dir_paths.insert(id, own_path);
-        let mut rows = q.query([id])?;
-        while let Some(r) = rows.next()? {
-            if entries.len() >= cap {
-                truncated = true;
-                break;
-            }
+        let lim = limit.map(|l| l as i64 + 1).unwrap_or(-1);
+        // Rows carry their parent id; paths are built once all are in, whatever their order.
+        let mut rows: Vec<(i64, EntryView)> = Vec::new();
+        let mut dirs: HashMap<i64, (i64, OsString)> = HashMap::new();
+        let mut it = q.query(params![id, lim])?;
+        while let Some(r) = it.next()? {
             let parent: i64 = r.get(10)?;
-            let Some(pp) = dir_paths.get(&parent) else { continue };
-            let v = view(r, pp)?;
+            let v = view(r, Path::new(""))?;
             if v.kind == EntryKind::Dir {
-                dir_paths.insert(v.id, v.path.0.clone());
+                dirs.insert(v.id, (parent, v.name.0.clone()));
             }
+            rows.push((parent, v));
+        }
+        truncated = rows.len() > cap;
+        rows.truncate(cap);
+        let mut paths: HashMap<i64, PathBuf> = HashMap::new();
+        paths.insert(id, own_path);
+        for (parent, mut v) in rows {
+            let Some(pp) = dir_path(parent, &dirs, &mut paths) else {
+                continue;
+            };
+            v.path = JsonPath(pp.join(&v.name.0));
             entries.push(v);
         }
     } else {
@@ -219,7 +245,27 @@ pub fn list(lib: &Library, path: &Path, recursive: bool, sort: SortBy, limit: Op
     if recursive && sort != SortBy::Name {
         sort_entries(&mut entries, sort);
     }
-    Ok(Listing { location_id: loc.id, entry, entries, truncated })
+    Ok(Listing {
+        location_id: loc.id,
+        entry,
+        entries,
+        truncated,
+    })
+}
+
+/// Path of directory `id` inside a subtree, from the rows' parent links (memoised in `paths`).
+fn dir_path(
+    id: i64,
+    dirs: &HashMap<i64, (i64, OsString)>,
+    paths: &mut HashMap<i64, PathBuf>,
+) -> Option<PathBuf> {
+    if let Some(p) = paths.get(&id) {
+        return Some(p.clone());
+    }
+    let (parent, name) = dirs.get(&id)?;
+    let p = dir_path(*parent, dirs, paths)?.join(name);
+    paths.insert(id, p.clone());
+    Some(p)
 }
 
 fn sort_entries(entries: &mut [EntryView], sort: SortBy) {

@@ -72,7 +72,8 @@ impl Rules {
     pub fn new(config: RuleConfig) -> Result<Rules> {
         let mut b = GlobSetBuilder::new();
         let mut add = |g: &str| -> Result<()> {
-            let glob = Glob::new(g).map_err(|e| Error::Invalid(format!("ignore rule {g:?}: {e}")))?;
+            let glob =
+                Glob::new(g).map_err(|e| Error::Invalid(format!("ignore rule {g:?}: {e}")))?;
             b.add(glob);
             Ok(())
         };
@@ -201,13 +202,22 @@ mod tests {
         assert!(ex(".DS_Store", ".DS_Store", false, &top));
         assert!(ex(".Trash-1000", ".Trash-1000", true, &top));
         assert!(ex("x.bak", "x.bak", false, &top));
-        assert!(!ex("target", "target", true, &top), "gitignore applies below its dir only");
+        assert!(
+            !ex("target", "target", true, &top),
+            "gitignore applies below its dir only"
+        );
         assert!(ex("target", "proj/target", true, &proj));
-        assert!(!ex("target", "proj/target", false, &proj), "target/ matches directories only");
+        assert!(
+            !ex("target", "proj/target", false, &proj),
+            "target/ matches directories only"
+        );
         assert!(ex("build.log", "proj/build.log", false, &proj));
         assert!(!ex("keep.log", "proj/keep.log", false, &proj));
         assert!(ex("a.tmp", "proj/sub/a.tmp", false, &sub));
-        assert!(ex("b.log", "proj/sub/b.log", false, &sub), "parent rules still apply");
+        assert!(
+            ex("b.log", "proj/sub/b.log", false, &sub),
+            "parent rules still apply"
+        );
         let rebuilt = rules.chain_from_root(root, &root.join("proj/sub"));
         assert!(rebuilt.ignored(&root.join("proj/sub/b.log"), false));
         assert!(rebuilt.ignored(&root.join("proj/sub/a.tmp"), false));
@@ -218,8 +228,19 @@ mod tests {
             ignore: vec![],
         })
         .unwrap();
-        assert!(!none.excluded(OsStr::new(".DS_Store"), &root.join(".DS_Store"), false, &top));
+        assert!(!none.excluded(
+            OsStr::new(".DS_Store"),
+            &root.join(".DS_Store"),
+            false,
+            &top
+        ));
         assert!(!none.excluded(OsStr::new("a.log"), &root.join("proj/a.log"), false, &proj));
-        assert!(Rules::new(RuleConfig { ignore: vec!["a[".into()], ..RuleConfig::default() }).is_err());
+        assert!(
+            Rules::new(RuleConfig {
+                ignore: vec!["a[".into()],
+                ..RuleConfig::default()
+            })
+            .is_err()
+        );
     }
 }

@@ -114,8 +114,7 @@ fn migrate(conn: &mut Connection, library_name: &str) -> Result<()> {
     }
     if current == 0 {
         let app: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-        let tables: i64 =
-            conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
         if app != 0 && app != APPLICATION_ID || app == 0 && tables > 0 {
             return Err(Error::Corrupt {
                 path: PathBuf::from(library_name),
@@ -245,7 +244,8 @@ mod tests {
         assert_eq!(v, SCHEMA_VERSION);
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 5)
             .unwrap();
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
         drop(conn);
         let before = std::fs::read(&db).unwrap();
         let err = open_writer(&db, "t").unwrap_err();

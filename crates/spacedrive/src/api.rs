@@ -57,9 +57,16 @@ pub enum Request {
         limit: Option<usize>,
     },
     #[serde(rename = "index.quick_scan")]
-    QuickScan { path: JsonPath, scope: Scope, rules: RuleConfig },
+    QuickScan {
+        path: JsonPath,
+        scope: Scope,
+        rules: RuleConfig,
+    },
     #[serde(rename = "job.list")]
-    JobList { library: Option<String>, limit: Option<usize> },
+    JobList {
+        library: Option<String>,
+        limit: Option<usize>,
+    },
     #[serde(rename = "job.info")]
     JobInfo { library: Option<String>, id: i64 },
     #[serde(rename = "job.pause")]
@@ -71,7 +78,10 @@ pub enum Request {
     /// Streams events. With `job`, starts with that job's current state and ends when it finishes;
     /// without, starts with every unfinished job and streams until the client hangs up.
     #[serde(rename = "events.subscribe")]
-    Subscribe { library: Option<String>, job: Option<i64> },
+    Subscribe {
+        library: Option<String>,
+        job: Option<i64>,
+    },
 }
 
 /// An error as sent to clients.

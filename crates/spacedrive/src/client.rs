@@ -35,7 +35,10 @@ impl std::error::Error for Remote {}
 
 impl Client {
     pub fn new(data_dir: PathBuf, autostart: bool) -> Client {
-        Client { data_dir, autostart }
+        Client {
+            data_dir,
+            autostart,
+        }
     }
 
     fn connect(&self) -> Result<UnixStream> {
@@ -43,7 +46,10 @@ impl Client {
         match UnixStream::connect(&sock) {
             Ok(s) => Ok(s),
             Err(_) if self.autostart => self.start_daemon(&sock),
-            Err(e) => Err(anyhow!("the daemon is not running ({}: {e})", sock.display())),
+            Err(e) => Err(anyhow!(
+                "the daemon is not running ({}: {e})",
+                sock.display()
+            )),
         }
     }
 
@@ -77,10 +83,17 @@ impl Client {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
-                bail!("the daemon exited at start ({status}):\n{}", tail.join("\n"));
+                bail!(
+                    "the daemon exited at start ({status}):\n{}",
+                    tail.join("\n")
+                );
             }
             if Instant::now() > deadline {
-                bail!("the daemon did not start listening on {} within 15 s; see {}", sock.display(), log_path.display());
+                bail!(
+                    "the daemon did not start listening on {} within 15 s; see {}",
+                    sock.display(),
+                    log_path.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -90,7 +103,8 @@ impl Client {
         let mut s = self.connect()?;
         let mut line = serde_json::to_vec(req)?;
         line.push(b'\n');
-        s.write_all(&line).context("sending the request to the daemon")?;
+        s.write_all(&line)
+            .context("sending the request to the daemon")?;
         Ok(BufReader::new(s))
     }
 
@@ -98,9 +112,13 @@ impl Client {
     pub fn call<T: DeserializeOwned>(&self, req: &Request) -> Result<T> {
         let mut r = self.send(req)?;
         let mut line = String::new();
-        r.read_line(&mut line).context("reading the daemon's answer")?;
+        r.read_line(&mut line)
+            .context("reading the daemon's answer")?;
         if line.is_empty() {
-            bail!("the daemon closed the connection without answering; see {}", self.data_dir.join("daemon.log").display());
+            bail!(
+                "the daemon closed the connection without answering; see {}",
+                self.data_dir.join("daemon.log").display()
+            );
         }
         parse_answer(&line)
     }
@@ -115,7 +133,8 @@ impl Client {
         let r = self.send(req)?;
         for line in r.lines() {
             let line = line.context("reading events from the daemon")?;
-            let v: Value = serde_json::from_str(&line).context("malformed event from the daemon")?;
+            let v: Value =
+                serde_json::from_str(&line).context("malformed event from the daemon")?;
             if let Some(e) = v.get("error") {
                 return Err(Remote(serde_json::from_value(e.clone())?).into());
             }

@@ -35,7 +35,8 @@ struct Daemon {
 pub fn run(data_dir: &Path) -> Result<()> {
     // Signals are taken by a dedicated thread; block them everywhere else first.
     let signals = block_signals();
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("securing {}", data_dir.display()))?;
     let node = Node::open(data_dir)?;
@@ -43,21 +44,28 @@ pub fn run(data_dir: &Path) -> Result<()> {
     // We hold the daemon lock, so a socket file left here is a stale one from a killed daemon.
     let _ = std::fs::remove_file(&socket);
     let old_umask = unsafe { libc::umask(0o077) };
-    let listener = UnixListener::bind(&socket).with_context(|| format!("listening on {}", socket.display()));
+    let listener =
+        UnixListener::bind(&socket).with_context(|| format!("listening on {}", socket.display()));
     unsafe { libc::umask(old_umask) };
     let listener = listener?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-    let daemon = Arc::new(Daemon { node, started: Instant::now(), socket });
+    let daemon = Arc::new(Daemon {
+        node,
+        started: Instant::now(),
+        socket,
+    });
     tracing::info!(pid = std::process::id(), socket = %daemon.socket.display(), "daemon ready");
 
     let d = daemon.clone();
-    std::thread::Builder::new().name("sd-signals".into()).spawn(move || {
-        let mut sig: libc::c_int = 0;
-        if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
-            tracing::info!(signal = sig, "stopping on signal");
-            d.stop();
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("sd-signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+                tracing::info!(signal = sig, "stopping on signal");
+                d.stop();
+            }
+        })?;
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
@@ -89,7 +97,10 @@ fn block_signals() -> libc::sigset_t {
 }
 
 fn err(e: &sd_core::Error) -> ApiError {
-    ApiError { code: e.code().to_owned(), message: e.to_string() }
+    ApiError {
+        code: e.code().to_owned(),
+        message: e.to_string(),
+    }
 }
 
 impl Daemon {
@@ -139,7 +150,10 @@ impl Daemon {
 
     fn handle(&self, req: Request) -> Result<Value, ApiError> {
         let to = |v: Result<Value, serde_json::Error>| {
-            v.map_err(|e| ApiError { code: "internal".into(), message: e.to_string() })
+            v.map_err(|e| ApiError {
+                code: "internal".into(),
+                message: e.to_string(),
+            })
         };
         let e = |e: sd_core::Error| err(&e);
         match req {
@@ -172,7 +186,13 @@ impl Daemon {
                 let lib = self.node.use_library(&library).map_err(e)?;
                 to(serde_json::to_value(self.library_info(&lib)?))
             }
-            Request::LocationAdd { library, path, name, mode, rules } => {
+            Request::LocationAdd {
+                library,
+                path,
+                name,
+                mode,
+                rules,
+            } => {
                 let mut created_library = None;
                 let lib = match (library.as_deref(), self.node.slots().is_empty()) {
                     (None, true) => {
@@ -183,8 +203,15 @@ impl Daemon {
                     (sel, _) => self.lib(sel)?,
                 };
                 let opts = AddOptions { name, mode, rules };
-                let (location, job_id) = location::add(&lib, &path.0, opts, &self.node.data_dir).map_err(e)?;
-                to(serde_json::to_value(api::Started { library_id: lib.id.to_string(), location, job_id, new_job: true, created_library }))
+                let (location, job_id) =
+                    location::add(&lib, &path.0, opts, &self.node.data_dir).map_err(e)?;
+                to(serde_json::to_value(api::Started {
+                    library_id: lib.id.to_string(),
+                    location,
+                    job_id,
+                    new_job: true,
+                    created_library,
+                }))
             }
             Request::LocationList { library } => {
                 let lib = self.lib(library.as_deref())?;
@@ -199,33 +226,57 @@ impl Daemon {
                         .map(|n| n as u64)
                         .map_err(|x| e(x.into()))
                 };
-                let symlinks = count("SELECT count(*) FROM entries WHERE location_id = ?1 AND kind = 2")?;
+                let symlinks =
+                    count("SELECT count(*) FROM entries WHERE location_id = ?1 AND kind = 2")?;
                 let entries = count("SELECT count(*) FROM entries WHERE location_id = ?1")?;
                 let last_job = location.last_job_id.and_then(|j| jobs::get(&lib, j).ok());
-                to(serde_json::to_value(api::LocationDetail { location, symlinks, entries, last_job }))
+                to(serde_json::to_value(api::LocationDetail {
+                    location,
+                    symlinks,
+                    entries,
+                    last_job,
+                }))
             }
             Request::LocationRescan { library, id } => {
                 let lib = self.lib(library.as_deref())?;
                 let (job_id, new_job) = location::rescan(&lib, id).map_err(e)?;
                 let location = location::get(&lib, id).map_err(e)?;
-                to(serde_json::to_value(api::Started { library_id: lib.id.to_string(), location, job_id, new_job, created_library: None }))
+                to(serde_json::to_value(api::Started {
+                    library_id: lib.id.to_string(),
+                    location,
+                    job_id,
+                    new_job,
+                    created_library: None,
+                }))
             }
             Request::LocationRemove { library, id } => {
                 let lib = self.lib(library.as_deref())?;
                 let removed = location::remove(&lib, id).map_err(e)?;
                 Ok(json!({ "location_id": id, "entries_removed": removed }))
             }
-            Request::EntriesList { library, path, recursive, sort, limit } => {
+            Request::EntriesList {
+                library,
+                path,
+                recursive,
+                sort,
+                limit,
+            } => {
                 let lib = self.lib(library.as_deref())?;
-                to(serde_json::to_value(query::list(&lib, &path.0, recursive, sort, limit).map_err(e)?))
+                to(serde_json::to_value(
+                    query::list(&lib, &path.0, recursive, sort, limit).map_err(e)?,
+                ))
             }
             Request::QuickScan { path, scope, rules } => {
                 let control = Control::default();
-                to(serde_json::to_value(index::ephemeral::quick_scan(&path.0, scope, rules, &control).map_err(e)?))
+                to(serde_json::to_value(
+                    index::ephemeral::quick_scan(&path.0, scope, rules, &control).map_err(e)?,
+                ))
             }
             Request::JobList { library, limit } => {
                 let lib = self.lib(library.as_deref())?;
-                to(serde_json::to_value(jobs::list(&lib, limit.unwrap_or(50)).map_err(e)?))
+                to(serde_json::to_value(
+                    jobs::list(&lib, limit.unwrap_or(50)).map_err(e)?,
+                ))
             }
             Request::JobInfo { library, id } => {
                 let lib = self.lib(library.as_deref())?;
@@ -257,7 +308,8 @@ impl Daemon {
                     id: Some(l.id.to_string()),
                     name: l.name(),
                     path: l.dir().to_path_buf(),
-                    default: default == Some(l.id) || (default.is_none() && self.node.libraries().len() == 1),
+                    default: default == Some(l.id)
+                        || (default.is_none() && self.node.libraries().len() == 1),
                     status: "open".into(),
                     error: None,
                     locations: location::list(&l).ok().map(|v| v.len()),
@@ -279,7 +331,10 @@ impl Daemon {
         let e = |x: sd_core::Error| err(&x);
         let config = lib.config().map_err(e)?;
         let conn = lib.reader().map_err(e)?;
-        let q = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(|x| e(x.into()));
+        let q = |sql: &str| {
+            conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map_err(|x| e(x.into()))
+        };
         Ok(api::LibraryInfo {
             id: lib.id.to_string(),
             name: lib.name(),
@@ -294,9 +349,15 @@ impl Daemon {
         })
     }
 
-    fn subscribe(&self, mut out: UnixStream, library: Option<&str>, job: Option<i64>) -> Result<()> {
+    fn subscribe(
+        &self,
+        mut out: UnixStream,
+        library: Option<&str>,
+        job: Option<i64>,
+    ) -> Result<()> {
         let rx = self.node.bus.subscribe();
-        let write = |out: &mut UnixStream, v: Value| -> std::io::Result<()> { writeln!(out, "{v}") };
+        let write =
+            |out: &mut UnixStream, v: Value| -> std::io::Result<()> { writeln!(out, "{v}") };
         // Snapshot first, so a client never misses the state a job was in when it connected.
         let libs: Vec<Arc<Library>> = if library.is_some() || job.is_some() {
             match self.lib(library) {
@@ -309,7 +370,8 @@ impl Daemon {
         } else {
             self.node.libraries()
         };
-        let lib_filter: Option<uuid::Uuid> = (library.is_some() || job.is_some()).then(|| libs[0].id);
+        let lib_filter: Option<uuid::Uuid> =
+            (library.is_some() || job.is_some()).then(|| libs[0].id);
         for lib in &libs {
             let snapshot: Vec<jobs::JobInfo> = match job {
                 Some(id) => match jobs::get(lib, id) {
@@ -319,7 +381,10 @@ impl Daemon {
                         return Ok(());
                     }
                 },
-                None => jobs::list(lib, 200)?.into_iter().filter(|j| !j.state.is_final()).collect(),
+                None => jobs::list(lib, 200)?
+                    .into_iter()
+                    .filter(|j| !j.state.is_final())
+                    .collect(),
             };
             for j in snapshot {
                 let done = job.is_some() && j.state.is_final();
@@ -332,7 +397,9 @@ impl Daemon {
         loop {
             match rx.recv_timeout(Duration::from_secs(2)) {
                 Ok(Event::Job(j)) => {
-                    if lib_filter.is_some_and(|l| l != j.library_id) || job.is_some_and(|id| id != j.id) {
+                    if lib_filter.is_some_and(|l| l != j.library_id)
+                        || job.is_some_and(|id| id != j.id)
+                    {
                         continue;
                     }
                     let done = job.is_some() && j.state.is_final();

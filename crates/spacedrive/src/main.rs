@@ -220,7 +220,9 @@ fn default_data_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
         return PathBuf::from(x).join("spacedrive");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".local/share/spacedrive")
 }
 
@@ -233,7 +235,10 @@ fn main() {
                 Some(r) => (r.0.code.clone(), r.0.message.clone()),
                 None => ("cli".to_owned(), format!("{e:#}")),
             };
-            println!("{}", serde_json::json!({"error": {"code": code, "message": message}}));
+            println!(
+                "{}",
+                serde_json::json!({"error": {"code": code, "message": message}})
+            );
         } else {
             eprintln!("error: {e:#}");
         }
@@ -280,9 +285,17 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 print_json(&serde_json::json!({"running": true, "status": s}))?;
             } else {
-                println!("daemon: running, pid {}, version {}, up {}", s.pid, s.version, output::duration_ms(s.uptime_ms as i64));
+                println!(
+                    "daemon: running, pid {}, version {}, up {}",
+                    s.pid,
+                    s.version,
+                    output::duration_ms(s.uptime_ms as i64)
+                );
                 println!("data folder: {}", s.data_dir.0.display());
-                println!("device: {} ({}) — {}, {}", s.device.name, s.device.id, s.device.os, s.device.hardware);
+                println!(
+                    "device: {} ({}) — {}, {}",
+                    s.device.name, s.device.id, s.device.os, s.device.hardware
+                );
                 println!("libraries: {}", s.libraries);
             }
         }
@@ -309,7 +322,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Library(cmd) => library_cmd(&client, cmd, json)?,
         Command::Location(cmd) => location_cmd(&client, lib, cmd, json)?,
         Command::Ls(a) => ls(&client, lib, a, json)?,
-        Command::Index(IndexCmd::QuickScan { path, scope, ephemeral: _, rules }) => {
+        Command::Index(IndexCmd::QuickScan {
+            path,
+            scope,
+            ephemeral: _,
+            rules,
+        }) => {
             let scope = match scope {
                 ScopeArg::Current => Scope::Current,
                 ScopeArg::Recursive => Scope::Recursive,
@@ -334,7 +352,11 @@ fn init_logging() {
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_ansi(false).init();
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
 }
 
 fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
@@ -365,13 +387,20 @@ fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
                     vec![
                         format!("{}{}", l.name, if l.default { " *" } else { "" }),
                         l.id.clone().unwrap_or_else(|| "-".into()),
-                        l.locations.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+                        l.locations
+                            .map(|n| n.to_string())
+                            .unwrap_or_else(|| "-".into()),
                         l.status.clone(),
-                        l.error.clone().unwrap_or_else(|| l.path.display().to_string()),
+                        l.error
+                            .clone()
+                            .unwrap_or_else(|| l.path.display().to_string()),
                     ]
                 })
                 .collect();
-            output::table(&["NAME", "ID", "LOCATIONS", "STATUS", "FOLDER / PROBLEM"], &rows);
+            output::table(
+                &["NAME", "ID", "LOCATIONS", "STATUS", "FOLDER / PROBLEM"],
+                &rows,
+            );
         }
         LibraryCmd::Info { name } => {
             let info: api::LibraryInfo = client.call(&Request::LibraryInfo { library: name })?;
@@ -380,12 +409,23 @@ fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
             }
             show(&info, "");
             println!("  created: {}", output::time_ms(info.created_at));
-            println!("  schema version {} (config version {})", info.schema_version, info.config_version);
-            println!("  {} locations, {} entries, {} on disk", info.locations, output::count(info.entries), output::bytes(info.disk_bytes));
+            println!(
+                "  schema version {} (config version {})",
+                info.schema_version, info.config_version
+            );
+            println!(
+                "  {} locations, {} entries, {} on disk",
+                info.locations,
+                output::count(info.entries),
+                output::bytes(info.disk_bytes)
+            );
             println!("  running jobs: {}", info.jobs_running);
         }
         LibraryCmd::Rename { name, new_name } => {
-            let info: api::LibraryInfo = client.call(&Request::LibraryRename { library: name, new_name })?;
+            let info: api::LibraryInfo = client.call(&Request::LibraryRename {
+                library: name,
+                new_name,
+            })?;
             if json {
                 return print_json(&info);
             }
@@ -394,9 +434,13 @@ fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
         LibraryCmd::Delete { name, yes } => {
             if !yes {
                 if !std::io::stdin().is_terminal() {
-                    bail!("deleting library {name:?} removes its index and jobs; pass --yes to confirm");
+                    bail!(
+                        "deleting library {name:?} removes its index and jobs; pass --yes to confirm"
+                    );
                 }
-                eprint!("Delete library {name:?} (its index, tags and jobs)? Files in its locations are not touched. [y/N] ");
+                eprint!(
+                    "Delete library {name:?} (its index, tags and jobs)? Files in its locations are not touched. [y/N] "
+                );
                 let mut answer = String::new();
                 std::io::stdin().read_line(&mut answer)?;
                 if !matches!(answer.trim(), "y" | "Y" | "yes") {
@@ -420,9 +464,20 @@ fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn location_cmd(client: &Client, library: Option<String>, cmd: LocationCmd, json: bool) -> Result<()> {
+fn location_cmd(
+    client: &Client,
+    library: Option<String>,
+    cmd: LocationCmd,
+    json: bool,
+) -> Result<()> {
     match cmd {
-        LocationCmd::Add { path, mode, name, rules, detach } => {
+        LocationCmd::Add {
+            path,
+            mode,
+            name,
+            rules,
+            detach,
+        } => {
             let mode = match mode {
                 ModeArg::Shallow => IndexMode::Shallow,
                 ModeArg::Content => IndexMode::Content,
@@ -447,18 +502,27 @@ fn location_cmd(client: &Client, library: Option<String>, cmd: LocationCmd, json
                     started.job_id
                 );
                 if mode != IndexMode::Shallow {
-                    println!("note: this build records the {} mode but indexes metadata only", mode.as_str());
+                    println!(
+                        "note: this build records the {} mode but indexes metadata only",
+                        mode.as_str()
+                    );
                 }
             }
             follow(client, library, started, detach, json)?;
         }
         LocationCmd::Rescan { id, detach } => {
-            let started: api::Started = client.call(&Request::LocationRescan { library: library.clone(), id })?;
+            let started: api::Started = client.call(&Request::LocationRescan {
+                library: library.clone(),
+                id,
+            })?;
             if !json {
                 if started.new_job {
                     println!("rescanning location {} as job {}", id, started.job_id);
                 } else {
-                    println!("location {id} is already being indexed by job {}", started.job_id);
+                    println!(
+                        "location {id} is already being indexed by job {}",
+                        started.job_id
+                    );
                 }
             }
             follow(client, library, started, detach, json)?;
@@ -483,12 +547,27 @@ fn location_cmd(client: &Client, library: Option<String>, cmd: LocationCmd, json
                         output::bytes(l.bytes),
                         l.mode.as_str().to_owned(),
                         l.state.clone(),
-                        l.last_scan_at.map(output::time_ms).unwrap_or_else(|| "never".into()),
+                        l.last_scan_at
+                            .map(output::time_ms)
+                            .unwrap_or_else(|| "never".into()),
                         l.path.0.display().to_string(),
                     ]
                 })
                 .collect();
-            output::table(&["ID", "NAME", "FILES", "DIRS", "SIZE", "MODE", "STATE", "LAST SCAN", "PATH"], &rows);
+            output::table(
+                &[
+                    "ID",
+                    "NAME",
+                    "FILES",
+                    "DIRS",
+                    "SIZE",
+                    "MODE",
+                    "STATE",
+                    "LAST SCAN",
+                    "PATH",
+                ],
+                &rows,
+            );
         }
         LocationCmd::Info { id } => {
             let d: api::LocationDetail = client.call(&Request::LocationInfo { library, id })?;
@@ -499,7 +578,13 @@ fn location_cmd(client: &Client, library: Option<String>, cmd: LocationCmd, json
             println!("location {} {:?}", l.id, l.name);
             println!("  path: {}", l.path.0.display());
             println!("  state: {}, mode: {}", l.state, l.mode.as_str());
-            println!("  {} files, {} dirs, {} symlinks, {}", output::count(l.files), output::count(l.dirs), output::count(d.symlinks), output::bytes(l.bytes));
+            println!(
+                "  {} files, {} dirs, {} symlinks, {}",
+                output::count(l.files),
+                output::count(l.dirs),
+                output::count(d.symlinks),
+                output::bytes(l.bytes)
+            );
             println!("  {} index entries", output::count(d.entries));
             println!(
                 "  rules: system defaults {}, .gitignore {}, ignore {:?}",
@@ -507,7 +592,12 @@ fn location_cmd(client: &Client, library: Option<String>, cmd: LocationCmd, json
                 if l.rules.gitignore { "on" } else { "off" },
                 l.rules.ignore
             );
-            println!("  last scan: {}", l.last_scan_at.map(output::time_ms).unwrap_or_else(|| "never".into()));
+            println!(
+                "  last scan: {}",
+                l.last_scan_at
+                    .map(output::time_ms)
+                    .unwrap_or_else(|| "never".into())
+            );
             if let Some(j) = &d.last_job {
                 println!("  {}", output::index_summary(j).replace('\n', "\n  "));
             }
@@ -517,14 +607,23 @@ fn location_cmd(client: &Client, library: Option<String>, cmd: LocationCmd, json
             if json {
                 return print_json(&v);
             }
-            println!("removed location {id} and {} index entries; the folder on disk was not touched", v["entries_removed"]);
+            println!(
+                "removed location {id} and {} index entries; the folder on disk was not touched",
+                v["entries_removed"]
+            );
         }
     }
     Ok(())
 }
 
 /// Shows a job's progress until it ends (unless detached), then its summary.
-fn follow(client: &Client, library: Option<String>, started: api::Started, detach: bool, json: bool) -> Result<()> {
+fn follow(
+    client: &Client,
+    library: Option<String>,
+    started: api::Started,
+    detach: bool,
+    json: bool,
+) -> Result<()> {
     if detach {
         if json {
             print_json(&started)?;
@@ -534,29 +633,41 @@ fn follow(client: &Client, library: Option<String>, started: api::Started, detac
     let lib = library.or(Some(started.library_id.clone()));
     let mut last: Option<JobInfo> = None;
     let mut bar = None;
-    client.stream(&Request::Subscribe { library: lib.clone(), job: Some(started.job_id) }, |ev| {
-        let job: JobInfo = serde_json::from_value(ev["data"].clone())?;
-        if !json {
-            let b = bar.get_or_insert_with(|| output::job_bar(&job));
-            if b.length().is_none() && job.progress.expected.is_some() {
-                b.finish_and_clear();
-                *b = output::job_bar(&job);
+    client.stream(
+        &Request::Subscribe {
+            library: lib.clone(),
+            job: Some(started.job_id),
+        },
+        |ev| {
+            let job: JobInfo = serde_json::from_value(ev["data"].clone())?;
+            if !json {
+                let b = bar.get_or_insert_with(|| output::job_bar(&job));
+                if b.length().is_none() && job.progress.expected.is_some() {
+                    b.finish_and_clear();
+                    *b = output::job_bar(&job);
+                }
+                output::update_bar(b, &job);
             }
-            output::update_bar(b, &job);
-        }
-        let done = job.state.is_final();
-        last = Some(job);
-        Ok(!done)
-    })?;
+            let done = job.state.is_final();
+            last = Some(job);
+            Ok(!done)
+        },
+    )?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let job = match last {
         Some(j) if j.state.is_final() => j,
-        _ => bail!("lost track of job {}: the daemon stopped; it resumes when the daemon starts again", started.job_id),
+        _ => bail!(
+            "lost track of job {}: the daemon stopped; it resumes when the daemon starts again",
+            started.job_id
+        ),
     };
     if json {
-        let location: Location = client.call(&Request::LocationInfo { library: lib, id: started.location.id })?;
+        let location: api::LocationDetail = client.call(&Request::LocationInfo {
+            library: lib,
+            id: started.location.id,
+        })?;
         return print_json(&serde_json::json!({ "location": location, "job": job }));
     }
     println!("{}", output::index_summary(&job));
@@ -601,7 +712,12 @@ fn ls(client: &Client, library: Option<String>, a: LsArgs, json: bool) -> Result
         .iter()
         .map(|e| {
             let shown = if a.recursive {
-                e.path.0.strip_prefix(&base).unwrap_or(&e.path.0).to_string_lossy().into_owned()
+                e.path
+                    .0
+                    .strip_prefix(&base)
+                    .unwrap_or(&e.path.0)
+                    .to_string_lossy()
+                    .into_owned()
             } else {
                 e.name.0.to_string_lossy().into_owned()
             };
@@ -611,7 +727,9 @@ fn ls(client: &Client, library: Option<String>, a: LsArgs, json: bool) -> Result
                 _ => shown,
             };
             let items = match (e.files, e.dirs) {
-                (Some(f), Some(d)) => format!("{} files, {} dirs", output::count(f), output::count(d)),
+                (Some(f), Some(d)) => {
+                    format!("{} files, {} dirs", output::count(f), output::count(d))
+                }
                 _ if e.nlink.is_some() => format!("{} links", e.nlink.unwrap_or(1)),
                 _ => String::new(),
             };
@@ -631,7 +749,11 @@ fn ls(client: &Client, library: Option<String>, a: LsArgs, json: bool) -> Result
         output::count(l.entry.files.unwrap_or(0)),
         output::count(l.entry.dirs.unwrap_or(0)),
         output::bytes(l.entry.size),
-        if l.truncated { " (listing cut at --limit)" } else { "" }
+        if l.truncated {
+            " (listing cut at --limit)"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
@@ -647,7 +769,12 @@ fn print_quick_scan(r: &QuickScan) {
                 (EntryKind::Symlink, Some(t)) => format!("{n} -> {}", t.0.to_string_lossy()),
                 _ => n.into_owned(),
             };
-            vec![kind_char(e.kind).to_string(), output::bytes(e.size), output::time_ns(e.mtime), name]
+            vec![
+                kind_char(e.kind).to_string(),
+                output::bytes(e.size),
+                output::time_ns(e.mtime),
+                name,
+            ]
         })
         .collect();
     output::table(&["", "SIZE", "MODIFIED", "NAME"], &rows);
@@ -683,7 +810,10 @@ fn job_cmd(client: &Client, library: Option<String>, cmd: JobCmd, json: bool) ->
     };
     match cmd {
         JobCmd::List { limit } => {
-            let jobs: Vec<JobInfo> = client.call(&Request::JobList { library, limit: Some(limit) })?;
+            let jobs: Vec<JobInfo> = client.call(&Request::JobList {
+                library,
+                limit: Some(limit),
+            })?;
             if json {
                 return print_json(&jobs);
             }
@@ -704,7 +834,10 @@ fn job_cmd(client: &Client, library: Option<String>, cmd: JobCmd, json: bool) ->
                     ]
                 })
                 .collect();
-            output::table(&["ID", "JOB", "STATE", "PROGRESS", "RESUMES", "CREATED"], &rows);
+            output::table(
+                &["ID", "JOB", "STATE", "PROGRESS", "RESUMES", "CREATED"],
+                &rows,
+            );
         }
         JobCmd::Info { id } => one(&client.call(&Request::JobInfo { library, id })?)?,
         JobCmd::Pause { id } => one(&client.call(&Request::JobPause { library, id })?)?,
@@ -736,7 +869,9 @@ fn monitor(client: &Client, library: Option<String>, id: Option<i64>, json: bool
                 }
                 let _ = multi.println(output::index_summary(&job));
             } else {
-                let b = bars.entry(key).or_insert_with(|| multi.add(output::job_bar(&job)));
+                let b = bars
+                    .entry(key)
+                    .or_insert_with(|| multi.add(output::job_bar(&job)));
                 output::update_bar(b, &job);
             }
         }

@@ -13,7 +13,11 @@ pub fn bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// `1234567` → `1,234,567`.
@@ -21,7 +25,7 @@ pub fn count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -43,7 +47,11 @@ pub fn time_ms(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 /// Nanoseconds → same format as [`time_ms`].
@@ -95,7 +103,12 @@ pub fn index_message(p: &IndexProgress) -> String {
         sd_core::index::Phase::Aggregation => "summing sizes",
         sd_core::index::Phase::Done => "done",
     };
-    let mut s = format!("{phase}: {} files, {} dirs, {}", count(p.files), count(p.dirs), bytes(p.bytes));
+    let mut s = format!(
+        "{phase}: {} files, {} dirs, {}",
+        count(p.files),
+        count(p.dirs),
+        bytes(p.bytes)
+    );
     if p.errors > 0 {
         s.push_str(&format!(", {} unreadable", count(p.errors)));
     }
@@ -133,7 +146,11 @@ pub fn job_bar(job: &JobInfo) -> ProgressBar {
 pub fn update_bar(bar: &ProgressBar, job: &JobInfo) {
     let p = &job.progress;
     bar.set_position(p.files + p.dirs + p.symlinks + p.other);
-    let paused = if job.state == sd_core::jobs::JobState::Paused { " (paused)" } else { "" };
+    let paused = if job.state == sd_core::jobs::JobState::Paused {
+        " (paused)"
+    } else {
+        ""
+    };
     bar.set_message(format!("{}{paused}", index_message(p)));
 }
 
@@ -171,7 +188,10 @@ pub fn index_summary(job: &JobInfo) -> String {
         count(p.ignored)
     ));
     if let Some(d) = p.resumed_after_dirs {
-        s.push_str(&format!("\n  resumed from a checkpoint after {} directories", count(d)));
+        s.push_str(&format!(
+            "\n  resumed from a checkpoint after {} directories",
+            count(d)
+        ));
     }
     if p.errors > 0 {
         s.push_str(&format!("\n  {} paths could not be read:", count(p.errors)));

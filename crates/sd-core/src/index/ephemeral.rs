@@ -54,16 +54,27 @@ pub struct QuickScan {
 }
 
 /// Scans `path` in memory.
-pub fn quick_scan(path: &Path, scope: Scope, rules: RuleConfig, control: &Control) -> Result<QuickScan> {
+pub fn quick_scan(
+    path: &Path,
+    scope: Scope,
+    rules: RuleConfig,
+    control: &Control,
+) -> Result<QuickScan> {
     let started = Instant::now();
     let root = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
     if !root.is_dir() {
-        return Err(Error::Invalid(format!("{} is not a directory", root.display())));
+        return Err(Error::Invalid(format!(
+            "{} is not a directory",
+            root.display()
+        )));
     }
     let rules = Arc::new(Rules::new(rules)?);
     let chain = if rules.config().gitignore {
         // .gitignore files above the folder apply too, as they would in a location at its parent.
-        rules.chain_from_root(root.parent().unwrap_or(&root), root.parent().unwrap_or(&root))
+        rules.chain_from_root(
+            root.parent().unwrap_or(&root),
+            root.parent().unwrap_or(&root),
+        )
     } else {
         Arc::new(IgnoreChain::default())
     };
@@ -75,7 +86,11 @@ pub fn quick_scan(path: &Path, scope: Scope, rules: RuleConfig, control: &Contro
         tokens: Arc::new(AtomicU64::new(1)),
     };
     let (tx, rx) = crossbeam_channel::bounded(256);
-    let start = vec![DirTask { token: 0, path: root.clone(), chain }];
+    let start = vec![DirTask {
+        token: 0,
+        path: root.clone(),
+        chain,
+    }];
     let mut out = QuickScan {
         path: JsonPath(root),
         scope,
@@ -99,12 +114,18 @@ pub fn quick_scan(path: &Path, scope: Scope, rules: RuleConfig, control: &Contro
             let children = match listing.children {
                 Ok(c) => c,
                 Err(message) => {
-                    errs.push(PathError { path: listing.path.clone().into(), message });
+                    errs.push(PathError {
+                        path: listing.path.clone().into(),
+                        message,
+                    });
                     Vec::new()
                 }
             };
             out.errors += errs.len() as u64;
-            out.error_samples.extend(errs.into_iter().take(50usize.saturating_sub(out.error_samples.len())));
+            out.error_samples.extend(
+                errs.into_iter()
+                    .take(50usize.saturating_sub(out.error_samples.len())),
+            );
             let mut sums = Sums::default();
             for c in children {
                 match c.kind {
@@ -139,7 +160,10 @@ pub fn quick_scan(path: &Path, scope: Scope, rules: RuleConfig, control: &Contro
             }
             dirs.entry(listing.token).or_insert((0, Sums::default())).1 = sums;
         }
-        walker.join().map_err(|_| Error::Invalid("the walker thread panicked".into()))?.ok();
+        walker
+            .join()
+            .map_err(|_| Error::Invalid("the walker thread panicked".into()))?
+            .ok();
         Ok(())
     })?;
     // Fold every directory's sums into its ancestors (parents before children is not guaranteed

@@ -21,9 +21,9 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::IndexProgress;
 use super::walk::{Child, EntryKind, Listing, PathError};
+use crate::Result;
 use crate::names;
 use crate::query;
-use crate::Result;
 
 const MAX_ERROR_SAMPLES: usize = 50;
 
@@ -57,6 +57,7 @@ struct Existing {
     size: i64,
     mtime: Option<i64>,
     inode: i64,
+    btime: Option<i64>,
     nlink: Option<i64>,
     target: Option<Vec<u8>>,
 }
@@ -66,11 +67,19 @@ fn nlink_col(c: &Child) -> Option<i64> {
 }
 
 fn size_col(c: &Child) -> i64 {
-    if c.kind == EntryKind::Dir { 0 } else { c.size as i64 }
+    if c.kind == EntryKind::Dir {
+        0
+    } else {
+        c.size as i64
+    }
 }
 
 /// Applies one batch of listings inside `tx`. Persists the progress with it.
-pub(crate) fn apply_batch(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Listing>) -> Result<()> {
+pub(crate) fn apply_batch(
+    tx: &Transaction<'_>,
+    st: &mut ScanState,
+    batch: Vec<Listing>,
+) -> Result<()> {
     for listing in batch {
         apply_listing(tx, st, listing)?;
     }
@@ -101,7 +110,13 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
         Ok(c) => c,
         Err(message) => {
             // Unreadable directory: keep what the index knew about it, report it.
-            record_error(st, PathError { path: listing.path.into(), message });
+            record_error(
+                st,
+                PathError {
+                    path: listing.path.into(),
+                    message,
+                },
+            );
             return Ok(());
         }
     };
@@ -110,7 +125,7 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
     let mut existing: HashMap<OsString, Existing> = HashMap::new();
     if !st.fresh {
         let mut q = tx.prepare_cached(
-            "SELECT id, name, kind, size, mtime, inode, nlink, target FROM entries WHERE parent_id = ?1",
+            "SELECT id, name, kind, size, mtime, inode, nlink, target, btime FROM entries WHERE parent_id = ?1",
         )?;
         let rows = q.query_map([dir_id], |r| {
             Ok((
@@ -123,6 +138,7 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
                     inode: r.get(5)?,
                     nlink: r.get(6)?,
                     target: r.get(7)?,
+                    btime: r.get(8)?,
                 },
             ))
         })?;
@@ -132,7 +148,11 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
         }
     }
 
+    // Pass 1: children that are the same entry under the same name. An indexed name whose inode
+    // now shows up under another name in this directory was renamed, not modified in place.
+    let listed_inodes: HashSet<u64> = children.iter().map(|c| c.inode).collect();
     let mut sums = Sums::default();
+    let mut placed: Vec<(Child, Option<i64>)> = Vec::with_capacity(children.len());
     for child in children {
         match child.kind {
             EntryKind::File => {
@@ -148,31 +168,48 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
             EntryKind::Symlink => st.progress.symlinks += 1,
             EntryKind::Other => st.progress.other += 1,
         }
-        let id = match existing.remove(&child.name) {
-            Some(ex) if ex.kind == child.kind => {
-                update_if_changed(tx, st, &ex, &child)?;
-                ex.id
-            }
-            Some(ex) => {
-                // Same name, different kind: the old entry may have moved elsewhere; park it.
-                tx.prepare_cached("UPDATE entries SET parent_id = NULL WHERE id = ?1")?
-                    .execute([ex.id])?;
-                mark_missing(tx, st, ex.id)?;
-                insert(tx, st, dir_id, &child)?
-            }
-            None => match (!st.fresh).then(|| find_moved(tx, st, dir_id, &child)).transpose()?.flatten() {
+        let same = existing.get(&child.name).is_some_and(|ex| {
+            ex.kind == child.kind
+                && (ex.inode == child.inode as i64 || !listed_inodes.contains(&(ex.inode as u64)))
+        });
+        let id = if same {
+            let ex = existing.remove(&child.name).expect("checked above");
+            update_if_changed(tx, st, &ex, &child)?;
+            Some(ex.id)
+        } else {
+            None
+        };
+        placed.push((child, id));
+    }
+    // Pass 2: indexed entries not matched are missing. One whose name is taken by a different
+    // entry is detached first, freeing the name; it stays claimable by a move until the walk ends.
+    for (name, ex) in existing {
+        if placed.iter().any(|(c, id)| id.is_none() && c.name == name) {
+            tx.prepare_cached("UPDATE entries SET parent_id = NULL WHERE id = ?1")?
+                .execute([ex.id])?;
+        }
+        mark_missing(tx, st, ex.id)?;
+    }
+    // Pass 3: the remaining names are moves (by inode) or new entries.
+    for (child, id) in placed {
+        let id = match id {
+            Some(id) => id,
+            None => match (!st.fresh)
+                .then(|| find_moved(tx, st, dir_id, &child))
+                .transpose()?
+                .flatten()
+            {
                 Some(id) => id,
                 None => insert(tx, st, dir_id, &child)?,
             },
         };
         if let Some(token) = child.token {
             st.tokens.insert(token, id);
-            tx.prepare_cached("INSERT OR IGNORE INTO index_frontier (job_id, entry_id) VALUES (?1, ?2)")?
-                .execute(params![st.job_id, id])?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO index_frontier (job_id, entry_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![st.job_id, id])?;
         }
-    }
-    for ex in existing.into_values() {
-        mark_missing(tx, st, ex.id)?;
     }
     st.direct.insert(dir_id, sums);
     Ok(())
@@ -180,8 +217,8 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
 
 fn insert(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) -> Result<i64> {
     tx.prepare_cached(
-        "INSERT INTO entries (location_id, parent_id, name, kind, size, mtime, inode, nlink, target)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO entries (location_id, parent_id, name, kind, size, mtime, inode, nlink, target, btime)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         st.location_id,
@@ -193,24 +230,31 @@ fn insert(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) -> R
         c.inode as i64,
         nlink_col(c),
         c.target,
+        c.btime_ns,
     ])?;
     st.progress.new += 1;
     Ok(tx.last_insert_rowid())
 }
 
-fn update_if_changed(tx: &Transaction<'_>, st: &mut ScanState, ex: &Existing, c: &Child) -> Result<()> {
+fn update_if_changed(
+    tx: &Transaction<'_>,
+    st: &mut ScanState,
+    ex: &Existing,
+    c: &Child,
+) -> Result<()> {
     let content_changed = c.kind != EntryKind::Dir
         && (ex.size != c.size as i64 || ex.mtime != Some(c.mtime_ns) || ex.target != c.target);
     let changed = content_changed
         || ex.inode != c.inode as i64
+        || ex.btime != c.btime_ns
         || ex.nlink != nlink_col(c)
         || ex.mtime != Some(c.mtime_ns);
     if changed {
         tx.prepare_cached(
             "UPDATE entries SET size = CASE WHEN kind = 1 THEN size ELSE ?2 END,
-                                mtime = ?3, inode = ?4, nlink = ?5, target = ?6 WHERE id = ?1",
+                                mtime = ?3, inode = ?4, nlink = ?5, target = ?6, btime = ?7 WHERE id = ?1",
         )?
-        .execute(params![ex.id, size_col(c), c.mtime_ns, c.inode as i64, nlink_col(c), c.target])?;
+        .execute(params![ex.id, size_col(c), c.mtime_ns, c.inode as i64, nlink_col(c), c.target, c.btime_ns])?;
     }
     if content_changed || (c.kind != EntryKind::Dir && ex.inode != c.inode as i64) {
         st.progress.modified += 1;
@@ -220,20 +264,40 @@ fn update_if_changed(tx: &Transaction<'_>, st: &mut ScanState, ex: &Existing, c:
 
 fn mark_missing(tx: &Transaction<'_>, st: &mut ScanState, id: i64) -> Result<()> {
     if st.missing.insert(id) {
-        tx.prepare_cached("INSERT OR IGNORE INTO index_missing (job_id, entry_id) VALUES (?1, ?2)")?
-            .execute(params![st.job_id, id])?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO index_missing (job_id, entry_id) VALUES (?1, ?2)",
+        )?
+        .execute(params![st.job_id, id])?;
     }
     Ok(())
 }
 
 /// A name new to `parent`: is it an indexed entry that moved here? Returns its id, re-parented.
-fn find_moved(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) -> Result<Option<i64>> {
-    let candidates: Vec<(i64, i64)> = tx
-        .prepare_cached("SELECT id, kind FROM entries WHERE location_id = ?1 AND inode = ?2 AND id != ?3")?
-        .query_map(params![st.location_id, c.inode as i64, st.root_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+fn find_moved(
+    tx: &Transaction<'_>,
+    st: &mut ScanState,
+    parent: i64,
+    c: &Child,
+) -> Result<Option<i64>> {
+    let candidates: Vec<(i64, i64, Option<i64>, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT id, kind, btime, mtime FROM entries WHERE location_id = ?1 AND inode = ?2 AND id != ?3",
+        )?
+        .query_map(params![st.location_id, c.inode as i64, st.root_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    for (id, kind) in candidates {
+    for (id, kind, btime, mtime) in candidates {
         if EntryKind::from_i64(kind) != c.kind {
+            continue;
+        }
+        // A freed inode is reused at once by new files: the birth time tells them apart. Without
+        // one, a file must also keep its mtime (a rename does) to count as the same file.
+        let same_identity = match (btime, c.btime_ns) {
+            (Some(a), Some(b)) => a == b,
+            _ => c.kind == EntryKind::Dir || mtime == Some(c.mtime_ns),
+        };
+        if !same_identity {
             continue;
         }
         let gone = if st.missing.contains(&id) {
@@ -241,7 +305,9 @@ fn find_moved(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) 
         } else {
             // Still at its old path with this inode → a hard link (or the same dir), not a move.
             match query::entry_path(tx, st.root_id, &st.root_path, id)? {
-                Some(old) => std::fs::symlink_metadata(&old).map(|m| m.ino() != c.inode).unwrap_or(true),
+                Some(old) => std::fs::symlink_metadata(&old)
+                    .map(|m| m.ino() != c.inode)
+                    .unwrap_or(true),
                 None => false,
             }
         };
@@ -250,7 +316,7 @@ fn find_moved(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) 
         }
         tx.prepare_cached(
             "UPDATE entries SET parent_id = ?2, name = ?3, size = CASE WHEN kind = 1 THEN size ELSE ?4 END,
-                                mtime = ?5, inode = ?6, nlink = ?7, target = ?8 WHERE id = ?1",
+                                mtime = ?5, inode = ?6, nlink = ?7, target = ?8, btime = ?9 WHERE id = ?1",
         )?
         .execute(params![
             id,
@@ -260,7 +326,8 @@ fn find_moved(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) 
             c.mtime_ns,
             c.inode as i64,
             nlink_col(c),
-            c.target
+            c.target,
+            c.btime_ns
         ])?;
         if st.missing.remove(&id) {
             tx.prepare_cached("DELETE FROM index_missing WHERE job_id = ?1 AND entry_id = ?2")?
@@ -309,7 +376,11 @@ pub(crate) fn aggregate(tx: &Transaction<'_>, st: &ScanState) -> Result<Sums> {
             None => {
                 let mut s = Sums::default();
                 let rows = direct_q.query_map([id], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, f64>(2)?,
+                    ))
                 })?;
                 for row in rows {
                     let (kind, n, bytes) = row?;
@@ -369,7 +440,10 @@ pub(crate) fn aggregate(tx: &Transaction<'_>, st: &ScanState) -> Result<Sums> {
 }
 
 /// Loads the scan state of a job from its checkpoint tables.
-pub(crate) fn load_checkpoint(tx: &Transaction<'_>, job_id: i64) -> Result<(Vec<i64>, HashSet<i64>, Option<String>)> {
+pub(crate) fn load_checkpoint(
+    tx: &Transaction<'_>,
+    job_id: i64,
+) -> Result<(Vec<i64>, HashSet<i64>, Option<String>)> {
     let frontier = tx
         .prepare("SELECT entry_id FROM index_frontier WHERE job_id = ?1")?
         .query_map([job_id], |r| r.get(0))?
@@ -379,7 +453,9 @@ pub(crate) fn load_checkpoint(tx: &Transaction<'_>, job_id: i64) -> Result<(Vec<
         .query_map([job_id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let progress = tx
-        .query_row("SELECT progress FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))
+        .query_row("SELECT progress FROM jobs WHERE id = ?1", [job_id], |r| {
+            r.get(0)
+        })
         .optional()?;
     Ok((frontier, missing, progress))
 }

@@ -58,11 +58,20 @@ pub struct Child {
     pub size: u64,
     pub mtime_ns: i64,
     pub inode: u64,
+    /// Birth time (ns) where the filesystem records it; tells a moved file from a new one that reuses a freed inode.
+    pub btime_ns: Option<i64>,
     pub nlink: u64,
     /// Raw link target, for symlinks.
     pub target: Option<Vec<u8>>,
     /// Set for directories the walk will descend into; their listing carries the same token.
     pub token: Option<u64>,
+}
+
+/// Birth time in ns, if the filesystem reports one.
+pub fn btime_ns(md: &std::fs::Metadata) -> Option<i64> {
+    let t = md.created().ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_nanos()).ok()
 }
 
 /// Metadata of one path as [`Child`] fields, from `lstat`.
@@ -251,7 +260,10 @@ fn list_dir(task: &DirTask, opts: &WalkOptions) -> (Listing, Vec<DirTask>) {
         };
         let (kind, size, mtime_ns, inode, nlink) = describe(&md);
         let name = e.file_name();
-        if opts.rules.excluded(&name, &path, kind == EntryKind::Dir, &chain) {
+        if opts
+            .rules
+            .excluded(&name, &path, kind == EntryKind::Dir, &chain)
+        {
             listing.ignored += 1;
             continue;
         }
@@ -269,9 +281,8 @@ fn list_dir(task: &DirTask, opts: &WalkOptions) -> (Listing, Vec<DirTask>) {
         } else {
             None
         };
-        let descend = kind == EntryKind::Dir
-            && opts.recursive
-            && opts.dev.is_none_or(|d| d == md.dev());
+        let descend =
+            kind == EntryKind::Dir && opts.recursive && opts.dev.is_none_or(|d| d == md.dev());
         let token = descend.then(|| opts.tokens.fetch_add(1, Ordering::Relaxed));
         if let Some(token) = token {
             subdirs.push(DirTask {
@@ -286,6 +297,7 @@ fn list_dir(task: &DirTask, opts: &WalkOptions) -> (Listing, Vec<DirTask>) {
             size,
             mtime_ns,
             inode,
+            btime_ns: btime_ns(&md),
             nlink,
             target,
             token,

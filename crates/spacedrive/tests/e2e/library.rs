@@ -1,0 +1,176 @@
+//! Libraries: lifecycle, locks, versions, the daemon's lifecycle.
+
+use std::process::Command;
+
+use super::{BIN, Sd, integrity};
+
+#[test]
+fn library_lifecycle() {
+    let sd = Sd::new();
+    let created = sd.json(["library", "create", "My Files"]);
+    assert_eq!(created["name"], "My Files");
+    assert!(
+        sd.data
+            .join("libraries/My Files.sdlibrary/library.db")
+            .exists()
+    );
+    assert!(
+        sd.data
+            .join("libraries/My Files.sdlibrary/library.json")
+            .exists()
+    );
+    assert!(
+        sd.data.join("device.json").exists(),
+        "device identity created on first run"
+    );
+    let dev1 = std::fs::read(sd.data.join("device.json")).unwrap();
+    sd.json(["library", "create", "Second"]);
+    let list = sd.json(["library", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(
+        list[0]["default"], true,
+        "the first library is the default: {list}"
+    );
+    assert_eq!(
+        sd.fails(["library", "create", "second"])["code"],
+        "conflict"
+    );
+    assert_eq!(
+        sd.fails(["library", "create", "../evil"])["code"],
+        "invalid"
+    );
+
+    let renamed = sd.json(["library", "rename", "Second", "Renamed"]);
+    assert_eq!(renamed["name"], "Renamed");
+    assert!(
+        sd.data
+            .join("libraries/Renamed.sdlibrary/library.db")
+            .exists()
+    );
+    assert!(!sd.data.join("libraries/Second.sdlibrary").exists());
+    let info = sd.json(["library", "info", "Renamed"]);
+    assert_eq!(info["schema_version"], 1);
+    assert_eq!(info["id"], renamed["id"], "renaming keeps the id");
+
+    let out = sd.cmd(["library", "delete", "Renamed"]);
+    assert!(
+        !out.status.success(),
+        "delete without --yes and no terminal must refuse"
+    );
+    sd.json(["library", "delete", "Renamed", "--yes"]);
+    assert!(!sd.data.join("libraries/Renamed.sdlibrary").exists());
+    assert_eq!(sd.json(["library", "list"]).as_array().unwrap().len(), 1);
+
+    // Restarting keeps everything, including the device id.
+    sd.ok(["stop"]);
+    assert_eq!(sd.json(["library", "list"])[0]["name"], "My Files");
+    assert_eq!(std::fs::read(sd.data.join("device.json")).unwrap(), dev1);
+}
+
+#[test]
+fn second_daemon_on_the_same_library_gets_a_clear_error() {
+    let sd = Sd::new();
+    let root = sd.tmp.path().join("docs");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), b"a").unwrap();
+    sd.ok(["library", "create", "Shared"]);
+    sd.json(["location".as_ref(), "add".as_ref(), root.as_os_str()]);
+    let first_pid = sd.daemon_pid().unwrap();
+
+    // Another daemon on the same data folder refuses to start.
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&sd.data)
+        .arg("daemon")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already using") && err.contains(&first_pid.to_string()),
+        "{err}"
+    );
+
+    // Another daemon (own data folder) reaching the same library folder gets a clear error.
+    let other = Sd::new();
+    std::fs::create_dir_all(&other.data).unwrap();
+    std::os::unix::fs::symlink(sd.data.join("libraries"), other.data.join("libraries")).unwrap();
+    let list = other.json(["library", "list"]);
+    assert_eq!(list[0]["status"], "library_locked", "{list}");
+    let msg = list[0]["error"].as_str().unwrap();
+    assert!(
+        msg.contains("in use by another Spacedrive daemon") && msg.contains(&first_pid.to_string()),
+        "{msg}"
+    );
+    let err = other.fails(["location", "list"]);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("in use by another Spacedrive daemon"),
+        "{err}"
+    );
+    drop(other);
+
+    // The first daemon is unharmed.
+    assert_eq!(sd.daemon_pid(), Some(first_pid));
+    assert_eq!(sd.json(["location", "list"])[0]["files"], 1);
+    sd.ok(["stop"]);
+    assert_eq!(
+        integrity(&sd.data.join("libraries/Shared.sdlibrary/library.db")),
+        "ok"
+    );
+}
+
+#[test]
+fn newer_schema_is_refused_and_left_untouched() {
+    let sd = Sd::new();
+    sd.ok(["library", "create", "Future"]);
+    sd.ok(["stop"]);
+    let db = sd.data.join("libraries/Future.sdlibrary/library.db");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    let list = sd.json(["library", "list"]);
+    assert_eq!(list[0]["status"], "newer_version", "{list}");
+    let msg = list[0]["error"].as_str().unwrap();
+    assert!(
+        msg.contains("newer Spacedrive") && msg.contains("not modified"),
+        "{msg}"
+    );
+    let err = sd.fails(["location", "list"]);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("newer Spacedrive"),
+        "{err}"
+    );
+    sd.ok(["stop"]);
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the newer library must not be modified"
+    );
+    assert!(!db.with_extension("db-wal").exists());
+}
+
+#[test]
+fn socket_is_private_and_stop_is_clean() {
+    use std::os::unix::fs::PermissionsExt;
+    let sd = Sd::new();
+    sd.ok(["library", "create", "S"]);
+    let mode = std::fs::metadata(sd.data.join("daemon.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let status = sd.json(["status"]);
+    assert_eq!(status["running"], true);
+    sd.ok(["stop"]);
+    assert!(!sd.data.join("daemon.sock").exists());
+    assert_eq!(sd.json(["status"])["running"], false);
+}

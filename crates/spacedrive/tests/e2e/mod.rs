@@ -1,0 +1,249 @@
+//! Test harness: a temp data folder per test, the CLI run as a subprocess, the daemon it starts
+//! stopped (or killed) on drop.
+
+mod crash;
+mod index;
+mod library;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_spacedrive");
+
+/// One isolated Spacedrive installation: its own data folder and daemon.
+pub struct Sd {
+    pub tmp: tempfile::TempDir,
+    pub data: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Sd {
+    pub fn new() -> Sd {
+        let tmp = tempfile::Builder::new()
+            .prefix("sd-e2e")
+            .tempdir()
+            .expect("tempdir");
+        let data = tmp.path().join("data");
+        Sd {
+            tmp,
+            data,
+            env: Vec::new(),
+        }
+    }
+
+    /// Sets an environment variable for the CLI (and so for a daemon it starts).
+    pub fn env(&mut self, k: &str, v: &str) {
+        self.env.push((k.into(), v.into()));
+    }
+
+    pub fn clear_env(&mut self) {
+        self.env.clear();
+    }
+
+    pub fn cmd<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = Command::new(BIN);
+        c.arg("--data-dir").arg(&self.data);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c.env_remove("SPACEDRIVE_DATA_DIR");
+        c.args(args).output().expect("running spacedrive")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<S> = args.into_iter().collect();
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let out = self.cmd(args);
+        assert!(
+            out.status.success(),
+            "spacedrive {shown:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs a command with `--json` that must succeed; parses its document.
+    pub fn json<I, S>(&self, args: I) -> Value
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut all: Vec<std::ffi::OsString> = vec!["--json".into()];
+        all.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        let out = self.ok(all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+    }
+
+    /// Runs a command that must fail; returns its `{"error": …}` object.
+    pub fn fails<I, S>(&self, args: I) -> Value
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut all: Vec<std::ffi::OsString> = vec!["--json".into()];
+        all.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        let out = self.cmd(all);
+        assert!(
+            !out.status.success(),
+            "expected failure, got {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("error JSON");
+        v["error"].clone()
+    }
+
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let v: Value = serde_json::from_str(&String::from_utf8_lossy(
+            &self.cmd(["--json", "status"]).stdout,
+        ))
+        .ok()?;
+        v["status"]["pid"].as_i64().map(|p| p as i32)
+    }
+
+    /// Waits until job `id` has ended; returns it.
+    pub fn wait_job(&self, library: &str, id: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let j = self.json(["-L", library, "job", "info", &id.to_string()]);
+            if matches!(
+                j["state"].as_str(),
+                Some("completed" | "failed" | "cancelled")
+            ) {
+                return j;
+            }
+            assert!(Instant::now() < deadline, "job {id} did not finish: {j}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every entry below an indexed path, keyed by path relative to it:
+    /// (id, kind, size, inode).
+    pub fn tree(
+        &self,
+        library: &str,
+        path: &Path,
+    ) -> std::collections::BTreeMap<Vec<u8>, (i64, String, u64, u64)> {
+        let l = self.json([
+            "-L".as_ref(),
+            library.as_ref(),
+            "ls".as_ref(),
+            path.as_os_str(),
+            "--recursive".as_ref(),
+        ]);
+        let base = json_path(&l["entry"]["path"]);
+        l["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| {
+                let p = json_path(&e["path"]);
+                let rel = p
+                    .strip_prefix(&base)
+                    .expect("under base")
+                    .as_os_str()
+                    .as_encoded_bytes()
+                    .to_vec();
+                (
+                    rel,
+                    (
+                        e["id"].as_i64().unwrap(),
+                        e["kind"].as_str().unwrap().to_owned(),
+                        e["size"].as_u64().unwrap(),
+                        e["inode"].as_u64().unwrap(),
+                    ),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Sd {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .arg("stop")
+            .output();
+    }
+}
+
+/// Decodes a JSON path: a string, or `{"bytes": base64}`.
+pub fn json_path(v: &Value) -> PathBuf {
+    use base64::Engine as _;
+    use std::os::unix::ffi::OsStringExt;
+    match v {
+        Value::String(s) => PathBuf::from(s),
+        Value::Object(o) => {
+            let b = base64::engine::general_purpose::STANDARD
+                .decode(o["bytes"].as_str().expect("bytes"))
+                .expect("base64");
+            PathBuf::from(std::ffi::OsString::from_vec(b))
+        }
+        other => panic!("not a path: {other}"),
+    }
+}
+
+/// The shared corpus generator (`../shared/corpus/gen_corpus.py`, beside the repository).
+pub fn corpus(dir: &Path, n: usize) -> PathBuf {
+    let gen_py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gen_corpus.py");
+    assert!(
+        gen_py.exists(),
+        "corpus generator not found at {}",
+        gen_py.display()
+    );
+    let root = dir.join("tree");
+    let out = Command::new("python3")
+        .arg(&gen_py)
+        .arg(&root)
+        .args(["-n", &n.to_string()])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "gen_corpus failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    root
+}
+
+/// Counts from the independent os.walk script.
+pub fn expected_counts(root: &Path, extra: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expected_counts.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(root)
+        .args(extra)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("counts JSON")
+}
+
+/// `PRAGMA integrity_check` of a library database.
+pub fn integrity(db: &Path) -> String {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open db");
+    c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check")
+}
