@@ -4,6 +4,8 @@
 --     after the location folder; every other live entry has a parent in the same location.
 --   * (parent_id, name) is unique: a directory never lists two children with the same raw name.
 --   * name is TEXT when the file name is valid UTF-8 and a BLOB of the raw bytes otherwise.
+--   * there is deliberately no index on inode: random-order inserts into it cost more than a
+--     whole initial scan's other work; a rescan that needs inode lookups builds a map in memory.
 --   * for directories, size/files/dirs are recursive aggregates written by the aggregation phase;
 --     for files size is the file's length; for symlinks it is the length of the link target.
 
@@ -50,7 +52,6 @@ CREATE TABLE entries (
     target       BLOB                -- symlinks: raw link target, never followed
 ) STRICT;
 CREATE UNIQUE INDEX entries_children ON entries(parent_id, name);
-CREATE INDEX entries_inode ON entries(location_id, inode);
 CREATE INDEX entries_dirs ON entries(location_id) WHERE kind = 1;
 
 CREATE TABLE jobs (

@@ -165,6 +165,7 @@ pub fn run(
         tokens: token_map,
         missing: missing.into_iter().collect(),
         direct: HashMap::new(),
+        inodes: None,
         progress,
     }));
 
@@ -243,6 +244,10 @@ fn discover(
             Ok(())
         };
         let outcome = loop {
+            // Paused or stopped: commit nothing more (blocks here while paused).
+            if control.check().is_err() {
+                break Ok(());
+            }
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(listing) => {
                     batch_entries += listing.children.as_ref().map_or(1, |c| c.len() + 1);

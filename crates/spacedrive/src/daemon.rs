@@ -84,6 +84,14 @@ pub fn run(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes one JSON line with a single write (the socket is unbuffered; formatting straight onto it
+/// would cost a syscall per token).
+fn send(out: &mut UnixStream, v: &Value) -> std::io::Result<()> {
+    let mut buf = serde_json::to_vec(v)?;
+    buf.push(b'\n');
+    out.write_all(&buf)
+}
+
 fn block_signals() -> libc::sigset_t {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -120,15 +128,14 @@ impl Daemon {
             Ok(r) => r,
             Err(e) => {
                 let body = json!({"error": {"code": "bad_request", "message": format!("malformed request: {e}")}});
-                writeln!(out, "{body}")?;
+                send(&mut out, &body)?;
                 return Ok(());
             }
         };
         match req {
             Request::Subscribe { library, job } => self.subscribe(out, library.as_deref(), job),
             Request::Stop => {
-                writeln!(out, "{}", json!({"ok": {"stopping": true}}))?;
-                out.flush()?;
+                send(&mut out, &json!({"ok": {"stopping": true}}))?;
                 drop(out);
                 self.stop();
                 Ok(())
@@ -138,7 +145,7 @@ impl Daemon {
                     Ok(v) => json!({ "ok": v }),
                     Err(e) => json!({ "error": e }),
                 };
-                writeln!(out, "{body}")?;
+                send(&mut out, &body)?;
                 Ok(())
             }
         }
@@ -356,8 +363,7 @@ impl Daemon {
         job: Option<i64>,
     ) -> Result<()> {
         let rx = self.node.bus.subscribe();
-        let write =
-            |out: &mut UnixStream, v: Value| -> std::io::Result<()> { writeln!(out, "{v}") };
+        let write = |out: &mut UnixStream, v: Value| send(out, &v);
         // Snapshot first, so a client never misses the state a job was in when it connected.
         let libs: Vec<Arc<Library>> = if library.is_some() || job.is_some() {
             match self.lib(library) {

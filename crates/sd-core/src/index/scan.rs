@@ -48,7 +48,48 @@ pub(crate) struct ScanState {
     pub missing: HashSet<i64>,
     /// Direct-children sums of every directory listed in this run (for aggregation).
     pub direct: HashMap<i64, Sums>,
+    /// inode → entry ids of the location, loaded the first time a rescan meets an unknown name.
+    pub inodes: Option<InodeMap>,
     pub progress: IndexProgress,
+}
+
+/// The location's entries by inode, for move detection. One id per inode in the common case;
+/// hard-linked inodes keep their extra ids in `more`.
+#[derive(Default)]
+pub(crate) struct InodeMap {
+    first: HashMap<u64, i64>,
+    more: HashMap<u64, Vec<i64>>,
+}
+
+impl InodeMap {
+    fn load(tx: &Transaction<'_>, location_id: i64) -> Result<InodeMap> {
+        let mut map = InodeMap::default();
+        let mut q = tx.prepare("SELECT id, inode FROM entries WHERE location_id = ?1")?;
+        let mut rows = q.query([location_id])?;
+        while let Some(r) = rows.next()? {
+            map.add(r.get::<_, i64>(1)? as u64, r.get(0)?);
+        }
+        Ok(map)
+    }
+
+    fn add(&mut self, inode: u64, id: i64) {
+        match self.first.entry(inode) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.more.entry(inode).or_default().push(id)
+            }
+        }
+    }
+
+    fn get(&self, inode: u64) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.first.get(&inode).copied().into_iter().collect();
+        if let Some(more) = self.more.get(&inode) {
+            ids.extend(more);
+        }
+        ids
+    }
 }
 
 struct Existing {
@@ -233,7 +274,11 @@ fn insert(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) -> R
         c.btime_ns,
     ])?;
     st.progress.new += 1;
-    Ok(tx.last_insert_rowid())
+    let id = tx.last_insert_rowid();
+    if let Some(m) = st.inodes.as_mut() {
+        m.add(c.inode, id);
+    }
+    Ok(id)
 }
 
 fn update_if_changed(
@@ -279,14 +324,28 @@ fn find_moved(
     parent: i64,
     c: &Child,
 ) -> Result<Option<i64>> {
-    let candidates: Vec<(i64, i64, Option<i64>, Option<i64>)> = tx
-        .prepare_cached(
-            "SELECT id, kind, btime, mtime FROM entries WHERE location_id = ?1 AND inode = ?2 AND id != ?3",
-        )?
-        .query_map(params![st.location_id, c.inode as i64, st.root_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    if st.inodes.is_none() {
+        st.inodes = Some(InodeMap::load(tx, st.location_id)?);
+    }
+    let ids = st
+        .inodes
+        .as_ref()
+        .map(|m| m.get(c.inode))
+        .unwrap_or_default();
+    let mut candidates: Vec<(i64, i64, Option<i64>, Option<i64>)> = Vec::with_capacity(ids.len());
+    let mut row =
+        tx.prepare_cached("SELECT kind, btime, mtime FROM entries WHERE id = ?1 AND inode = ?2")?;
+    for id in ids.into_iter().filter(|&id| id != st.root_id) {
+        // The map can be stale (entries deleted or given new inodes since): check the row.
+        if let Some((kind, btime, mtime)) = row
+            .query_row(params![id, c.inode as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?
+        {
+            candidates.push((id, kind, btime, mtime));
+        }
+    }
     for (id, kind, btime, mtime) in candidates {
         if EntryKind::from_i64(kind) != c.kind {
             continue;
