@@ -311,3 +311,43 @@ fn rules_are_per_location_and_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn unreadable_directories_are_counted_not_fatal() {
+    // Even root cannot list a directory whose absolute path is longer than PATH_MAX: build one
+    // with relative mkdir/chdir steps, so the scan meets a real unreadable directory.
+    let sd = Sd::new();
+    let root = sd.tmp.path().join("deep");
+    write(&root.join("top.txt"), b"top");
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import os,sys\nos.chdir(sys.argv[1])\nfor i in range(20):\n    n='d%02d'%i+'x'*240\n    os.mkdir(n)\n    os.chdir(n)\nopen('deep.txt','w').write('deep')",
+        )
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    sd.ok(["library", "create", "Deep"]);
+    let r = sd.json(["location".as_ref(), "add".as_ref(), root.as_os_str()]);
+    let job = &r["job"];
+    assert_eq!(
+        job["state"], "completed",
+        "an unreadable directory must not fail the job: {job}"
+    );
+    let errors = job["progress"]["errors"].as_u64().unwrap();
+    assert!(errors >= 1, "{job}");
+    let sample = &job["progress"]["error_samples"][0];
+    assert!(
+        sample["message"].as_str().unwrap().contains("too long"),
+        "{sample}"
+    );
+    // What could be read is indexed: top.txt and the readable part of the chain.
+    assert_eq!(r["location"]["files"], 1);
+    assert!(r["location"]["dirs"].as_u64().unwrap() >= 10);
+    // A rescan keeps the entries it cannot re-read, and reports the error again.
+    let again = sd.json(["location", "rescan", "1"]);
+    assert_eq!(again["job"]["progress"]["deleted"], 0);
+    assert_eq!(again["job"]["progress"]["errors"].as_u64().unwrap(), errors);
+    assert_eq!(again["location"]["dirs"], r["location"]["dirs"]);
+}
