@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod content;
 pub mod control;
 pub mod device;
 mod error;
