@@ -166,7 +166,13 @@ pub fn cas_of_file(path: &Path) -> Result<Hashed, HashError> {
     if stamp(&after) != (size, mtime_ns) {
         return Err(HashError::Changed);
     }
-    Ok(Hashed { id: ContentId::from_hasher(&h), size, mtime_ns, inode: before.ino(), header })
+    Ok(Hashed {
+        id: ContentId::from_hasher(&h),
+        size,
+        mtime_ns,
+        inode: before.ino(),
+        header,
+    })
 }
 
 /// [`cas_of_file`], retried up to `attempts` times while the file keeps changing.
@@ -219,7 +225,9 @@ mod tests {
 
     /// The bytes of a test vector file: deterministic, no two 8 KiB blocks alike.
     pub(crate) fn vector_bytes(size: usize) -> Vec<u8> {
-        (0..size).map(|i| ((i as u64 * 2_654_435_761) >> 13) as u8 ^ (i % 251) as u8).collect()
+        (0..size)
+            .map(|i| ((i as u64 * 2_654_435_761) >> 13) as u8 ^ (i % 251) as u8)
+            .collect()
     }
 
     #[test]
@@ -241,12 +249,28 @@ mod tests {
             let mem = cas_of_bytes(&bytes).unwrap();
             let file = cas_of_file(&path).unwrap();
             assert_eq!(mem, file.id, "size {size}");
-            assert_eq!(mem.cas_id, v["cas_id"].as_str().unwrap(), "cas_id of size {size}");
-            assert_eq!(hex(&mem.digest), v["digest"].as_str().unwrap(), "digest of size {size}");
-            assert_eq!(mem.uuid().to_string(), v["uuid"].as_str().unwrap(), "uuid of size {size}");
+            assert_eq!(
+                mem.cas_id,
+                v["cas_id"].as_str().unwrap(),
+                "cas_id of size {size}"
+            );
+            assert_eq!(
+                hex(&mem.digest),
+                v["digest"].as_str().unwrap(),
+                "digest of size {size}"
+            );
+            assert_eq!(
+                mem.uuid().to_string(),
+                v["uuid"].as_str().unwrap(),
+                "uuid of size {size}"
+            );
             let (full, n) = integrity_of_file(&path).unwrap();
             assert_eq!(n as usize, size);
-            assert_eq!(hex(&full), v["integrity"].as_str().unwrap(), "integrity of size {size}");
+            assert_eq!(
+                hex(&full),
+                v["integrity"].as_str().unwrap(),
+                "integrity of size {size}"
+            );
         }
     }
 
@@ -279,7 +303,10 @@ mod tests {
                 }
             }))
         });
-        assert!(matches!(cas_of_file_stable(&path, 2), Err(HashError::Changed)));
+        assert!(matches!(
+            cas_of_file_stable(&path, 2),
+            Err(HashError::Changed)
+        ));
         // Once the file holds still, the retry succeeds with the final content's identity.
         let got = cas_of_file_stable(&path, 3).unwrap();
         BETWEEN_READS.with(|h| *h.borrow_mut() = None);

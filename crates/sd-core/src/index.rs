@@ -10,6 +10,7 @@
 //! was deleted".
 
 pub mod ephemeral;
+mod identify;
 pub(crate) mod scan;
 pub mod walk;
 
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::control::{Control, Stop};
 use crate::library::Library;
+use crate::location::IndexMode;
 use crate::rules::Rules;
 use crate::{Error, Result, query};
 use scan::ScanState;
@@ -38,13 +40,15 @@ pub struct IndexParams {
 }
 
 /// Where an index job is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     #[default]
     Discovery,
     Cleanup,
     Aggregation,
+    /// Content identity (content and deep modes).
+    Content,
     Done,
 }
 
@@ -75,6 +79,23 @@ pub struct IndexProgress {
     pub resumed_after_dirs: Option<u64>,
     /// Final recursive totals of the location (set when the job completes).
     pub totals: Option<Sums>,
+    /// Content phase: files to identify, identified (or failed), bytes read to identify them,
+    /// time spent, integrity hashes computed for shared ids, files that changed since the scan.
+    #[serde(default)]
+    pub content_total: u64,
+    #[serde(default)]
+    pub content_done: u64,
+    #[serde(default)]
+    pub content_bytes: u64,
+    #[serde(default)]
+    pub content_ms: u64,
+    #[serde(default)]
+    pub integrity_hashed: u64,
+    #[serde(default)]
+    pub changed_while_identifying: u64,
+    /// Content newly queued for later jobs (thumbnails, text extraction).
+    #[serde(default)]
+    pub queued: u64,
 }
 
 /// Hooks used by [`run`]: a debug throttle for crash tests, and a progress callback.
@@ -187,28 +208,80 @@ pub fn run(
     }
 
     // Cleanup and aggregation: one transaction, so they are redone whole after a crash.
-    let st = state.clone();
-    let loc_id = loc.id;
-    let result = lib.writer.transaction(move |tx| {
-        let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
-        st.progress.phase = Phase::Cleanup;
-        scan::delete_missing(tx, &mut st)?;
-        st.progress.phase = Phase::Aggregation;
-        let totals = scan::aggregate(tx, &st)?;
-        st.progress.phase = Phase::Done;
-        st.progress.totals = Some(totals);
+    let identify = loc.mode != IndexMode::Shallow;
+    let phase = state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .progress
+        .phase;
+    if phase < Phase::Content {
+        let st = state.clone();
+        let loc_id = loc.id;
+        let progress = lib.writer.transaction(move |tx| {
+            let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
+            st.progress.phase = Phase::Cleanup;
+            scan::delete_missing(tx, &mut st)?;
+            scan::drop_orphan_content(tx)?;
+            st.progress.phase = Phase::Aggregation;
+            let totals = scan::aggregate(tx, &st)?;
+            st.progress.totals = Some(totals);
+            st.progress.phase = if identify {
+                Phase::Content
+            } else {
+                Phase::Done
+            };
+            finish_tx(tx, &st, loc_id)?;
+            Ok(st.progress.clone())
+        })?;
+        (hooks.on_progress)(&progress);
+    }
+    if identify
+        && state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .progress
+            .phase
+            == Phase::Content
+    {
+        if let Err(stop) = identify::run(lib, &loc, &state, control, hooks)? {
+            return Ok(Err(stop));
+        }
+        let st = state.clone();
+        let loc_id = loc.id;
+        let progress = lib.writer.transaction(move |tx| {
+            let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
+            if st.progress.changed_while_identifying > 0 {
+                // Sizes recorded during identification: bring directory totals up to date.
+                st.direct.clear();
+                st.progress.totals = Some(scan::aggregate(tx, &st)?);
+            }
+            st.progress.phase = Phase::Done;
+            finish_tx(tx, &st, loc_id)?;
+            Ok(st.progress.clone())
+        })?;
+        (hooks.on_progress)(&progress);
+    }
+    let result = state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .progress
+        .clone();
+    Ok(Ok(result))
+}
+
+/// Persists the progress; once the job is done, marks the location ready.
+fn finish_tx(tx: &rusqlite::Transaction<'_>, st: &ScanState, loc_id: i64) -> Result<()> {
+    if st.progress.phase == Phase::Done {
         tx.execute(
             "UPDATE locations SET state = 'ready', last_scan_at = ?2 WHERE id = ?1",
             rusqlite::params![loc_id, crate::store::now_ms()],
         )?;
-        tx.execute(
-            "UPDATE jobs SET progress = ?2 WHERE id = ?1",
-            rusqlite::params![job_id, serde_json::to_string(&st.progress)?],
-        )?;
-        Ok(st.progress.clone())
-    })?;
-    (hooks.on_progress)(&result);
-    Ok(Ok(result))
+    }
+    tx.execute(
+        "UPDATE jobs SET progress = ?2 WHERE id = ?1",
+        rusqlite::params![st.job_id, serde_json::to_string(&st.progress)?],
+    )?;
+    Ok(())
 }
 
 /// The discovery phase: walker threads feed listings to this thread, which commits them in batches.

@@ -18,8 +18,10 @@
 pub mod content;
 pub mod control;
 pub mod device;
+pub mod dupes;
 mod error;
 pub mod events;
+pub mod filetype;
 pub(crate) mod fsutil;
 pub mod index;
 pub mod jobs;

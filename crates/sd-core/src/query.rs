@@ -275,3 +275,45 @@ fn sort_entries(entries: &mut [EntryView], sort: SortBy) {
         SortBy::Modified => entries.sort_by(|a, b| b.mtime.cmp(&a.mtime).then(a.path.cmp(&b.path))),
     }
 }
+
+/// Paths of a location's directories, loaded once, for code that needs the paths of many entries.
+pub struct DirPaths {
+    root_id: i64,
+    dirs: HashMap<i64, (Option<i64>, OsString)>,
+    cache: HashMap<i64, PathBuf>,
+}
+
+impl DirPaths {
+    /// Loads every directory of `loc` (one query over the directories' partial index).
+    pub fn load(conn: &Connection, loc: &Location) -> Result<DirPaths> {
+        let mut dirs = HashMap::new();
+        let mut q = conn.prepare(
+            "SELECT id, parent_id, name FROM entries WHERE location_id = ?1 AND kind = 1",
+        )?;
+        let mut rows = q.query([loc.id])?;
+        while let Some(r) = rows.next()? {
+            dirs.insert(r.get(0)?, (r.get(1)?, names::from_sql(r.get_ref(2)?)?));
+        }
+        let mut cache = HashMap::new();
+        cache.insert(loc.root_entry_id, loc.path.0.clone());
+        Ok(DirPaths {
+            root_id: loc.root_entry_id,
+            dirs,
+            cache,
+        })
+    }
+
+    /// Path of directory `id`, if it hangs under the location root.
+    pub fn dir(&mut self, id: i64) -> Option<PathBuf> {
+        if let Some(p) = self.cache.get(&id) {
+            return Some(p.clone());
+        }
+        if id == self.root_id {
+            return None;
+        }
+        let (parent, name) = self.dirs.get(&id)?.clone();
+        let p = self.dir(parent?)?.join(name);
+        self.cache.insert(id, p.clone());
+        Some(p)
+    }
+}

@@ -14,7 +14,10 @@ use rusqlite::{Connection, OpenFlags};
 use crate::{Error, Result};
 
 /// Numbered migrations, applied in order. `PRAGMA user_version` holds how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_content.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

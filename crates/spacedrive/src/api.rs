@@ -62,6 +62,23 @@ pub enum Request {
         scope: Scope,
         rules: RuleConfig,
     },
+    /// Duplicates in the library's index (`path: null`) or under any folder, not indexed.
+    #[serde(rename = "dupes.find")]
+    Dupes {
+        library: Option<String>,
+        path: Option<JsonPath>,
+        min_size: u64,
+    },
+    #[serde(rename = "file.info")]
+    FileInfo {
+        library: Option<String>,
+        path: JsonPath,
+    },
+    #[serde(rename = "file.verify")]
+    Verify {
+        library: Option<String>,
+        path: JsonPath,
+    },
     #[serde(rename = "job.list")]
     JobList {
         library: Option<String>,

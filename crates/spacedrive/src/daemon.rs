@@ -279,6 +279,36 @@ impl Daemon {
                     index::ephemeral::quick_scan(&path.0, scope, rules, &control).map_err(e)?,
                 ))
             }
+            Request::Dupes {
+                library,
+                path,
+                min_size,
+            } => match path {
+                Some(p) => {
+                    let control = Control::default();
+                    to(serde_json::to_value(
+                        sd_core::dupes::in_path(&p.0, min_size, &control).map_err(e)?,
+                    ))
+                }
+                None => {
+                    let lib = self.lib(library.as_deref())?;
+                    to(serde_json::to_value(
+                        sd_core::dupes::in_library(&lib, min_size).map_err(e)?,
+                    ))
+                }
+            },
+            Request::FileInfo { library, path } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(
+                    sd_core::dupes::file_info(&lib, &path.0).map_err(e)?,
+                ))
+            }
+            Request::Verify { library, path } => {
+                let lib = self.node.library(library.as_deref()).ok();
+                to(serde_json::to_value(
+                    sd_core::dupes::verify(lib.as_deref(), &path.0).map_err(e)?,
+                ))
+            }
             Request::JobList { library, limit } => {
                 let lib = self.lib(library.as_deref())?;
                 to(serde_json::to_value(

@@ -57,6 +57,13 @@ enum Command {
     /// Index tools that work outside libraries
     #[command(subcommand)]
     Index(IndexCmd),
+    /// Groups of identical files, biggest waste first: in the library's index, or under PATH
+    Dupes(DupesArgs),
+    /// Indexed files: type, content identity, other copies
+    #[command(subcommand)]
+    File(FileCmd),
+    /// Full-file BLAKE3 of a file (compared with the index's record when there is one)
+    Verify { path: PathBuf },
     /// Watch and control durable jobs
     #[command(subcommand)]
     Job(JobCmd),
@@ -116,10 +123,28 @@ impl RuleArgs {
 enum ModeArg {
     /// Metadata: names, sizes, times, inodes
     Shallow,
-    /// Recorded as the location's mode; this build indexes metadata only
+    /// Metadata, then content identity (sampled BLAKE3) and file types, for duplicates
     Content,
-    /// Recorded as the location's mode; this build indexes metadata only
+    /// As content (media metadata and thumbnails are not built yet)
     Deep,
+}
+
+#[derive(Args)]
+struct DupesArgs {
+    /// A folder to check without indexing it (default: the whole library's index)
+    path: Option<PathBuf>,
+    /// Ignore files smaller than this many bytes
+    #[arg(long, default_value = "1")]
+    min_size: u64,
+    /// Show at most this many groups (the totals still count all)
+    #[arg(long, default_value = "20")]
+    limit: usize,
+}
+
+#[derive(Subcommand)]
+enum FileCmd {
+    /// Kind, MIME type, size, cas_id and every other indexed copy of a file
+    Info { path: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -343,8 +368,156 @@ fn run(cli: Cli) -> Result<()> {
             print_quick_scan(&r);
         }
         Command::Job(cmd) => job_cmd(&client, lib, cmd, json)?,
+        Command::Dupes(a) => {
+            let path = a.path.as_deref().map(absolute).transpose()?.map(JsonPath);
+            let r: sd_core::dupes::DupReport = client.call(&Request::Dupes {
+                library: lib,
+                path,
+                min_size: a.min_size,
+            })?;
+            if json {
+                return print_json(&r);
+            }
+            print_dupes(&r, a.limit);
+        }
+        Command::File(FileCmd::Info { path }) => {
+            let info: sd_core::dupes::FileInfo = client.call(&Request::FileInfo {
+                library: lib,
+                path: JsonPath(absolute(&path)?),
+            })?;
+            if json {
+                return print_json(&info);
+            }
+            print_file_info(&info);
+        }
+        Command::Verify { path } => {
+            let v: sd_core::dupes::Verified = client.call(&Request::Verify {
+                library: lib,
+                path: JsonPath(absolute(&path)?),
+            })?;
+            if json {
+                return print_json(&v);
+            }
+            println!("{}  {}", v.blake3, v.path.0.display());
+            println!(
+                "  {} bytes{}",
+                output::count(v.size),
+                v.cas_id
+                    .map(|c| format!(", cas_id {c}"))
+                    .unwrap_or_default()
+            );
+            match v.matches_index {
+                Some(true) => println!("  matches the integrity hash in the index"),
+                Some(false) => {
+                    println!(
+                        "  DIFFERS from the integrity hash in the index: the file changed since it was identified"
+                    );
+                    bail!(
+                        "{} does not match its recorded integrity hash",
+                        v.path.0.display()
+                    );
+                }
+                None => {}
+            }
+        }
     }
     Ok(())
+}
+
+fn print_dupes(r: &sd_core::dupes::DupReport, limit: usize) {
+    for g in r.groups.iter().take(limit) {
+        println!(
+            "{} × {} = {} wasted  (cas_id {}{})",
+            g.files.len(),
+            output::bytes(g.size),
+            output::bytes(g.wasted),
+            g.cas_id,
+            if g.integrity.is_some() {
+                ", confirmed by full hash"
+            } else {
+                ", whole file hashed"
+            }
+        );
+        for f in &g.files {
+            println!("    {}", f.0.to_string_lossy());
+        }
+        for f in &g.hard_links {
+            println!("    {} (hard link, no extra space)", f.0.to_string_lossy());
+        }
+    }
+    if r.groups.len() > limit {
+        println!(
+            "… {} more groups (--limit to show more, --json for all)",
+            r.groups.len() - limit
+        );
+    }
+    let source = if r.source == "library" {
+        "in the library's index"
+    } else {
+        "under the folder (not indexed)"
+    };
+    println!(
+        "{} duplicate groups {source}: {} redundant files, {} wasted; {} files considered, {} read, {} ms",
+        output::count(r.groups.len() as u64),
+        output::count(r.redundant_files),
+        output::bytes(r.wasted_bytes),
+        output::count(r.files_scanned),
+        output::bytes(r.bytes_hashed),
+        r.duration_ms
+    );
+    if !r.unconfirmed.is_empty() {
+        println!(
+            "{} files could not be checked (not counted as duplicates):",
+            r.unconfirmed.len()
+        );
+        for e in r.unconfirmed.iter().take(10) {
+            println!("  {}: {}", e.path.0.display(), e.message);
+        }
+    }
+}
+
+fn print_file_info(info: &sd_core::dupes::FileInfo) {
+    let e = &info.entry;
+    println!("{}", e.path.0.to_string_lossy());
+    println!(
+        "  {:?}, {} bytes, modified {}",
+        e.kind,
+        output::count(e.size),
+        e.mtime.map(output::time_ns).unwrap_or_default()
+    );
+    println!(
+        "  location {}, entry {}, inode {}{}",
+        info.location_id,
+        e.id,
+        e.inode,
+        e.nlink
+            .map(|n| format!(", {n} hard links"))
+            .unwrap_or_default()
+    );
+    match &info.content {
+        None => println!(
+            "  no content identity (empty, not a file, not yet identified, or the location is shallow)"
+        ),
+        Some(c) => {
+            println!(
+                "  kind: {}, MIME: {}",
+                c.kind,
+                c.mime.as_deref().unwrap_or("unknown")
+            );
+            println!("  cas_id {} (content {})", c.cas_id, c.uuid);
+            if let Some(i) = &c.integrity {
+                println!("  blake3 {i}");
+            }
+            if c.other_copies.is_empty() {
+                println!("  no other copies indexed");
+            } else {
+                println!("  {} other copies:", c.other_copies.len());
+                for p in &c.other_copies {
+                    println!("    {}", p.0.to_string_lossy());
+                }
+            }
+        }
+    }
 }
 
 fn init_logging() {
@@ -501,10 +674,9 @@ fn location_cmd(
                     started.location.path.0.display(),
                     started.job_id
                 );
-                if mode != IndexMode::Shallow {
+                if mode == IndexMode::Deep {
                     println!(
-                        "note: this build records the {} mode but indexes metadata only",
-                        mode.as_str()
+                        "note: deep mode identifies content; media metadata and thumbnails are not built yet"
                     );
                 }
             }

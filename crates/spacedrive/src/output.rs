@@ -101,6 +101,14 @@ pub fn index_message(p: &IndexProgress) -> String {
         sd_core::index::Phase::Discovery => "indexing",
         sd_core::index::Phase::Cleanup => "cleaning up",
         sd_core::index::Phase::Aggregation => "summing sizes",
+        sd_core::index::Phase::Content => {
+            return format!(
+                "identifying content: {} of {} files, {} read",
+                count(p.content_done),
+                count(p.content_total),
+                bytes(p.content_bytes)
+            );
+        }
         sd_core::index::Phase::Done => "done",
     };
     let mut s = format!(
@@ -145,7 +153,12 @@ pub fn job_bar(job: &JobInfo) -> ProgressBar {
 /// Moves a job's bar to its latest progress.
 pub fn update_bar(bar: &ProgressBar, job: &JobInfo) {
     let p = &job.progress;
-    bar.set_position(p.files + p.dirs + p.symlinks + p.other);
+    if p.phase == sd_core::index::Phase::Content && p.content_total > 0 {
+        bar.set_length(p.content_total);
+        bar.set_position(p.content_done);
+    } else {
+        bar.set_position(p.files + p.dirs + p.symlinks + p.other);
+    }
     let paused = if job.state == sd_core::jobs::JobState::Paused {
         " (paused)"
     } else {
@@ -187,6 +200,16 @@ pub fn index_summary(job: &JobInfo) -> String {
         count(p.deleted),
         count(p.ignored)
     ));
+    if p.content_total > 0 || p.content_done > 0 {
+        s.push_str(&format!(
+            "\n  content: {} files identified in {}, {} read; {} full hashes for shared ids; {} queued for thumbnails/extraction",
+            count(p.content_done),
+            duration_ms(p.content_ms as i64),
+            bytes(p.content_bytes),
+            count(p.integrity_hashed),
+            count(p.queued)
+        ));
+    }
     if let Some(d) = p.resumed_after_dirs {
         s.push_str(&format!(
             "\n  resumed from a checkpoint after {} directories",

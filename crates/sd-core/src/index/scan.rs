@@ -295,11 +295,25 @@ fn update_if_changed(
         || ex.nlink != nlink_col(c)
         || ex.mtime != Some(c.mtime_ns);
     if changed {
+        // A file whose bytes may have changed loses its content identity until re-hashed.
+        let reidentify = content_changed || ex.inode != c.inode as i64;
         tx.prepare_cached(
             "UPDATE entries SET size = CASE WHEN kind = 1 THEN size ELSE ?2 END,
-                                mtime = ?3, inode = ?4, nlink = ?5, target = ?6, btime = ?7 WHERE id = ?1",
+                                mtime = ?3, inode = ?4, nlink = ?5, target = ?6, btime = ?7,
+                                content_id = CASE WHEN ?8 THEN NULL ELSE content_id END,
+                                integrity = CASE WHEN ?8 THEN NULL ELSE integrity END
+             WHERE id = ?1",
         )?
-        .execute(params![ex.id, size_col(c), c.mtime_ns, c.inode as i64, nlink_col(c), c.target, c.btime_ns])?;
+        .execute(params![
+            ex.id,
+            size_col(c),
+            c.mtime_ns,
+            c.inode as i64,
+            nlink_col(c),
+            c.target,
+            c.btime_ns,
+            reidentify
+        ])?;
     }
     if content_changed || (c.kind != EntryKind::Dir && ex.inode != c.inode as i64) {
         st.progress.modified += 1;
@@ -375,7 +389,10 @@ fn find_moved(
         }
         tx.prepare_cached(
             "UPDATE entries SET parent_id = ?2, name = ?3, size = CASE WHEN kind = 1 THEN size ELSE ?4 END,
-                                mtime = ?5, inode = ?6, nlink = ?7, target = ?8, btime = ?9 WHERE id = ?1",
+                                mtime = ?5, inode = ?6, nlink = ?7, target = ?8, btime = ?9,
+                                content_id = CASE WHEN size = ?4 AND mtime IS ?5 THEN content_id ELSE NULL END,
+                                integrity = CASE WHEN size = ?4 AND mtime IS ?5 THEN integrity ELSE NULL END
+             WHERE id = ?1",
         )?
         .execute(params![
             id,
@@ -413,6 +430,15 @@ pub(crate) fn delete_missing(tx: &Transaction<'_>, st: &mut ScanState) -> Result
     }
     tx.execute("DELETE FROM index_missing WHERE job_id = ?1", [st.job_id])?;
     st.missing.clear();
+    Ok(())
+}
+
+/// Removes content identities no entry points to any more, and their queue rows.
+pub(crate) fn drop_orphan_content(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute_batch(
+        "DELETE FROM intelligence_queue WHERE content_id IN (SELECT id FROM content_identities WHERE copies <= 0);
+         DELETE FROM content_identities WHERE copies <= 0;",
+    )?;
     Ok(())
 }
 

@@ -49,7 +49,7 @@ fn library_lifecycle() {
     );
     assert!(!sd.data.join("libraries/Second.sdlibrary").exists());
     let info = sd.json(["library", "info", "Renamed"]);
-    assert_eq!(info["schema_version"], 1);
+    assert_eq!(info["schema_version"], sd_core::store::SCHEMA_VERSION);
     assert_eq!(info["id"], renamed["id"], "renaming keeps the id");
 
     let out = sd.cmd(["library", "delete", "Renamed"]);

@@ -1,6 +1,7 @@
 //! Test harness: a temp data folder per test, the CLI run as a subprocess, the daemon it starts
 //! stopped (or killed) on drop.
 
+mod content;
 mod crash;
 mod index;
 mod library;

@@ -1,0 +1,407 @@
+//! The content phase: gives every non-empty file of a content-mode location its content identity,
+//! file type and, for files that share a sampled id with another file, its integrity hash.
+//!
+//! Work is whatever files still have no `content_id`, so the phase resumes by itself after a
+//! crash. Hashing runs on two threads; results are committed in batches by the job thread.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use rusqlite::{Transaction, params};
+
+use super::scan::ScanState;
+use super::walk::PathError;
+use super::{IndexProgress, RunHooks};
+use crate::content::{self, HashError, Hashed};
+use crate::control::{Control, Stop};
+use crate::filetype::{self, FileType};
+use crate::library::Library;
+use crate::location::Location;
+use crate::query::DirPaths;
+use crate::store::now_ms;
+use crate::{Error, Result};
+
+/// Hashing attempts for a file that keeps changing under the reader.
+const ATTEMPTS: usize = 3;
+const BATCH: usize = 2000;
+const BATCH_TIME: Duration = Duration::from_millis(250);
+const HASH_THREADS: usize = 2;
+
+struct Work {
+    id: i64,
+    path: PathBuf,
+    name: OsString,
+    size: u64,
+    mtime: Option<i64>,
+}
+
+enum Outcome {
+    Hashed {
+        work: Work,
+        hashed: Hashed,
+        ft: FileType,
+    },
+    Integrity {
+        id: i64,
+        size: u64,
+        mtime: i64,
+        digest: [u8; 32],
+    },
+    Failed {
+        path: PathBuf,
+        message: String,
+    },
+}
+
+/// Runs the content phase for `loc`, then the integrity pass. `Err(Stop)` when interrupted.
+pub(crate) fn run(
+    lib: &Arc<Library>,
+    loc: &Location,
+    state: &Arc<Mutex<ScanState>>,
+    control: &Control,
+    hooks: &RunHooks<'_>,
+) -> Result<Result<(), Stop>> {
+    let started = Instant::now();
+    let reader = lib.reader()?;
+    let todo: i64 = reader.query_row(
+        "SELECT count(*) FROM entries WHERE location_id = ?1 AND kind = 0 AND size > 0 AND content_id IS NULL",
+        [loc.id],
+        |r| r.get(0),
+    )?;
+    {
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        st.progress.content_total = st.progress.content_done + todo as u64;
+    }
+    let dirs = DirPaths::load(&reader, loc)?;
+    drop(reader);
+
+    let loc_id = loc.id;
+    let db = lib.db_path();
+    let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Work>| {
+        produce_unidentified(&db, loc_id, dirs, &tx, control)
+    })?;
+    if stopped.is_err() {
+        return Ok(stopped);
+    }
+
+    // Integrity pass: full hashes for this location's files whose sampled id is shared.
+    let reader = lib.reader()?;
+    let dirs = DirPaths::load(&reader, loc)?;
+    drop(reader);
+    let db = lib.db_path();
+    let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Work>| {
+        produce_candidates(&db, loc_id, dirs, &tx, control)
+    })?;
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    st.progress.content_ms += started.elapsed().as_millis() as u64;
+    Ok(stopped)
+}
+
+/// Producer → hashers → batched commits. The producer decides what to hash; `Work` with a known
+/// content id (integrity pass) is full-hashed, other work gets a cas_id.
+fn pipeline(
+    lib: &Arc<Library>,
+    state: &Arc<Mutex<ScanState>>,
+    control: &Control,
+    hooks: &RunHooks<'_>,
+    produce: impl FnOnce(Sender<Work>) -> Result<()> + Send,
+) -> Result<Result<(), Stop>> {
+    let (work_tx, work_rx) = bounded::<Work>(1024);
+    let (out_tx, out_rx) = bounded::<Outcome>(1024);
+    std::thread::scope(|s| -> Result<Result<(), Stop>> {
+        let producer = s.spawn(|| produce(work_tx));
+        for i in 0..HASH_THREADS {
+            let (rx, tx) = (work_rx.clone(), out_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("sd-hash-{i}"))
+                .spawn_scoped(s, move || hasher(&rx, &tx, control))
+                .map_err(|e| Error::io("<hash thread>", e))?;
+        }
+        drop(work_rx);
+        drop(out_tx);
+        let committed = commit_loop(lib, state, &out_rx, control, hooks);
+        drop(out_rx);
+        let produced = producer
+            .join()
+            .map_err(|_| Error::Invalid("the content producer panicked".into()))?;
+        committed?;
+        produced?;
+        Ok(match control.stopped() {
+            Some(stop) => Err(stop),
+            None => Ok(()),
+        })
+    })
+}
+
+fn hasher(rx: &Receiver<Work>, tx: &Sender<Outcome>, control: &Control) {
+    for work in rx {
+        if control.check().is_err() {
+            return;
+        }
+        let outcome = if work.mtime.is_none() {
+            // Integrity pass (the producer marks its work with no mtime).
+            match content::integrity_of_file(&work.path) {
+                Ok((digest, size)) => match std::fs::metadata(&work.path) {
+                    Ok(md) => Outcome::Integrity {
+                        id: work.id,
+                        size,
+                        mtime: super::walk::describe(&md).2,
+                        digest,
+                    },
+                    Err(e) => Outcome::Failed {
+                        path: work.path,
+                        message: e.to_string(),
+                    },
+                },
+                Err(e) => Outcome::Failed {
+                    path: work.path,
+                    message: e.to_string(),
+                },
+            }
+        } else {
+            match content::cas_of_file_stable(&work.path, ATTEMPTS) {
+                Ok(hashed) => {
+                    let ft = filetype::detect(&work.name, &hashed.header);
+                    Outcome::Hashed { work, hashed, ft }
+                }
+                Err(HashError::Changed) => Outcome::Failed {
+                    path: work.path,
+                    message: format!(
+                        "kept changing while being read ({ATTEMPTS} attempts); left unidentified"
+                    ),
+                },
+                Err(e) => Outcome::Failed {
+                    path: work.path,
+                    message: e.to_string(),
+                },
+            }
+        };
+        if tx.send(outcome).is_err() {
+            return;
+        }
+    }
+}
+
+fn commit_loop(
+    lib: &Arc<Library>,
+    state: &Arc<Mutex<ScanState>>,
+    rx: &Receiver<Outcome>,
+    control: &Control,
+    hooks: &RunHooks<'_>,
+) -> Result<()> {
+    let mut batch = Vec::new();
+    let mut since = Instant::now();
+    let commit = |batch: Vec<Outcome>| -> Result<()> {
+        let st = state.clone();
+        let progress = lib.writer.transaction(move |tx| {
+            let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
+            apply(tx, &mut st, batch)?;
+            Ok(st.progress.clone())
+        })?;
+        (hooks.on_progress)(&progress);
+        Ok(())
+    };
+    loop {
+        if control.check().is_err() {
+            return Ok(());
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(o) => {
+                batch.push(o);
+                if batch.len() >= BATCH || since.elapsed() >= BATCH_TIME {
+                    commit(std::mem::take(&mut batch))?;
+                    since = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if !batch.is_empty() {
+                    commit(std::mem::take(&mut batch))?;
+                    since = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return if batch.is_empty() {
+                    Ok(())
+                } else {
+                    commit(batch)
+                };
+            }
+        }
+    }
+}
+
+fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Outcome>) -> Result<()> {
+    let p: &mut IndexProgress = &mut st.progress;
+    for o in batch {
+        match o {
+            Outcome::Hashed { work, hashed, ft } => {
+                let cid: i64 = tx
+                    .prepare_cached(
+                        "INSERT INTO content_identities (cas_id, digest, size, kind, mime, first_seen)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT(cas_id) DO UPDATE SET first_seen = first_seen RETURNING id",
+                    )?
+                    .query_row(
+                        params![
+                            hashed.id.cas_id,
+                            hashed.id.digest.as_slice(),
+                            hashed.size as i64,
+                            ft.kind.as_str(),
+                            ft.mime,
+                            now_ms()
+                        ],
+                        |r| r.get(0),
+                    )?;
+                if hashed.size != work.size || Some(hashed.mtime_ns) != work.mtime {
+                    // Changed since the scan saw it: record what was actually hashed.
+                    p.modified += 1;
+                    p.changed_while_identifying += 1;
+                }
+                tx.prepare_cached("UPDATE entries SET content_id = ?2, size = ?3, mtime = ?4, integrity = NULL WHERE id = ?1")?
+                    .execute(params![work.id, cid, hashed.size as i64, hashed.mtime_ns])?;
+                if ft.kind.wants_intelligence() {
+                    p.queued += tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO intelligence_queue (content_id, kind, queued_at) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![cid, ft.kind.as_str(), now_ms()])? as u64;
+                }
+                p.content_done += 1;
+                p.content_bytes += hashed.size.min(content::WHOLE_FILE_LIMIT);
+            }
+            Outcome::Integrity {
+                id,
+                size,
+                mtime,
+                digest,
+            } => {
+                p.integrity_hashed += tx
+                    .prepare_cached("UPDATE entries SET integrity = ?2 WHERE id = ?1 AND size = ?3 AND mtime = ?4")?
+                    .execute(params![id, digest.as_slice(), size as i64, mtime])? as u64;
+            }
+            Outcome::Failed { path, message } => {
+                p.content_done += 1;
+                p.errors += 1;
+                if p.error_samples.len() < 50 {
+                    p.error_samples.push(PathError {
+                        path: path.into(),
+                        message,
+                    });
+                }
+            }
+        }
+    }
+    tx.prepare_cached("UPDATE jobs SET progress = ?2 WHERE id = ?1")?
+        .execute(params![st.job_id, serde_json::to_string(&st.progress)?])?;
+    Ok(())
+}
+
+/// Sends every non-empty file of the location that has no content identity yet, in id order.
+fn produce_unidentified(
+    db: &std::path::Path,
+    loc: i64,
+    mut dirs: DirPaths,
+    tx: &Sender<Work>,
+    control: &Control,
+) -> Result<()> {
+    let conn = crate::store::open_reader(db)?;
+    let mut q = conn.prepare(
+        "SELECT id, parent_id, name, size, mtime FROM entries
+         WHERE id > ?1 AND location_id = ?2 AND kind = 0 AND size > 0 AND content_id IS NULL
+         ORDER BY id LIMIT 4096",
+    )?;
+    let mut last = 0i64;
+    loop {
+        let mut chunk = Vec::new();
+        let mut rows = q.query(params![last, loc])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            last = id;
+            chunk.push((
+                id,
+                r.get::<_, i64>(1)?,
+                crate::names::from_sql(r.get_ref(2)?)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ));
+        }
+        drop(rows);
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        for (id, parent, name, size, mtime) in chunk {
+            if control.stopped().is_some() {
+                return Ok(());
+            }
+            let Some(dir) = dirs.dir(parent) else {
+                continue;
+            };
+            let work = Work {
+                id,
+                path: dir.join(&name),
+                name,
+                size: size as u64,
+                mtime: Some(mtime.unwrap_or(0)),
+            };
+            if tx.send(work).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Sends this location's files whose content id is shared with another file and whose integrity
+/// hash is not known yet (one per inode). Files up to 100 KiB need none: their cas_id covers
+/// every byte.
+fn produce_candidates(
+    db: &std::path::Path,
+    loc: i64,
+    mut dirs: DirPaths,
+    tx: &Sender<Work>,
+    control: &Control,
+) -> Result<()> {
+    let conn = crate::store::open_reader(db)?;
+    let mut q = conn.prepare(
+        "SELECT e.id, e.parent_id, e.name, e.size, e.inode FROM content_identities c
+           JOIN entries e ON e.content_id = c.id
+          WHERE c.copies >= 2 AND c.size > ?2 AND e.location_id = ?1 AND e.integrity IS NULL",
+    )?;
+    let mut seen: HashMap<u64, ()> = HashMap::new();
+    let rows: Vec<(i64, i64, OsString, i64, i64)> = q
+        .query_map(params![loc, content::WHOLE_FILE_LIMIT as i64], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                crate::names::from_sql(r.get_ref(2)?)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, parent, name, size, inode) in rows {
+        if control.stopped().is_some() {
+            return Ok(());
+        }
+        if seen.insert(inode as u64, ()).is_some() {
+            continue;
+        }
+        let Some(dir) = dirs.dir(parent) else {
+            continue;
+        };
+        let work = Work {
+            id,
+            path: dir.join(&name),
+            name,
+            size: size as u64,
+            mtime: None,
+        };
+        if tx.send(work).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
