@@ -103,9 +103,10 @@ pub struct RunHooks<'a> {
     pub on_progress: &'a (dyn Fn(&IndexProgress) + Sync),
 }
 
-/// Reads `SPACEDRIVE_DEBUG_THROTTLE_MS`: when set, the indexer commits one directory per batch and
-/// sleeps this long after each, so crash tests can kill it mid-scan. Never set it in normal use.
-fn debug_throttle() -> Option<Duration> {
+/// Reads `SPACEDRIVE_DEBUG_THROTTLE_MS`: when set, the indexer commits one directory (in the
+/// content phase, one file) per batch and sleeps this long after each, so crash tests can kill it
+/// mid-phase. Never set it in normal use.
+pub(crate) fn debug_throttle() -> Option<Duration> {
     std::env::var("SPACEDRIVE_DEBUG_THROTTLE_MS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -195,6 +195,8 @@ fn commit_loop(
 ) -> Result<()> {
     let mut batch = Vec::new();
     let mut since = Instant::now();
+    let throttle = super::debug_throttle();
+    let batch_max = if throttle.is_some() { 1 } else { BATCH };
     let commit = |batch: Vec<Outcome>| -> Result<()> {
         let st = state.clone();
         let progress = lib.writer.transaction(move |tx| {
@@ -203,6 +205,9 @@ fn commit_loop(
             Ok(st.progress.clone())
         })?;
         (hooks.on_progress)(&progress);
+        if let Some(t) = throttle {
+            std::thread::sleep(t);
+        }
         Ok(())
     };
     loop {
@@ -212,7 +217,7 @@ fn commit_loop(
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(o) => {
                 batch.push(o);
-                if batch.len() >= BATCH || since.elapsed() >= BATCH_TIME {
+                if batch.len() >= batch_max || since.elapsed() >= BATCH_TIME {
                     commit(std::mem::take(&mut batch))?;
                     since = Instant::now();
                 }

@@ -179,3 +179,78 @@ fn pause_resume_and_cancel() {
     assert_eq!(last["type"], "job");
     assert_eq!(last["data"]["state"], "completed");
 }
+
+#[test]
+fn sigkill_mid_identification_resumes_without_rehashing() {
+    let mut sd = Sd::new();
+    let root = corpus(sd.tmp.path(), 2000);
+    sd.env("SPACEDRIVE_DEBUG_THROTTLE_MS", "3");
+    sd.ok(["library", "create", "Ids"]);
+    let job = sd.json([
+        "location".as_ref(),
+        "add".as_ref(),
+        root.as_os_str(),
+        "--mode".as_ref(),
+        "content".as_ref(),
+        "--no-default-rules".as_ref(),
+        "--no-gitignore".as_ref(),
+        "--detach".as_ref(),
+    ])["job_id"]
+        .as_i64()
+        .unwrap();
+    let progress = |sd: &Sd| sd.json(["job", "info", &job.to_string()])["progress"].clone();
+    wait_until("identification under way", || {
+        let p = progress(&sd);
+        p["phase"] == "content" && p["content_done"].as_u64().unwrap() >= 100
+    });
+    let pid = sd.daemon_pid().expect("daemon pid");
+    unsafe { libc_kill(pid) };
+    wait_until("the daemon to die", || sd.daemon_pid().is_none());
+    let db = sd.data.join("libraries/Ids.sdlibrary/library.db");
+    assert_eq!(integrity(&db), "ok");
+    let identified_at_kill: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM entries WHERE content_id IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(identified_at_kill >= 100);
+
+    sd.clear_env();
+    let done = sd.wait_job("Ids", job);
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["resumes"], 1);
+    let p = &done["progress"];
+    assert_eq!(p["content_done"], p["content_total"]);
+    // The files identified before the kill were not hashed again: the resumed run's work list held
+    // only the rest (total = before + after, each file once).
+    let files_nonempty = std::process::Command::new("find")
+        .arg(&root)
+        .args(["-type", "f", "-size", "+0"])
+        .output()
+        .unwrap()
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as u64;
+    assert_eq!(p["content_total"].as_u64().unwrap(), files_nonempty);
+    // Same identities as a clean run: the duplicate report matches one from the unindexed path.
+    let lib = sd.json(["dupes"]);
+    let cold = sd.json(["dupes".as_ref(), root.as_os_str()]);
+    assert_eq!(lib["redundant_files"], cold["redundant_files"]);
+    assert_eq!(lib["wasted_bytes"], cold["wasted_bytes"]);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let (rows, copies, pointing): (i64, i64, i64) = c
+        .query_row(
+            "SELECT (SELECT count(*) FROM content_identities), (SELECT sum(copies) FROM content_identities),
+                    (SELECT count(*) FROM entries WHERE content_id IS NOT NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(copies, pointing, "copy counts agree with the entries");
+    assert!(rows > 0 && rows < pointing);
+    assert_eq!(integrity(&db), "ok");
+}
