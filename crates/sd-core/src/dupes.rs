@@ -505,20 +505,9 @@ pub struct ContentInfo {
 pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
     let (loc, id) = crate::query::resolve(lib, path)?;
     let conn = lib.reader()?;
-    let listing_path = crate::query::entry_path(&conn, loc.root_entry_id, &loc.path.0, id)?
+    let own = crate::query::entry_path(&conn, loc.root_entry_id, &loc.path.0, id)?
         .ok_or_else(|| Error::NotFound(format!("{} is not in the index", path.display())))?;
-    let parent = crate::query::list(
-        lib,
-        listing_path.parent().unwrap_or(Path::new("/")),
-        false,
-        Default::default(),
-        None,
-    );
-    let entry = match parent {
-        Ok(l) => l.entries.into_iter().find(|e| e.id == id),
-        Err(_) => None,
-    }
-    .ok_or_else(|| Error::NotFound(format!("{} is not in the index", path.display())))?;
+    let entry = crate::query::entry_view(&conn, id, &own)?;
     let row: Option<(i64, Option<Vec<u8>>)> = conn
         .query_row(
             "SELECT content_id, integrity FROM entries WHERE id = ?1",

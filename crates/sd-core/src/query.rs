@@ -148,6 +148,18 @@ fn view(r: &rusqlite::Row<'_>, parent: &Path) -> rusqlite::Result<EntryView> {
     })
 }
 
+/// One entry, given its path.
+pub fn entry_view(conn: &Connection, id: i64, path: &Path) -> Result<EntryView> {
+    let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut v = conn.query_row(
+        &format!("SELECT {ENTRY_COLS} FROM entries WHERE id = ?1"),
+        [id],
+        |r| view(r, &parent),
+    )?;
+    v.path = JsonPath(path.to_path_buf());
+    Ok(v)
+}
+
 /// How to order a listing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -181,13 +193,7 @@ pub fn list(
     let conn = lib.reader()?;
     let own_path = entry_path(&conn, loc.root_entry_id, &loc.path.0, id)?
         .ok_or_else(|| Error::NotFound(format!("{} vanished from the index", path.display())))?;
-    let parent_path = own_path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut entry = conn.query_row(
-        &format!("SELECT {ENTRY_COLS} FROM entries WHERE id = ?1"),
-        [id],
-        |r| view(r, &parent_path),
-    )?;
-    entry.path = JsonPath(own_path.clone());
+    let entry = entry_view(&conn, id, &own_path)?;
     let cap = limit.unwrap_or(usize::MAX);
     let mut entries = Vec::new();
     let mut truncated = false;

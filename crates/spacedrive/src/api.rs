@@ -145,6 +145,9 @@ pub struct LibraryInfo {
     pub entries: u64,
     pub disk_bytes: u64,
     pub jobs_running: usize,
+    /// Distinct contents identified, and those waiting for later jobs (thumbnails, extraction).
+    pub contents: u64,
+    pub intelligence_queue: u64,
 }
 
 /// `location.add` and `location.rescan`.

@@ -383,6 +383,8 @@ impl Daemon {
             entries: q("SELECT count(*) FROM entries")? as u64,
             disk_bytes: lib.disk_bytes(),
             jobs_running: jobs::running_ids(lib).len(),
+            contents: q("SELECT count(*) FROM content_identities")? as u64,
+            intelligence_queue: q("SELECT count(*) FROM intelligence_queue")? as u64,
         })
     }
 

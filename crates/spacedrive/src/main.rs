@@ -593,6 +593,11 @@ fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
                 output::bytes(info.disk_bytes)
             );
             println!("  running jobs: {}", info.jobs_running);
+            println!(
+                "  {} distinct contents identified; {} queued for thumbnails and text extraction",
+                output::count(info.contents),
+                output::count(info.intelligence_queue)
+            );
         }
         LibraryCmd::Rename { name, new_name } => {
             let info: api::LibraryInfo = client.call(&Request::LibraryRename {
