@@ -35,7 +35,8 @@ for i in $(seq "$runs"); do
   "$sd" --data-dir "$data" stop >/dev/null 2>&1 || true
   rm -rf "$data"
   "$sd" --data-dir "$data" --json location add "$tree" --mode content --no-default-rules --no-gitignore > "$work/add.json"
-  phase+=("$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["job"]["progress"]; print(p["content_ms"]/1000, p["content_done"])' "$work/add.json")")
+  read -r secs files < <(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["job"]["progress"]; print(p["content_ms"]/1000, p["content_done"])' "$work/add.json")
+  phase+=("$secs" "$files")
 done
 python3 - "${bare[@]}" -- "${phase[@]}" <<'PY' | tee -a "$report"
 import statistics, sys

@@ -47,6 +47,16 @@ impl ContentId {
     }
 }
 
+/// The database key of a content identity: the cas_id's 8 bytes as a big-endian signed integer.
+pub fn cas_key(digest: &[u8; 32]) -> i64 {
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// The cas_id of a database key (inverse of [`cas_key`]).
+pub fn cas_id_of_key(key: i64) -> String {
+    hex(&key.to_be_bytes())
+}
+
 /// UUIDv5(NAMESPACE_DNS, cas_id).
 pub fn content_uuid(cas_id: &str) -> Uuid {
     Uuid::new_v5(&Uuid::NAMESPACE_DNS, cas_id.as_bytes())
@@ -149,8 +159,7 @@ pub fn cas_of_file(path: &Path) -> Result<Hashed, HashError> {
         read_exact_at(&f, &mut whole, 0)?;
         between_reads();
         h.update(&whole);
-        whole.truncate(EDGE as usize);
-        header = whole;
+        header = whole[..whole.len().min(EDGE as usize)].to_vec();
     } else {
         for (i, (off, len)) in ranges(size).into_iter().enumerate() {
             let b = &mut buf[..len as usize];

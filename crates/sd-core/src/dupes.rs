@@ -224,11 +224,10 @@ pub fn in_library(lib: &Library, min_size: u64) -> Result<DupReport> {
         dirs.insert(loc.id, DirPaths::load(&conn, &loc)?);
     }
     let shared: Vec<(i64, String, i64)> = conn
-        .prepare(
-            "SELECT id, cas_id, size FROM content_identities WHERE copies >= 2 AND size >= ?1",
-        )?
+        .prepare("SELECT id, size FROM content_identities WHERE copies >= 2 AND size >= ?1")?
         .query_map([min_size.max(1) as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            let id: i64 = r.get(0)?;
+            Ok((id, content::cas_id_of_key(id), r.get(1)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut members = conn.prepare(
@@ -518,12 +517,12 @@ pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
     let content = match row {
         None => None,
         Some((cid, integrity)) => {
-            let (cas_id, kind, mime, copies): (String, String, Option<String>, i64) = conn
-                .query_row(
-                    "SELECT cas_id, kind, mime, copies FROM content_identities WHERE id = ?1",
-                    [cid],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )?;
+            let (kind, mime, copies): (String, Option<String>, i64) = conn.query_row(
+                "SELECT kind, mime, copies FROM content_identities WHERE id = ?1",
+                [cid],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let cas_id = content::cas_id_of_key(cid);
             let mut others = Vec::new();
             let mut dirs: HashMap<i64, DirPaths> = HashMap::new();
             let locs: HashMap<i64, location::Location> = location::list_with(&conn)?

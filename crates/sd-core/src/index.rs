@@ -89,6 +89,9 @@ pub struct IndexProgress {
     pub content_bytes: u64,
     #[serde(default)]
     pub content_ms: u64,
+    /// Time spent on the integrity pass (full hashes), not included in `content_ms`.
+    #[serde(default)]
+    pub integrity_ms: u64,
     #[serde(default)]
     pub integrity_hashed: u64,
     #[serde(default)]

@@ -480,8 +480,8 @@ fn print_file_info(info: &sd_core::dupes::FileInfo) {
     let e = &info.entry;
     println!("{}", e.path.0.to_string_lossy());
     println!(
-        "  {:?}, {} bytes, modified {}",
-        e.kind,
+        "  {}, {} bytes, modified {}",
+        format!("{:?}", e.kind).to_lowercase(),
         output::count(e.size),
         e.mtime.map(output::time_ns).unwrap_or_default()
     );
@@ -534,7 +534,12 @@ fn init_logging() {
 
 fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
     let show = |info: &api::LibraryInfo, verb: &str| {
-        println!("{verb} library {:?} ({})", info.name, info.id);
+        let verb = if verb.is_empty() {
+            "library".to_owned()
+        } else {
+            format!("{verb} library")
+        };
+        println!("{verb} {:?} ({})", info.name, info.id);
         println!("  folder: {}", info.path.display());
     };
     match cmd {

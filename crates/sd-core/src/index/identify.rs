@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use rusqlite::{Transaction, params};
 
+use super::RunHooks;
 use super::scan::ScanState;
 use super::walk::PathError;
-use super::{IndexProgress, RunHooks};
 use crate::content::{self, HashError, Hashed};
 use crate::control::{Control, Stop};
 use crate::filetype::{self, FileType};
@@ -84,9 +84,31 @@ pub(crate) fn run(
     let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Work>| {
         produce_unidentified(&db, loc_id, dirs, &tx, control)
     })?;
+    // Queue the kinds later jobs want, in one statement rather than one per file.
+    let queued = lib.writer.run(|c| {
+        let kinds: Vec<String> = crate::filetype::ContentKind::ALL
+            .into_iter()
+            .filter(|k| k.wants_intelligence())
+            .map(|k| format!("'{}'", k.as_str()))
+            .collect();
+        Ok(c.execute(
+            &format!(
+                "INSERT OR IGNORE INTO intelligence_queue (content_id, kind, queued_at)
+                 SELECT id, kind, ?1 FROM content_identities WHERE kind IN ({})",
+                kinds.join(", ")
+            ),
+            [now_ms()],
+        )? as u64)
+    })?;
+    {
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        st.progress.queued += queued;
+        st.progress.content_ms += started.elapsed().as_millis() as u64;
+    }
     if stopped.is_err() {
         return Ok(stopped);
     }
+    let started = Instant::now();
 
     // Integrity pass: full hashes for this location's files whose sampled id is shared.
     let reader = lib.reader()?;
@@ -97,7 +119,7 @@ pub(crate) fn run(
         produce_candidates(&db, loc_id, dirs, &tx, control)
     })?;
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    st.progress.content_ms += started.elapsed().as_millis() as u64;
+    st.progress.integrity_ms += started.elapsed().as_millis() as u64;
     Ok(stopped)
 }
 
@@ -164,8 +186,10 @@ fn hasher(rx: &Receiver<Work>, tx: &Sender<Outcome>, control: &Control) {
             }
         } else {
             match content::cas_of_file_stable(&work.path, ATTEMPTS) {
-                Ok(hashed) => {
+                Ok(mut hashed) => {
                     let ft = filetype::detect(&work.name, &hashed.header);
+                    // Free the read buffer here, not on the writer thread.
+                    hashed.header = Vec::new();
                     Outcome::Hashed { work, hashed, ft }
                 }
                 Err(HashError::Changed) => Outcome::Failed {
@@ -240,41 +264,39 @@ fn commit_loop(
 }
 
 fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Outcome>) -> Result<()> {
-    let p: &mut IndexProgress = &mut st.progress;
     for o in batch {
         match o {
             Outcome::Hashed { work, hashed, ft } => {
-                let cid: i64 = tx
+                // Count the copy here: a new identity is born with copies = 1, a known one gains one.
+                let cid = content::cas_key(&hashed.id.digest);
+                let inserted = tx
                     .prepare_cached(
-                        "INSERT INTO content_identities (cas_id, digest, size, kind, mime, first_seen)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                         ON CONFLICT(cas_id) DO UPDATE SET first_seen = first_seen RETURNING id",
+                        "INSERT OR IGNORE INTO content_identities (id, digest, size, kind, mime, copies, first_seen)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
                     )?
-                    .query_row(
-                        params![
-                            hashed.id.cas_id,
-                            hashed.id.digest.as_slice(),
-                            hashed.size as i64,
-                            ft.kind.as_str(),
-                            ft.mime,
-                            now_ms()
-                        ],
-                        |r| r.get(0),
-                    )?;
+                    .execute(params![
+                        cid,
+                        hashed.id.digest.as_slice(),
+                        hashed.size as i64,
+                        ft.kind.as_str(),
+                        ft.mime,
+                        now_ms()
+                    ])?;
+                if inserted == 0 {
+                    tx.prepare_cached(
+                        "UPDATE content_identities SET copies = copies + 1 WHERE id = ?1",
+                    )?
+                    .execute([cid])?;
+                }
+                let p = &mut st.progress;
                 if hashed.size != work.size || Some(hashed.mtime_ns) != work.mtime {
                     // Changed since the scan saw it: record what was actually hashed.
                     p.modified += 1;
                     p.changed_while_identifying += 1;
                 }
+                // The work list holds only entries without an identity, so no trigger fires here.
                 tx.prepare_cached("UPDATE entries SET content_id = ?2, size = ?3, mtime = ?4, integrity = NULL WHERE id = ?1")?
                     .execute(params![work.id, cid, hashed.size as i64, hashed.mtime_ns])?;
-                if ft.kind.wants_intelligence() {
-                    p.queued += tx
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO intelligence_queue (content_id, kind, queued_at) VALUES (?1, ?2, ?3)",
-                        )?
-                        .execute(params![cid, ft.kind.as_str(), now_ms()])? as u64;
-                }
                 p.content_done += 1;
                 p.content_bytes += hashed.size.min(content::WHOLE_FILE_LIMIT);
             }
@@ -284,11 +306,12 @@ fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Outcome>) -> Resul
                 mtime,
                 digest,
             } => {
-                p.integrity_hashed += tx
+                st.progress.integrity_hashed += tx
                     .prepare_cached("UPDATE entries SET integrity = ?2 WHERE id = ?1 AND size = ?3 AND mtime = ?4")?
                     .execute(params![id, digest.as_slice(), size as i64, mtime])? as u64;
             }
             Outcome::Failed { path, message } => {
+                let p = &mut st.progress;
                 p.content_done += 1;
                 p.errors += 1;
                 if p.error_samples.len() < 50 {
