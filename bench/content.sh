@@ -64,13 +64,15 @@ hyperfine -N -w 1 -r 10 --export-json "$work/dupes-indexed.json" -n "spacedrive 
 
 # Same groups as the ground truth?
 truth=$(python3 "$shared/bench/truth_dups.py" "$tree")
-ours=$("$sd" --data-dir "$data" --json dupes)
-cold=$("$sd" --data-dir "$work/data-cold" --json dupes "$tree")
+"$sd" --data-dir "$data" --json dupes > "$work/dupes-indexed-out.json"
+"$sd" --data-dir "$work/data-cold" --json dupes "$tree" > "$work/dupes-cold-out.json"
 "$sd" --data-dir "$work/data-cold" stop >/dev/null 2>&1 || true
 "$sd" --data-dir "$data" stop >/dev/null
-python3 - "$work" "$truth" "$ours" "$cold" <<'PY' | tee -a "$report"
+python3 - "$work" "$truth" <<'PY' | tee -a "$report"
 import json, sys
-work, truth, ours, cold = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+work, truth = sys.argv[1], sys.argv[2]
+ours = json.load(open(f"{work}/dupes-indexed-out.json"))
+cold = json.load(open(f"{work}/dupes-cold-out.json"))
 t = dict(kv.split("=") for kv in truth.split())
 res = {r["command"]: r["median"] for r in json.load(open(f"{work}/dupes.json"))["results"]}
 idx = json.load(open(f"{work}/dupes-indexed.json"))["results"][0]["median"]
