@@ -1,14 +1,14 @@
 -- Schema 2: content identity, integrity hashes and the intelligence queue.
 -- Invariants:
---   * one content_identities row per distinct cas_id (BRIEF §3); `copies` is the number of entries
---     pointing at it. Pointing an entry at an identity is done in one place (the content phase,
---     index/identify.rs), which counts it there (a new identity is inserted with copies = 1);
---     every other change of entries.content_id (cleared, or the entry deleted) is counted by the
---     triggers below.
---   * entries.content_id is NULL for directories, symlinks, empty files and files not yet
---     identified (or changed since); a scan that sees a file's size, mtime or inode change clears it.
---   * entries.integrity is the full-file BLAKE3 of the file as it was when content_id was set, or
---     NULL when not computed; it is cleared together with content_id.
+--   * one content_identities row per distinct cas_id (BRIEF §3); `copies` is the number of
+--     entry_content rows pointing at it. Rows are linked in one place (the content phase,
+--     index/identify.rs), which counts the copy there (a new identity is inserted with copies = 1);
+--     unlinking (the row deleted, directly or with its entry) is counted by the triggers below.
+--   * entry_content holds a row only for a file identified as it is now: a scan that sees a
+--     file's size, mtime or inode change deletes the row, and the content phase makes a new one.
+--     Keeping the link out of `entries` means identifying a file appends a row here instead of
+--     growing a packed entries row (which splits pages), and shallow locations pay nothing.
+--   * integrity is the full-file BLAKE3 of the file as it was when linked, or NULL if not computed.
 --   * rows with copies = 0 are removed at the end of each index job (with their queue rows).
 
 -- The key *is* the cas_id: its 16 hex chars are 8 bytes, read as a big-endian signed integer.
@@ -23,17 +23,19 @@ CREATE TABLE content_identities (
     first_seen  INTEGER NOT NULL        -- unix ms
 ) STRICT;
 
-ALTER TABLE entries ADD COLUMN content_id INTEGER;
-ALTER TABLE entries ADD COLUMN integrity BLOB;
-CREATE INDEX entries_content ON entries(content_id) WHERE content_id IS NOT NULL;
+CREATE TABLE entry_content (
+    entry_id    INTEGER PRIMARY KEY,    -- entries.id
+    content_id  INTEGER NOT NULL,       -- content_identities.id
+    integrity   BLOB
+) STRICT;
+CREATE INDEX entry_content_by_content ON entry_content(content_id);
 
-CREATE TRIGGER entries_content_cleared AFTER UPDATE OF content_id ON entries
-WHEN OLD.content_id IS NOT NULL AND OLD.content_id IS NOT NEW.content_id
+CREATE TRIGGER entries_unlink_content AFTER DELETE ON entries
 BEGIN
-    UPDATE content_identities SET copies = copies - 1 WHERE id = OLD.content_id;
+    DELETE FROM entry_content WHERE entry_id = OLD.id;
 END;
 
-CREATE TRIGGER entries_content_delete AFTER DELETE ON entries WHEN OLD.content_id IS NOT NULL
+CREATE TRIGGER entry_content_uncount AFTER DELETE ON entry_content
 BEGIN
     UPDATE content_identities SET copies = copies - 1 WHERE id = OLD.content_id;
 END;

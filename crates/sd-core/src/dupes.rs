@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::content::{self, HashError};
@@ -231,7 +231,8 @@ pub fn in_library(lib: &Library, min_size: u64) -> Result<DupReport> {
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut members = conn.prepare(
-        "SELECT id, location_id, parent_id, name, inode, integrity FROM entries WHERE content_id = ?1 ORDER BY id",
+        "SELECT e.id, e.location_id, e.parent_id, e.name, e.inode, ec.integrity
+           FROM entry_content ec JOIN entries e ON e.id = ec.entry_id WHERE ec.content_id = ?1 ORDER BY e.id",
     )?;
     let mut groups = Vec::new();
     let mut unconfirmed = Vec::new();
@@ -329,9 +330,8 @@ pub fn in_library(lib: &Library, min_size: u64) -> Result<DupReport> {
     }
     if !to_store.is_empty() {
         lib.writer.transaction(move |tx| {
-            let mut q = tx.prepare_cached(
-                "UPDATE entries SET integrity = ?2 WHERE id = ?1 AND content_id IS NOT NULL",
-            )?;
+            let mut q =
+                tx.prepare_cached("UPDATE entry_content SET integrity = ?2 WHERE entry_id = ?1")?;
             for (id, d) in to_store {
                 q.execute(params![id, d.as_slice()])?;
             }
@@ -509,11 +509,11 @@ pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
     let entry = crate::query::entry_view(&conn, id, &own)?;
     let row: Option<(i64, Option<Vec<u8>>)> = conn
         .query_row(
-            "SELECT content_id, integrity FROM entries WHERE id = ?1",
+            "SELECT content_id, integrity FROM entry_content WHERE entry_id = ?1",
             [id],
-            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get(1)?)),
+            |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)),
         )
-        .map(|(c, i)| c.map(|c| (c, i)))?;
+        .optional()?;
     let content = match row {
         None => None,
         Some((cid, integrity)) => {
@@ -529,7 +529,8 @@ pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
                 .into_iter()
                 .map(|l| (l.id, l))
                 .collect();
-            let mut q = conn.prepare("SELECT location_id, parent_id, name FROM entries WHERE content_id = ?1 AND id != ?2")?;
+            let mut q = conn.prepare("SELECT e.location_id, e.parent_id, e.name FROM entry_content ec JOIN entries e ON e.id = ec.entry_id
+               WHERE ec.content_id = ?1 AND ec.entry_id != ?2")?;
             let mut rows = q.query(params![cid, id])?;
             while let Some(r) = rows.next()? {
                 let (l, parent, name): (i64, i64, OsString) =
@@ -596,11 +597,15 @@ pub fn verify(lib: Option<&Library>, path: &Path) -> Result<Verified> {
     if let Some(lib) = lib
         && let Ok((_, id)) = crate::query::resolve(lib, &abs)
     {
-        let stored: Option<Vec<u8>> =
-            lib.reader()?
-                .query_row("SELECT integrity FROM entries WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })?;
+        let stored: Option<Vec<u8>> = lib
+            .reader()?
+            .query_row(
+                "SELECT integrity FROM entry_content WHERE entry_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
         if let Some(s) = stored {
             matches_index = Some(s.as_slice() == digest.as_slice());
         }

@@ -27,8 +27,8 @@ use crate::{Error, Result};
 
 /// Hashing attempts for a file that keeps changing under the reader.
 const ATTEMPTS: usize = 3;
-const BATCH: usize = 2000;
-const BATCH_TIME: Duration = Duration::from_millis(250);
+const BATCH: usize = 20_000;
+const BATCH_TIME: Duration = Duration::from_millis(1000);
 const HASH_THREADS: usize = 2;
 
 struct Work {
@@ -68,7 +68,8 @@ pub(crate) fn run(
     let started = Instant::now();
     let reader = lib.reader()?;
     let todo: i64 = reader.query_row(
-        "SELECT count(*) FROM entries WHERE location_id = ?1 AND kind = 0 AND size > 0 AND content_id IS NULL",
+        "SELECT count(*) FROM entries e WHERE location_id = ?1 AND kind = 0 AND size > 0
+           AND NOT EXISTS (SELECT 1 FROM entry_content c WHERE c.entry_id = e.id)",
         [loc.id],
         |r| r.get(0),
     )?;
@@ -293,10 +294,14 @@ fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Outcome>) -> Resul
                     // Changed since the scan saw it: record what was actually hashed.
                     p.modified += 1;
                     p.changed_while_identifying += 1;
+                    tx.prepare_cached("UPDATE entries SET size = ?2, mtime = ?3 WHERE id = ?1")?
+                        .execute(params![work.id, hashed.size as i64, hashed.mtime_ns])?;
                 }
-                // The work list holds only entries without an identity, so no trigger fires here.
-                tx.prepare_cached("UPDATE entries SET content_id = ?2, size = ?3, mtime = ?4, integrity = NULL WHERE id = ?1")?
-                    .execute(params![work.id, cid, hashed.size as i64, hashed.mtime_ns])?;
+                // The work list holds only files without a link, so this appends (in entry order).
+                tx.prepare_cached(
+                    "INSERT INTO entry_content (entry_id, content_id) VALUES (?1, ?2)",
+                )?
+                .execute(params![work.id, cid])?;
                 p.content_done += 1;
                 p.content_bytes += hashed.size.min(content::WHOLE_FILE_LIMIT);
             }
@@ -307,7 +312,10 @@ fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Outcome>) -> Resul
                 digest,
             } => {
                 st.progress.integrity_hashed += tx
-                    .prepare_cached("UPDATE entries SET integrity = ?2 WHERE id = ?1 AND size = ?3 AND mtime = ?4")?
+                    .prepare_cached(
+                        "UPDATE entry_content SET integrity = ?2 WHERE entry_id = ?1
+                            AND EXISTS (SELECT 1 FROM entries WHERE id = ?1 AND size = ?3 AND mtime = ?4)",
+                    )?
                     .execute(params![id, digest.as_slice(), size as i64, mtime])? as u64;
             }
             Outcome::Failed { path, message } => {
@@ -339,7 +347,8 @@ fn produce_unidentified(
     let conn = crate::store::open_reader(db)?;
     let mut q = conn.prepare(
         "SELECT id, parent_id, name, size, mtime FROM entries
-         WHERE id > ?1 AND location_id = ?2 AND kind = 0 AND size > 0 AND content_id IS NULL
+         WHERE id > ?1 AND location_id = ?2 AND kind = 0 AND size > 0
+           AND NOT EXISTS (SELECT 1 FROM entry_content c WHERE c.entry_id = entries.id)
          ORDER BY id LIMIT 4096",
     )?;
     let mut last = 0i64;
@@ -395,8 +404,9 @@ fn produce_candidates(
     let conn = crate::store::open_reader(db)?;
     let mut q = conn.prepare(
         "SELECT e.id, e.parent_id, e.name, e.size, e.inode FROM content_identities c
-           JOIN entries e ON e.content_id = c.id
-          WHERE c.copies >= 2 AND c.size > ?2 AND e.location_id = ?1 AND e.integrity IS NULL",
+           JOIN entry_content ec ON ec.content_id = c.id
+           JOIN entries e ON e.id = ec.entry_id
+          WHERE c.copies >= 2 AND c.size > ?2 AND e.location_id = ?1 AND ec.integrity IS NULL",
     )?;
     let mut seen: HashMap<u64, ()> = HashMap::new();
     let rows: Vec<(i64, i64, OsString, i64, i64)> = q

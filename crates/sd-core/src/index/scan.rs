@@ -295,13 +295,9 @@ fn update_if_changed(
         || ex.nlink != nlink_col(c)
         || ex.mtime != Some(c.mtime_ns);
     if changed {
-        // A file whose bytes may have changed loses its content identity until re-hashed.
-        let reidentify = content_changed || ex.inode != c.inode as i64;
         tx.prepare_cached(
             "UPDATE entries SET size = CASE WHEN kind = 1 THEN size ELSE ?2 END,
-                                mtime = ?3, inode = ?4, nlink = ?5, target = ?6, btime = ?7,
-                                content_id = CASE WHEN ?8 THEN NULL ELSE content_id END,
-                                integrity = CASE WHEN ?8 THEN NULL ELSE integrity END
+                                mtime = ?3, inode = ?4, nlink = ?5, target = ?6, btime = ?7
              WHERE id = ?1",
         )?
         .execute(params![
@@ -311,13 +307,23 @@ fn update_if_changed(
             c.inode as i64,
             nlink_col(c),
             c.target,
-            c.btime_ns,
-            reidentify
+            c.btime_ns
         ])?;
+        // A file whose bytes may have changed loses its content identity until re-hashed.
+        if c.kind == EntryKind::File && (content_changed || ex.inode != c.inode as i64) {
+            unlink_content(tx, ex.id)?;
+        }
     }
     if content_changed || (c.kind != EntryKind::Dir && ex.inode != c.inode as i64) {
         st.progress.modified += 1;
     }
+    Ok(())
+}
+
+/// Forgets a file's content identity (its bytes may have changed); a trigger uncounts the copy.
+fn unlink_content(tx: &Transaction<'_>, id: i64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM entry_content WHERE entry_id = ?1")?
+        .execute([id])?;
     Ok(())
 }
 
@@ -329,6 +335,14 @@ fn mark_missing(tx: &Transaction<'_>, st: &mut ScanState, id: i64) -> Result<()>
         .execute(params![st.job_id, id])?;
     }
     Ok(())
+}
+
+/// What move detection needs to know about an indexed entry sharing the new name's inode.
+struct Candidate {
+    kind: i64,
+    btime: Option<i64>,
+    mtime: Option<i64>,
+    size: i64,
 }
 
 /// A name new to `parent`: is it an indexed entry that moved here? Returns its id, re-parented.
@@ -346,21 +360,36 @@ fn find_moved(
         .as_ref()
         .map(|m| m.get(c.inode))
         .unwrap_or_default();
-    let mut candidates: Vec<(i64, i64, Option<i64>, Option<i64>)> = Vec::with_capacity(ids.len());
-    let mut row =
-        tx.prepare_cached("SELECT kind, btime, mtime FROM entries WHERE id = ?1 AND inode = ?2")?;
+    let mut candidates: Vec<(i64, Candidate)> = Vec::with_capacity(ids.len());
+    let mut row = tx.prepare_cached(
+        "SELECT kind, btime, mtime, size FROM entries WHERE id = ?1 AND inode = ?2",
+    )?;
     for id in ids.into_iter().filter(|&id| id != st.root_id) {
         // The map can be stale (entries deleted or given new inodes since): check the row.
-        if let Some((kind, btime, mtime)) = row
+        if let Some(cand) = row
             .query_row(params![id, c.inode as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok(Candidate {
+                    kind: r.get(0)?,
+                    btime: r.get(1)?,
+                    mtime: r.get(2)?,
+                    size: r.get(3)?,
+                })
             })
             .optional()?
         {
-            candidates.push((id, kind, btime, mtime));
+            candidates.push((id, cand));
         }
     }
-    for (id, kind, btime, mtime) in candidates {
+    for (
+        id,
+        Candidate {
+            kind,
+            btime,
+            mtime,
+            size,
+        },
+    ) in candidates
+    {
         if EntryKind::from_i64(kind) != c.kind {
             continue;
         }
@@ -389,9 +418,7 @@ fn find_moved(
         }
         tx.prepare_cached(
             "UPDATE entries SET parent_id = ?2, name = ?3, size = CASE WHEN kind = 1 THEN size ELSE ?4 END,
-                                mtime = ?5, inode = ?6, nlink = ?7, target = ?8, btime = ?9,
-                                content_id = CASE WHEN size = ?4 AND mtime IS ?5 THEN content_id ELSE NULL END,
-                                integrity = CASE WHEN size = ?4 AND mtime IS ?5 THEN integrity ELSE NULL END
+                                mtime = ?5, inode = ?6, nlink = ?7, target = ?8, btime = ?9
              WHERE id = ?1",
         )?
         .execute(params![
@@ -405,6 +432,9 @@ fn find_moved(
             c.target,
             c.btime_ns
         ])?;
+        if c.kind == EntryKind::File && (size != c.size as i64 || mtime != Some(c.mtime_ns)) {
+            unlink_content(tx, id)?; // moved and modified
+        }
         if st.missing.remove(&id) {
             tx.prepare_cached("DELETE FROM index_missing WHERE job_id = ?1 AND entry_id = ?2")?
                 .execute(params![st.job_id, id])?;

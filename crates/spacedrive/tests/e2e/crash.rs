@@ -210,11 +210,7 @@ fn sigkill_mid_identification_resumes_without_rehashing() {
     assert_eq!(integrity(&db), "ok");
     let identified_at_kill: i64 = rusqlite::Connection::open(&db)
         .unwrap()
-        .query_row(
-            "SELECT count(*) FROM entries WHERE content_id IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT count(*) FROM entry_content", [], |r| r.get(0))
         .unwrap();
     assert!(identified_at_kill >= 100);
 
@@ -245,7 +241,7 @@ fn sigkill_mid_identification_resumes_without_rehashing() {
     let (rows, copies, pointing): (i64, i64, i64) = c
         .query_row(
             "SELECT (SELECT count(*) FROM content_identities), (SELECT sum(copies) FROM content_identities),
-                    (SELECT count(*) FROM entries WHERE content_id IS NOT NULL)",
+                    (SELECT count(*) FROM entry_content)",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
