@@ -141,9 +141,25 @@ fn between_reads() {
     });
 }
 
+/// Bytes read per `pread` when hashing; one reusable buffer per thread (no allocation per file).
+const CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; CHUNK]);
+}
+
 /// Computes the cas_id of the file at `path` once, failing with [`HashError::Changed`] if the file
-/// changes during the read.
+/// changes during the read. `Hashed::header` is left empty (see [`cas_and_header_of_file`]).
 pub fn cas_of_file(path: &Path) -> Result<Hashed, HashError> {
+    hash_sampled(path, false)
+}
+
+/// [`cas_of_file`], also returning the file's first 8 KiB (for file-type detection).
+pub fn cas_and_header_of_file(path: &Path) -> Result<Hashed, HashError> {
+    hash_sampled(path, true)
+}
+
+fn hash_sampled(path: &Path, want_header: bool) -> Result<Hashed, HashError> {
     let f = File::open(path)?;
     let before = f.metadata()?;
     let (size, mtime_ns) = stamp(&before);
@@ -153,24 +169,25 @@ pub fn cas_of_file(path: &Path) -> Result<Hashed, HashError> {
     let mut h = blake3::Hasher::new();
     h.update(&size.to_le_bytes());
     let mut header = Vec::new();
-    let mut buf = vec![0u8; EDGE.max(SAMPLE) as usize];
-    if size <= WHOLE_FILE_LIMIT {
-        let mut whole = vec![0u8; size as usize];
-        read_exact_at(&f, &mut whole, 0)?;
-        between_reads();
-        h.update(&whole);
-        header = whole[..whole.len().min(EDGE as usize)].to_vec();
-    } else {
-        for (i, (off, len)) in ranges(size).into_iter().enumerate() {
-            let b = &mut buf[..len as usize];
-            read_exact_at(&f, b, off)?;
-            h.update(b);
-            if i == 0 {
-                header = b.to_vec();
+    BUF.with(|buf| -> Result<(), HashError> {
+        let mut buf = buf.borrow_mut();
+        for (off, len) in ranges(size) {
+            // Whole files up to 100 KiB come in 64 KiB chunks; samples fit in one.
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(CHUNK as u64) as usize;
+                let b = &mut buf[..n];
+                read_exact_at(&f, b, off + done)?;
+                h.update(b);
+                if want_header && off + done == 0 {
+                    header = b[..n.min(EDGE as usize)].to_vec();
+                }
+                done += n as u64;
+                between_reads();
             }
-            between_reads();
         }
-    }
+        Ok(())
+    })?;
     let after = f.metadata()?;
     if stamp(&after) != (size, mtime_ns) {
         return Err(HashError::Changed);
@@ -185,10 +202,14 @@ pub fn cas_of_file(path: &Path) -> Result<Hashed, HashError> {
 }
 
 /// [`cas_of_file`], retried up to `attempts` times while the file keeps changing.
-pub fn cas_of_file_stable(path: &Path, attempts: usize) -> Result<Hashed, HashError> {
+pub fn cas_of_file_stable(
+    path: &Path,
+    attempts: usize,
+    want_header: bool,
+) -> Result<Hashed, HashError> {
     let mut last = HashError::Changed;
     for _ in 0..attempts.max(1) {
-        match cas_of_file(path) {
+        match hash_sampled(path, want_header) {
             Err(HashError::Changed) => last = HashError::Changed,
             other => return other,
         }
@@ -317,7 +338,7 @@ mod tests {
             Err(HashError::Changed)
         ));
         // Once the file holds still, the retry succeeds with the final content's identity.
-        let got = cas_of_file_stable(&path, 3).unwrap();
+        let got = cas_of_file_stable(&path, 3, false).unwrap();
         BETWEEN_READS.with(|h| *h.borrow_mut() = None);
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len(), 300_120);

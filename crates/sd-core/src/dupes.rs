@@ -438,7 +438,9 @@ pub fn in_path(path: &Path, min_size: u64, control: &Control) -> Result<DupRepor
         .flat_map(|(size, v)| v.into_iter().map(move |c| (size, c)))
         .collect();
     // Stage 2: sampled identity (whole-file for ≤100 KiB).
-    let sampled = parallel_map(&same_size, |(_, c)| content::cas_of_file_stable(&c.path, 3));
+    let sampled = parallel_map(&same_size, |(_, c)| {
+        content::cas_of_file_stable(&c.path, 3, false)
+    });
     let mut hashed = 0u64;
     let mut by_cas: HashMap<(u64, String), Vec<Candidate>> = HashMap::new();
     for ((size, c), r) in same_size.into_iter().zip(sampled) {
@@ -590,7 +592,7 @@ pub fn verify(lib: Option<&Library>, path: &Path) -> Result<Verified> {
         HashError::Io(io) => Error::io(&abs, io),
         other => Error::Invalid(format!("{}: {other}", abs.display())),
     })?;
-    let cas_id = content::cas_of_file_stable(&abs, 3)
+    let cas_id = content::cas_of_file_stable(&abs, 3, false)
         .ok()
         .map(|h| h.id.cas_id);
     let mut matches_index = None;

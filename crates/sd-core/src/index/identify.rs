@@ -186,10 +186,10 @@ fn hasher(rx: &Receiver<Work>, tx: &Sender<Outcome>, control: &Control) {
                 },
             }
         } else {
-            match content::cas_of_file_stable(&work.path, ATTEMPTS) {
+            match content::cas_of_file_stable(&work.path, ATTEMPTS, true) {
                 Ok(mut hashed) => {
                     let ft = filetype::detect(&work.name, &hashed.header);
-                    // Free the read buffer here, not on the writer thread.
+                    // Free the header here, not on the writer thread.
                     hashed.header = Vec::new();
                     Outcome::Hashed { work, hashed, ft }
                 }
