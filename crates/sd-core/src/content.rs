@@ -334,7 +334,7 @@ mod tests {
             }))
         });
         assert!(matches!(
-            cas_of_file_stable(&path, 2),
+            cas_of_file_stable(&path, 2, false),
             Err(HashError::Changed)
         ));
         // Once the file holds still, the retry succeeds with the final content's identity.
