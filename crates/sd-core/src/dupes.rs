@@ -486,6 +486,8 @@ pub struct FileInfo {
     pub entry: crate::query::EntryView,
     pub location_id: i64,
     pub content: Option<ContentInfo>,
+    /// Tags, favourite, hidden, notes — on the entry and on its content.
+    pub attached: crate::organise::Attached,
 }
 
 /// A content identity and every indexed copy of it.
@@ -566,10 +568,12 @@ pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
             })
         }
     };
+    let attached = crate::organise::attached(&conn, id)?;
     Ok(FileInfo {
         entry,
         location_id: loc.id,
         content,
+        attached,
     })
 }
 

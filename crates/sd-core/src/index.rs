@@ -237,6 +237,7 @@ pub fn run(
             finish_tx(tx, &st, loc_id)?;
             Ok(st.progress.clone())
         })?;
+        lib.touch();
         (hooks.on_progress)(&progress);
     }
     if identify
@@ -263,6 +264,7 @@ pub fn run(
             finish_tx(tx, &st, loc_id)?;
             Ok(st.progress.clone())
         })?;
+        lib.touch();
         (hooks.on_progress)(&progress);
     }
     let result = state
@@ -314,6 +316,7 @@ fn discover(
                 scan::apply_batch(tx, &mut st, batch)?;
                 Ok(st.progress.clone())
             })?;
+            lib.touch();
             (hooks.on_progress)(&progress);
             if let Some(t) = throttle {
                 std::thread::sleep(t);

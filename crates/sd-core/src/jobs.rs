@@ -322,6 +322,15 @@ fn run_job(lib: &Arc<Library>, id: i64, control: &Arc<Control>) {
     if let Ok(info) = get(lib, id) {
         lib.bus.emit(Event::Job(info));
     }
+    // Someone searches this library: have its index ready for the next query.
+    let searched = lib
+        .search
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some();
+    if searched && let Err(e) = crate::search::warm(lib) {
+        tracing::warn!(error = %e, "rebuilding the search index");
+    }
     lib.jobs
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod actions;
 pub mod content;
 pub mod control;
 pub mod device;
@@ -29,8 +30,10 @@ pub mod library;
 pub mod location;
 pub mod names;
 pub mod node;
+pub mod organise;
 pub mod query;
 pub mod rules;
+pub mod search;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -45,6 +45,9 @@ pub struct Library {
     pub bus: EventBus,
     pub(crate) jobs: Mutex<HashMap<i64, RunningJob>>,
     lock: Mutex<Option<File>>,
+    /// Bumped whenever entries change; the search index rebuilds when it is behind.
+    generation: std::sync::atomic::AtomicU64,
+    pub(crate) search: Mutex<Option<Arc<crate::search::SearchIndex>>>,
 }
 
 /// Checks a proposed library name; returns it trimmed.
@@ -182,7 +185,20 @@ impl Library {
             bus,
             jobs: Mutex::new(HashMap::new()),
             lock: Mutex::new(Some(lock)),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            search: Mutex::new(None),
         }))
+    }
+
+    /// Marks the entries as changed (the search index rebuilds on next use).
+    pub fn touch(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The current entries generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn name(&self) -> String {

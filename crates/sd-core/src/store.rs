@@ -17,6 +17,7 @@ use crate::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_content.sql"),
+    include_str!("../migrations/0003_organise.sql"),
 ];
 
 /// The schema version this build writes.

@@ -79,6 +79,19 @@ pub enum Request {
         library: Option<String>,
         path: JsonPath,
     },
+    #[serde(rename = "search")]
+    Search {
+        library: Option<String>,
+        query: sd_core::search::Query,
+    },
+    #[serde(rename = "tag.list")]
+    TagList { library: Option<String> },
+    /// Every change to tags, favourites, hidden flags and notes.
+    #[serde(rename = "action.commit")]
+    Action {
+        library: Option<String>,
+        action: sd_core::actions::Action,
+    },
     #[serde(rename = "job.list")]
     JobList {
         library: Option<String>,

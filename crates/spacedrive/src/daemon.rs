@@ -309,6 +309,22 @@ impl Daemon {
                     sd_core::dupes::verify(lib.as_deref(), &path.0).map_err(e)?,
                 ))
             }
+            Request::Search { library, query } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(
+                    sd_core::search::search(&lib, &query).map_err(e)?,
+                ))
+            }
+            Request::TagList { library } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(
+                    sd_core::organise::list(&lib).map_err(e)?,
+                ))
+            }
+            Request::Action { library, action } => {
+                let lib = self.lib(library.as_deref())?;
+                sd_core::actions::commit(&lib, action).map_err(e)
+            }
             Request::JobList { library, limit } => {
                 let lib = self.lib(library.as_deref())?;
                 to(serde_json::to_value(

@@ -64,6 +64,27 @@ enum Command {
     File(FileCmd),
     /// Full-file BLAKE3 of a file (compared with the index's record when there is one)
     Verify { path: PathBuf },
+    /// Find indexed files by name (substring; case and accents ignored) and filters
+    Search(Box<SearchArgs>),
+    /// Create, list, rename, delete, apply and remove tags (hierarchical: Work/Invoices)
+    #[command(subcommand)]
+    Tag(TagCmd),
+    /// Mark files as favourites (or --off)
+    Favorite(MarkArgs),
+    /// Hide files from search results (or --off)
+    Hide(MarkArgs),
+    /// Show, set or clear a file's note
+    Note {
+        path: PathBuf,
+        /// The note; omit to show the current one
+        text: Option<String>,
+        /// On the file's content (every copy) rather than this entry
+        #[arg(long)]
+        content: bool,
+        /// Remove the note
+        #[arg(long, conflicts_with = "text")]
+        clear: bool,
+    },
     /// Watch and control durable jobs
     #[command(subcommand)]
     Job(JobCmd),
@@ -139,6 +160,117 @@ struct DupesArgs {
     /// Show at most this many groups (the totals still count all)
     #[arg(long, default_value = "20")]
     limit: usize,
+}
+
+#[derive(Args)]
+struct MarkArgs {
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// On the files' content (every copy, anywhere) rather than these entries
+    #[arg(long)]
+    content: bool,
+    /// Clear the mark instead
+    #[arg(long)]
+    off: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OrderArg {
+    Relevance,
+    Name,
+    Size,
+    Modified,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// Words that must all appear in the name; "quoted words" stay together. May start with '-'.
+    #[arg(allow_hyphen_values = true)]
+    query: Option<String>,
+    /// Content kind: image, video, audio, document, book, archive, code, text, database, font, executable
+    #[arg(long)]
+    kind: Vec<String>,
+    /// Extension, without the dot (repeatable)
+    #[arg(long)]
+    ext: Vec<String>,
+    /// e.g. 1MB, 500KiB
+    #[arg(long, value_name = "SIZE")]
+    larger_than: Option<String>,
+    #[arg(long, value_name = "SIZE")]
+    smaller_than: Option<String>,
+    /// YYYY-MM-DD (UTC)
+    #[arg(long, value_name = "DATE")]
+    modified_after: Option<String>,
+    #[arg(long, value_name = "DATE")]
+    modified_before: Option<String>,
+    #[arg(long, value_name = "DATE")]
+    created_after: Option<String>,
+    #[arg(long, value_name = "DATE")]
+    created_before: Option<String>,
+    /// Location id (repeatable)
+    #[arg(long)]
+    location: Vec<i64>,
+    /// Must carry this tag or one of its children (repeatable: all must match)
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Must not carry this tag or its children
+    #[arg(long)]
+    not_tag: Vec<String>,
+    /// Favourites only
+    #[arg(long)]
+    favorite: bool,
+    /// Only what you hid
+    #[arg(long, conflicts_with = "include_hidden")]
+    hidden: bool,
+    /// Include what you hid
+    #[arg(long)]
+    include_hidden: bool,
+    #[arg(long, value_enum, default_value = "relevance")]
+    sort: OrderArg,
+    #[arg(long, default_value = "50")]
+    limit: usize,
+    #[arg(long, default_value = "0")]
+    offset: usize,
+}
+
+#[derive(Subcommand)]
+enum TagCmd {
+    /// Create a tag; missing parents are created too (Work/Invoices)
+    Create {
+        name: String,
+        /// #rrggbb
+        #[arg(long)]
+        color: Option<String>,
+        #[arg(long)]
+        namespace: Option<String>,
+    },
+    /// All tags, with how many files and contents carry each
+    List,
+    /// Rename a tag (a bare name), or move it (a full path); assignments stay
+    Rename { tag: String, new: String },
+    /// Delete a tag and its children; asks when they are in use, unless --yes
+    Delete {
+        tag: String,
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Put a tag on files
+    Apply {
+        tag: String,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// On the files' content: every copy, anywhere, now and later
+        #[arg(long)]
+        content: bool,
+    },
+    /// Take a tag off files
+    Remove {
+        tag: String,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        content: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -390,6 +522,106 @@ fn run(cli: Cli) -> Result<()> {
             }
             print_file_info(&info);
         }
+        Command::Search(a) => search_cmd(&client, lib, *a, json)?,
+        Command::Tag(cmd) => tag_cmd(&client, lib, cmd, json)?,
+        Command::Favorite(m) => {
+            let paths = m
+                .paths
+                .iter()
+                .map(|p| absolute(p))
+                .collect::<Result<Vec<_>>>()?;
+            let action = sd_core::actions::Action::Favorite {
+                paths,
+                content: m.content,
+                on: !m.off,
+            };
+            let v: Value = client.call(&Request::Action {
+                library: lib,
+                action,
+            })?;
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "{} {} {}",
+                if m.off { "unmarked" } else { "marked" },
+                v["updated"],
+                if m.content {
+                    "contents as favourite"
+                } else {
+                    "files as favourite"
+                }
+            );
+        }
+        Command::Hide(m) => {
+            let paths = m
+                .paths
+                .iter()
+                .map(|p| absolute(p))
+                .collect::<Result<Vec<_>>>()?;
+            let action = sd_core::actions::Action::Hide {
+                paths,
+                content: m.content,
+                on: !m.off,
+            };
+            let v: Value = client.call(&Request::Action {
+                library: lib,
+                action,
+            })?;
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "{} {} {}",
+                if m.off { "unhid" } else { "hid" },
+                v["updated"],
+                if m.content { "contents" } else { "files" }
+            );
+        }
+        Command::Note {
+            path,
+            text,
+            content,
+            clear,
+        } => {
+            let path = absolute(&path)?;
+            if text.is_none() && !clear {
+                let info: sd_core::dupes::FileInfo = client.call(&Request::FileInfo {
+                    library: lib,
+                    path: JsonPath(path),
+                })?;
+                if json {
+                    return print_json(
+                        &serde_json::json!({"note": info.attached.note, "content_note": info.attached.content_note}),
+                    );
+                }
+                match (&info.attached.note, &info.attached.content_note) {
+                    (None, None) => println!("no note"),
+                    (n, c) => {
+                        if let Some(n) = n {
+                            println!("{n}");
+                        }
+                        if let Some(c) = c {
+                            println!("(on its content) {c}");
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            let action = sd_core::actions::Action::Note {
+                path,
+                content,
+                text,
+            };
+            let v: Value = client.call(&Request::Action {
+                library: lib,
+                action,
+            })?;
+            if json {
+                return print_json(&v);
+            }
+            println!("{}", if clear { "note cleared" } else { "note saved" });
+        }
         Command::Verify { path } => {
             let v: sd_core::dupes::Verified = client.call(&Request::Verify {
                 library: lib,
@@ -420,6 +652,219 @@ fn run(cli: Cli) -> Result<()> {
                 None => {}
             }
         }
+    }
+    Ok(())
+}
+
+fn search_cmd(client: &Client, library: Option<String>, a: SearchArgs, json: bool) -> Result<()> {
+    use sd_core::search::{Order, parse_date, parse_size};
+    let kinds = a
+        .kind
+        .iter()
+        .map(|k| {
+            sd_core::filetype::ContentKind::parse(&k.to_ascii_lowercase())
+                .ok_or_else(|| anyhow::anyhow!("unknown kind {k:?}; one of image, video, audio, document, book, archive, code, text, database, font, executable"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let size = |s: &Option<String>| s.as_deref().map(parse_size).transpose();
+    let date = |s: &Option<String>| s.as_deref().map(parse_date).transpose();
+    let query = sd_core::search::Query {
+        text: a.query.unwrap_or_default(),
+        kinds,
+        extensions: a.ext,
+        larger_than: size(&a.larger_than)?,
+        smaller_than: size(&a.smaller_than)?,
+        modified_after: date(&a.modified_after)?,
+        modified_before: date(&a.modified_before)?,
+        created_after: date(&a.created_after)?,
+        created_before: date(&a.created_before)?,
+        locations: a.location,
+        tags: a.tag,
+        not_tags: a.not_tag,
+        favorite: a.favorite,
+        hidden: if a.hidden {
+            Some(true)
+        } else if a.include_hidden {
+            Some(false)
+        } else {
+            None
+        },
+        order: match a.sort {
+            OrderArg::Relevance => Order::Relevance,
+            OrderArg::Name => Order::Name,
+            OrderArg::Size => Order::Size,
+            OrderArg::Modified => Order::Modified,
+        },
+        limit: Some(a.limit),
+        offset: a.offset,
+    };
+    let r: sd_core::search::Results = client.call(&Request::Search { library, query })?;
+    if json {
+        return print_json(&r);
+    }
+    let rows: Vec<Vec<String>> = r
+        .hits
+        .iter()
+        .map(|h| {
+            vec![
+                h.content_kind
+                    .map(|k| k.as_str().to_owned())
+                    .unwrap_or_else(|| format!("{:?}", h.kind).to_lowercase()),
+                if h.kind == EntryKind::Dir {
+                    "-".into()
+                } else {
+                    output::bytes(h.size)
+                },
+                h.mtime.map(output::time_ns).unwrap_or_default(),
+                h.path.0.to_string_lossy().into_owned(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        output::table(&["KIND", "SIZE", "MODIFIED", "PATH"], &rows);
+    }
+    let shown = r.hits.len();
+    println!(
+        "{} matches{} ({:.1} ms{})",
+        output::count(r.total as u64),
+        if shown < r.total {
+            format!(", showing {shown} (--limit/--offset for more)")
+        } else {
+            String::new()
+        },
+        r.took_us as f64 / 1000.0,
+        r.index_built_ms
+            .map(|b| format!(", after building the search index in {b} ms"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn tag_cmd(client: &Client, library: Option<String>, cmd: TagCmd, json: bool) -> Result<()> {
+    use sd_core::actions::Action;
+    let act = |action: Action| -> Result<Value> {
+        client.call(&Request::Action {
+            library: library.clone(),
+            action,
+        })
+    };
+    let abs = |paths: &[PathBuf]| {
+        paths
+            .iter()
+            .map(|p| absolute(p))
+            .collect::<Result<Vec<_>>>()
+    };
+    let v = match cmd {
+        TagCmd::List => {
+            let tags: Vec<sd_core::organise::Tag> = client.call(&Request::TagList {
+                library: library.clone(),
+            })?;
+            if json {
+                return print_json(&tags);
+            }
+            if tags.is_empty() {
+                println!("no tags yet: `spacedrive tag create Work --color \"#3366ff\"`");
+            }
+            for t in &tags {
+                let depth = t.path.matches('/').count();
+                println!(
+                    "{}{}{}  ({} files, {} contents){}",
+                    "  ".repeat(depth),
+                    t.name,
+                    t.color
+                        .as_deref()
+                        .map(|c| format!(" {c}"))
+                        .unwrap_or_default(),
+                    t.entries,
+                    t.contents,
+                    t.namespace
+                        .as_deref()
+                        .map(|n| format!(" [{n}]"))
+                        .unwrap_or_default()
+                );
+            }
+            return Ok(());
+        }
+        TagCmd::Create {
+            name,
+            color,
+            namespace,
+        } => act(Action::TagCreate {
+            path: name,
+            color,
+            namespace,
+        })?,
+        TagCmd::Rename { tag, new } => act(Action::TagRename { path: tag, new })?,
+        TagCmd::Delete { tag, yes } => match act(Action::TagDelete {
+            path: tag.clone(),
+            force: yes,
+        }) {
+            Err(e)
+                if !yes
+                    && std::io::stdin().is_terminal()
+                    && e.downcast_ref::<Remote>()
+                        .is_some_and(|r| r.0.code == "conflict") =>
+            {
+                eprint!("{e}. Delete anyway? [y/N] ");
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    bail!("not deleted");
+                }
+                act(Action::TagDelete {
+                    path: tag,
+                    force: true,
+                })?
+            }
+            other => other?,
+        },
+        TagCmd::Apply {
+            tag,
+            paths,
+            content,
+        } => act(Action::TagApply {
+            tag,
+            paths: abs(&paths)?,
+            content,
+        })?,
+        TagCmd::Remove {
+            tag,
+            paths,
+            content,
+        } => act(Action::TagRemove {
+            tag,
+            paths: abs(&paths)?,
+            content,
+        })?,
+    };
+    if json {
+        return print_json(&v);
+    }
+    match (&v["path"], &v["added"], &v["removed"], &v["deleted"]) {
+        (Value::String(p), ..) => println!("tag {p}"),
+        (_, Value::Number(n), ..) => println!(
+            "tagged {n} {} with {}",
+            if v["on_content"] == true {
+                "contents"
+            } else {
+                "files"
+            },
+            v["tag"]
+        ),
+        (_, _, Value::Number(n), _) => println!(
+            "removed {} from {n} {}",
+            v["tag"],
+            if v["on_content"] == true {
+                "contents"
+            } else {
+                "files"
+            }
+        ),
+        (_, _, _, Value::String(d)) => println!(
+            "deleted tag {d} ({} tags; removed from {} files and {} contents)",
+            v["tags"], v["removed_from_entries"], v["removed_from_contents"]
+        ),
+        _ => println!("{v}"),
     }
     Ok(())
 }
@@ -494,6 +939,29 @@ fn print_file_info(info: &sd_core::dupes::FileInfo) {
             .map(|n| format!(", {n} hard links"))
             .unwrap_or_default()
     );
+    let a = &info.attached;
+    let tags: Vec<String> = a
+        .tags
+        .iter()
+        .cloned()
+        .chain(
+            a.content_tags
+                .iter()
+                .map(|t| format!("{t} (on its content)")),
+        )
+        .collect();
+    if !tags.is_empty() {
+        println!("  tags: {}", tags.join(", "));
+    }
+    if a.favorite {
+        println!("  favourite");
+    }
+    if a.hidden {
+        println!("  hidden from search");
+    }
+    for n in a.note.iter().chain(a.content_note.iter()) {
+        println!("  note: {n}");
+    }
     match &info.content {
         None => println!(
             "  no content identity (empty, not a file, not yet identified, or the location is shallow)"

@@ -229,6 +229,7 @@ fn commit_loop(
             apply(tx, &mut st, batch)?;
             Ok(st.progress.clone())
         })?;
+        lib.touch();
         (hooks.on_progress)(&progress);
         if let Some(t) = throttle {
             std::thread::sleep(t);

@@ -463,11 +463,17 @@ pub(crate) fn delete_missing(tx: &Transaction<'_>, st: &mut ScanState) -> Result
     Ok(())
 }
 
-/// Removes content identities no entry points to any more, and their queue rows.
+/// Removes content identities no entry points to any more and nobody tagged or annotated, with
+/// their queue rows.
 pub(crate) fn drop_orphan_content(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch(
-        "DELETE FROM intelligence_queue WHERE content_id IN (SELECT id FROM content_identities WHERE copies <= 0);
-         DELETE FROM content_identities WHERE copies <= 0;",
+        "CREATE TEMP TABLE IF NOT EXISTS orphan_content (id INTEGER PRIMARY KEY);
+         DELETE FROM temp.orphan_content;
+         INSERT INTO temp.orphan_content SELECT id FROM content_identities c WHERE copies <= 0
+            AND NOT EXISTS (SELECT 1 FROM tag_assignments t WHERE t.content_id = c.id)
+            AND NOT EXISTS (SELECT 1 FROM user_metadata m WHERE m.content_id = c.id);
+         DELETE FROM intelligence_queue WHERE content_id IN (SELECT id FROM temp.orphan_content);
+         DELETE FROM content_identities WHERE id IN (SELECT id FROM temp.orphan_content);",
     )?;
     Ok(())
 }

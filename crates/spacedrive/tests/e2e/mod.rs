@@ -5,6 +5,7 @@ mod content;
 mod crash;
 mod index;
 mod library;
+mod organise;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

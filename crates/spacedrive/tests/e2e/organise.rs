@@ -1,0 +1,321 @@
+//! Search and organisation: results against an independent filter, tags, favourites, notes.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::{Sd, corpus, json_path};
+
+fn truth(root: &Path, query: &str, filters: &[&str]) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/search_truth.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(root)
+        .arg(query)
+        .args(filters)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("truth JSON")
+}
+
+fn ours(sd: &Sd, root: &Path, query: &str, filters: &[&str]) -> Vec<String> {
+    let mut args: Vec<&str> = vec!["search", query, "--limit", "1000000", "--include-hidden"];
+    args.extend(filters);
+    let r = sd.json(args);
+    let mut paths: Vec<String> = r["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let p = json_path(&h["path"]);
+            let rel = p.strip_prefix(root).expect("under the root");
+            rel.as_os_str()
+                .as_encoded_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(r["total"].as_u64().unwrap() as usize, paths.len());
+    paths.sort();
+    paths
+}
+
+#[test]
+fn search_equals_an_independent_filter() {
+    let sd = Sd::new();
+    let root = corpus(sd.tmp.path(), 5000);
+    sd.json([
+        "location".as_ref(),
+        "add".as_ref(),
+        root.as_os_str(),
+        "--no-default-rules".as_ref(),
+        "--no-gitignore".as_ref(),
+    ]);
+    let queries = [
+        "invoice",
+        "INVOICE",
+        "café",
+        "cafe",
+        "résumé",
+        "resume",
+        "IMG_",
+        "(2)",
+        "- Copy",
+        "2019 beach",
+        "\"new folder\"",
+        "ünïcödé",
+        "📷",
+        "\"",
+        "*",
+        "-",
+        ":",
+        "a\"b",
+        "photo 2019-",
+        "e",
+    ];
+    let mut nonempty = 0;
+    for q in queries {
+        let want = truth(&root, q, &[]);
+        let got = ours(&sd, &root, q, &[]);
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "query {q:?}: {} results, the filter finds {}",
+            got.len(),
+            want.len()
+        );
+        assert!(
+            got == want,
+            "query {q:?} differs from the independent filter"
+        );
+        nonempty += usize::from(!want.is_empty());
+    }
+    assert!(nonempty >= 12, "most queries have results ({nonempty})");
+    assert_eq!(
+        ours(&sd, &root, "café", &[]),
+        ours(&sd, &root, "CAFE", &[]),
+        "accents and case are ignored"
+    );
+
+    // Filters.
+    assert_eq!(
+        ours(&sd, &root, "invoice", &["--ext", "pdf"]),
+        truth(&root, "invoice", &["--ext", "pdf"])
+    );
+    assert_eq!(
+        ours(&sd, &root, "", &["--larger-than", "100000"]),
+        truth(&root, "", &["--larger-than", "100000"])
+    );
+    assert_eq!(
+        ours(&sd, &root, "2019", &["--kind", "image"]),
+        truth(&root, "2019", &["--kind", "image"])
+    );
+    // 2020-01-01 UTC.
+    assert_eq!(
+        ours(&sd, &root, "report", &["--modified-after", "2020-01-01"]),
+        truth(&root, "report", &["--modified-after", "1577836800"])
+    );
+
+    // Ranking: an exact name first, then names starting with the query.
+    let r = sd.json(["search", "invoices 2011"]);
+    let first = r["hits"][0]["name"].as_str().unwrap().to_lowercase();
+    assert!(first.starts_with("invoices 2011"), "{first}");
+    let r = sd.json(["search", "mod", "--limit", "5"]);
+    assert_eq!(
+        r["hits"][0]["name"], "mod.rs",
+        "shortest prefix match first: {}",
+        r["hits"][0]
+    );
+
+    // Renames and deletes show up after a rescan.
+    let hit = sd.json(["search", "invoice", "--ext", "pdf", "--limit", "1"]);
+    let old = json_path(&hit["hits"][0]["path"]);
+    let new = old.with_file_name("zzqx renamed.pdf");
+    std::fs::rename(&old, &new).unwrap();
+    sd.json(["location", "rescan", "1"]);
+    let r = sd.json(["search", "zzqx"]);
+    assert_eq!(r["total"], 1);
+    assert_eq!(json_path(&r["hits"][0]["path"]), new);
+    assert_eq!(
+        r["hits"][0]["id"], hit["hits"][0]["id"],
+        "a rename keeps the entry"
+    );
+}
+
+fn write(p: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+#[test]
+fn tags_favourites_and_notes() {
+    let sd = Sd::new();
+    let root = sd.tmp.path().join("org");
+    let photo: Vec<u8> = [
+        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00".as_slice(),
+        &[42u8; 5000],
+    ]
+    .concat();
+    write(&root.join("Photos/IMG_1.jpg"), &photo);
+    write(&root.join("Backup/IMG_1 copy.jpg"), &photo);
+    write(&root.join("Documents/inv-2031.pdf"), b"%PDF-1.7 invoice");
+    write(&root.join("Documents/plan.md"), b"# plan");
+    sd.ok(["library", "create", "Org"]);
+    sd.json([
+        "location".as_ref(),
+        "add".as_ref(),
+        root.as_os_str(),
+        "--mode".as_ref(),
+        "content".as_ref(),
+    ]);
+    let p = |rel: &str| root.join(rel);
+
+    assert_eq!(
+        sd.json(["tag", "create", "Work", "--color", "#3366ff"])["color"],
+        "#3366ff"
+    );
+    assert_eq!(
+        sd.json(["tag", "create", "Work/Invoices"])["path"],
+        "Work/Invoices"
+    );
+    assert_eq!(sd.fails(["tag", "create", "Work"])["code"], "conflict");
+    assert_eq!(
+        sd.fails(["tag", "create", "Bad", "--color", "blue"])["code"],
+        "invalid"
+    );
+    sd.json([
+        "tag".as_ref(),
+        "apply".as_ref(),
+        "Work/Invoices".as_ref(),
+        p("Documents/inv-2031.pdf").as_os_str(),
+    ]);
+    // A parent tag matches its children's files.
+    let r = sd.json(["search", "--tag", "Work"]);
+    assert_eq!(r["total"], 1);
+    assert_eq!(
+        json_path(&r["hits"][0]["path"]),
+        p("Documents/inv-2031.pdf")
+    );
+
+    // Content tags: every copy carries them, and they survive a move.
+    sd.json(["tag", "create", "Family"]);
+    sd.json([
+        "tag".as_ref(),
+        "apply".as_ref(),
+        "Family".as_ref(),
+        "--content".as_ref(),
+        p("Photos/IMG_1.jpg").as_os_str(),
+    ]);
+    assert_eq!(
+        sd.json(["search", "--tag", "Family"])["total"],
+        2,
+        "both copies carry a content tag"
+    );
+    let info = sd.json([
+        "file".as_ref(),
+        "info".as_ref(),
+        p("Backup/IMG_1 copy.jpg").as_os_str(),
+    ]);
+    assert_eq!(info["attached"]["content_tags"][0], "Family");
+    std::fs::create_dir_all(p("Albums")).unwrap();
+    std::fs::rename(p("Backup/IMG_1 copy.jpg"), p("Albums/moved.jpg")).unwrap();
+    sd.json(["location", "rescan", "1"]);
+    let r = sd.json(["search", "--tag", "Family", "--sort", "name"]);
+    let paths: Vec<_> = r["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| json_path(&h["path"]))
+        .collect();
+    assert_eq!(paths, vec![p("Photos/IMG_1.jpg"), p("Albums/moved.jpg")]);
+    assert_eq!(
+        sd.json(["search", "--not-tag", "Family", "--ext", "jpg"])["total"],
+        0
+    );
+    let err = sd.fails([
+        "tag".as_ref(),
+        "apply".as_ref(),
+        "Family".as_ref(),
+        "--content".as_ref(),
+        p("Photos").as_os_str(),
+    ]);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("no content identity"),
+        "{err}"
+    );
+
+    // Rename keeps assignments; so does moving a tag under another.
+    sd.json(["tag", "rename", "Work/Invoices", "Bills"]);
+    assert_eq!(sd.json(["search", "--tag", "Work/Bills"])["total"], 1);
+    sd.json(["tag", "rename", "Work/Bills", "Family/Bills"]);
+    assert_eq!(sd.json(["search", "--tag", "Family"])["total"], 3);
+    assert_eq!(
+        sd.fails(["tag", "rename", "Family", "Family/Bills/Loop"])["code"],
+        "invalid"
+    );
+    let tags = sd.json(["tag", "list"]);
+    let bills = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["path"] == "Family/Bills")
+        .unwrap();
+    assert_eq!(bills["entries"], 1);
+
+    // Delete asks (here: refuses without --yes, no terminal) when the tag is in use.
+    let err = sd.fails(["tag", "delete", "Family"]);
+    assert_eq!(err["code"], "conflict");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 files and 1 contents"),
+        "{err}"
+    );
+    sd.json(["tag", "delete", "Work"]); // unused now: no question asked
+    let d = sd.json(["tag", "delete", "Family", "--yes"]);
+    assert_eq!(d["tags"], 2);
+    assert_eq!(sd.json(["tag", "list"]).as_array().unwrap().len(), 0);
+    assert_eq!(sd.json(["search", "--ext", "jpg"])["total"], 2);
+
+    // Favourites, hidden, notes.
+    sd.json(["favorite".as_ref(), p("Documents/plan.md").as_os_str()]);
+    assert_eq!(sd.json(["search", "--favorite"])["total"], 1);
+    sd.json([
+        "note".as_ref(),
+        p("Documents/plan.md").as_os_str(),
+        "draft for Q3".as_ref(),
+    ]);
+    assert_eq!(
+        sd.json(["note".as_ref(), p("Documents/plan.md").as_os_str()])["note"],
+        "draft for Q3"
+    );
+    sd.json([
+        "note".as_ref(),
+        p("Documents/plan.md").as_os_str(),
+        "--clear".as_ref(),
+    ]);
+    assert!(sd.json(["note".as_ref(), p("Documents/plan.md").as_os_str()])["note"].is_null());
+    sd.json(["hide".as_ref(), p("Documents/plan.md").as_os_str()]);
+    assert_eq!(
+        sd.json(["search", "plan"])["total"],
+        0,
+        "hidden files stay out of results"
+    );
+    assert_eq!(sd.json(["search", "plan", "--hidden"])["total"], 1);
+    assert_eq!(sd.json(["search", "plan", "--include-hidden"])["total"], 1);
+    sd.json([
+        "hide".as_ref(),
+        p("Documents/plan.md").as_os_str(),
+        "--off".as_ref(),
+    ]);
+    assert_eq!(sd.json(["search", "plan"])["total"], 1);
+}
