@@ -153,6 +153,7 @@ pub fn commit(lib: &Library, action: Action) -> Result<serde_json::Value> {
             set(lib, &[path], content, MetaField::Note(text))?
         }
     };
+    lib.touch_meta();
     Ok(out)
 }
 

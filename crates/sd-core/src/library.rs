@@ -48,6 +48,10 @@ pub struct Library {
     /// Bumped whenever entries change; the search index rebuilds when it is behind.
     generation: std::sync::atomic::AtomicU64,
     pub(crate) search: Mutex<Option<Arc<crate::search::SearchIndex>>>,
+    /// Bumped by every organising action (tags, favourites, hidden, notes).
+    meta_generation: std::sync::atomic::AtomicU64,
+    /// Search's cache of hidden entries, keyed by (generation, meta_generation).
+    pub(crate) hidden: crate::search::HiddenCache,
 }
 
 /// Checks a proposed library name; returns it trimmed.
@@ -187,6 +191,8 @@ impl Library {
             lock: Mutex::new(Some(lock)),
             generation: std::sync::atomic::AtomicU64::new(0),
             search: Mutex::new(None),
+            meta_generation: std::sync::atomic::AtomicU64::new(0),
+            hidden: Mutex::new(None),
         }))
     }
 
@@ -194,6 +200,18 @@ impl Library {
     pub fn touch(&self) {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Marks the organisation (tags, flags, notes) as changed.
+    pub fn touch_meta(&self) {
+        self.meta_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The current organisation generation.
+    pub fn meta_generation(&self) -> u64 {
+        self.meta_generation
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The current entries generation.

@@ -11,7 +11,7 @@
 //! Every other character is literal: `*`, `-`, `:`, a lone `"` have no special meaning.
 //! Ranking: exact name, then name prefix, then word start, then anywhere; shorter names first.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -128,15 +128,25 @@ pub struct Results {
 
 const NO_KIND: u8 = u8::MAX;
 
+/// A library's cached set of hidden entry ids, with the generations it was computed at.
+pub(crate) type HiddenCache = std::sync::Mutex<Option<((u64, u64), Arc<HashSet<i64>>)>>;
+
+/// 40 bytes per entry. Times use `NO_TIME` for "unknown".
 struct Row {
-    id: i64,
-    parent: i64,
-    location: i64,
+    id: u32,
+    parent: u32,
+    location: u32,
     kind: EntryKind,
     content_kind: u8,
     size: u64,
-    mtime: Option<i64>,
-    btime: Option<i64>,
+    mtime: i64,
+    btime: i64,
+}
+
+const NO_TIME: i64 = i64::MIN;
+
+fn opt_time(t: i64) -> Option<i64> {
+    (t != NO_TIME).then_some(t)
 }
 
 /// The in-memory index of one library at one generation.
@@ -147,8 +157,9 @@ pub struct SearchIndex {
     /// Start offset of each row's name in `text`.
     starts: Vec<u32>,
     rows: Vec<Row>,
-    /// Raw names, for results.
-    raw: Vec<OsString>,
+    /// Raw names (for results), concatenated; `raw_starts[i]..raw_starts[i + 1]`.
+    raw: Vec<u8>,
+    raw_starts: Vec<u32>,
     /// Directory id → (parent, raw name), and location roots → path.
     dirs: HashMap<i64, (Option<i64>, OsString)>,
     roots: HashMap<i64, PathBuf>,
@@ -169,6 +180,7 @@ impl SearchIndex {
             starts: Vec::new(),
             rows: Vec::new(),
             raw: Vec::new(),
+            raw_starts: Vec::new(),
             dirs: HashMap::new(),
             roots: HashMap::new(),
         };
@@ -202,17 +214,26 @@ impl SearchIndex {
             idx.starts.push(idx.text.len() as u32);
             idx.text.extend_from_slice(normalize(&lossy).as_bytes());
             idx.text.push(0);
+            let small = |v: i64| {
+                u32::try_from(v).map_err(|_| {
+                    Error::Invalid(
+                        "the library has more entries than the search index can hold (4 billion)"
+                            .into(),
+                    )
+                })
+            };
             idx.rows.push(Row {
-                id,
-                parent,
-                location: r.get(2)?,
+                id: small(id)?,
+                parent: small(parent)?,
+                location: small(r.get(2)?)?,
                 kind,
                 content_kind,
                 size: r.get::<_, i64>(5)? as u64,
-                mtime: r.get(6)?,
-                btime: r.get(7)?,
+                mtime: r.get::<_, Option<i64>>(6)?.unwrap_or(NO_TIME),
+                btime: r.get::<_, Option<i64>>(7)?.unwrap_or(NO_TIME),
             });
-            idx.raw.push(name);
+            idx.raw_starts.push(idx.raw.len() as u32);
+            idx.raw.extend_from_slice(name.as_encoded_bytes());
         }
         Ok(idx)
     }
@@ -225,6 +246,16 @@ impl SearchIndex {
             .map(|s| *s as usize - 1)
             .unwrap_or(self.text.len() - 1);
         &self.text[start..end]
+    }
+
+    fn raw_name(&self, row: usize) -> OsString {
+        let start = self.raw_starts[row] as usize;
+        let end = self
+            .raw_starts
+            .get(row + 1)
+            .map(|s| *s as usize)
+            .unwrap_or(self.raw.len());
+        <OsString as std::os::unix::ffi::OsStringExt>::from_vec(self.raw[start..end].to_vec())
     }
 
     fn dir_path(&self, mut id: i64) -> Option<PathBuf> {
@@ -244,51 +275,72 @@ impl SearchIndex {
         }
     }
 
-    /// Rows whose names contain every term, in row order.
-    fn matching(&self, terms: &[String]) -> Vec<usize> {
+    /// Calls `f(row, score)` for every row whose name contains every term, in row order.
+    /// Score (lower is better): 0 exact name, 1 name starts with the longest term, 2 it starts a
+    /// word, 3 anywhere.
+    fn each_match(
+        &self,
+        terms: &[String],
+        rows: std::ops::Range<usize>,
+        mut f: impl FnMut(usize, u8),
+    ) {
         if terms.is_empty() {
-            return (0..self.rows.len()).collect();
+            rows.for_each(|i| f(i, 0));
+            return;
         }
+        if rows.is_empty() {
+            return;
+        }
+        let base = self.starts[rows.start] as usize;
+        let end = self
+            .starts
+            .get(rows.end)
+            .map(|s| *s as usize)
+            .unwrap_or(self.text.len());
         // Scan for the longest term; check the others inside each candidate name.
         let mut order: Vec<&String> = terms.iter().collect();
         order.sort_by_key(|t| std::cmp::Reverse(t.len()));
         let first = memmem::Finder::new(order[0].as_bytes());
+        let tlen = order[0].len();
         let rest: Vec<memmem::Finder<'_>> = order[1..]
             .iter()
             .map(|t| memmem::Finder::new(t.as_bytes()))
             .collect();
-        let mut out = Vec::new();
-        let mut next_row_start = 0usize;
-        for pos in first.find_iter(&self.text) {
-            if pos < next_row_start {
-                continue; // another hit inside a name already taken
+        let mut row = rows.start;
+        let mut current: Option<(usize, u8)> = None; // row being collected and its best score
+        let emit = |cur: Option<(usize, u8)>, f: &mut dyn FnMut(usize, u8)| {
+            if let Some((r, score)) = cur
+                && rest.iter().all(|t| t.find(self.name(r)).is_some())
+            {
+                f(r, score);
             }
-            let row = self.starts.partition_point(|&s| s as usize <= pos) - 1;
-            let name = self.name(row);
-            next_row_start = self.starts[row] as usize + name.len() + 1;
-            if pos + order[0].len() > self.starts[row] as usize + name.len() {
-                continue; // the match ran across the separator: impossible with NUL, kept for safety
+        };
+        for pos in first.find_iter(&self.text[base..end]).map(|p| p + base) {
+            // Hits come in order: search only ahead of the current row.
+            if row + 1 < rows.end && self.starts[row + 1] as usize <= pos {
+                row += self.starts[row..rows.end].partition_point(|&s| s as usize <= pos) - 1;
             }
-            if rest.iter().all(|f| f.find(name).is_some()) {
-                out.push(row);
+            let start = self.starts[row] as usize;
+            let score = if pos == start {
+                if self.name(row).len() == tlen && terms.len() == 1 {
+                    0
+                } else {
+                    1
+                }
+            } else if !self.text[pos - 1].is_ascii_alphanumeric() {
+                2
+            } else {
+                3
+            };
+            match current {
+                Some((r, best)) if r == row => current = Some((r, best.min(score))),
+                _ => {
+                    emit(current, &mut f);
+                    current = Some((row, score));
+                }
             }
         }
-        out
-    }
-
-    fn score(&self, row: usize, terms: &[String]) -> u8 {
-        let Some(t) = terms.first() else { return 0 };
-        let name = self.name(row);
-        let t = t.as_bytes();
-        if terms.len() == 1 && name == t {
-            return 0;
-        }
-        if name.starts_with(t) {
-            return 1;
-        }
-        let word_start =
-            memmem::find_iter(name, t).any(|i| i == 0 || !name[i - 1].is_ascii_alphanumeric());
-        if word_start { 2 } else { 3 }
+        emit(current, &mut f);
     }
 }
 
@@ -338,6 +390,21 @@ fn index_of(lib: &Library) -> Result<(Arc<SearchIndex>, Option<u64>)> {
     Ok((idx, Some(started.elapsed().as_millis() as u64)))
 }
 
+/// Entries the user hid (directly or through their content), cached until entries or
+/// organisation change.
+fn hidden_set(lib: &Library) -> Result<Arc<HashSet<i64>>> {
+    let key = (lib.generation(), lib.meta_generation());
+    let mut slot = lib.hidden.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((k, set)) = slot.as_ref()
+        && *k == key
+    {
+        return Ok(set.clone());
+    }
+    let set = Arc::new(flagged(&lib.reader()?, "hidden")?);
+    *slot = Some((key, set.clone()));
+    Ok(set)
+}
+
 /// Builds the in-memory index ahead of the first search (called after index jobs).
 pub fn warm(lib: &Library) -> Result<()> {
     index_of(lib).map(|_| ())
@@ -347,30 +414,52 @@ pub fn warm(lib: &Library) -> Result<()> {
 pub fn search(lib: &Library, q: &Query) -> Result<Results> {
     let (idx, built) = index_of(lib)?;
     let started = Instant::now();
-    let conn = lib.reader()?;
     let terms = terms(&q.text);
+    let needs_db = !q.tags.is_empty() || !q.not_tags.is_empty() || q.favorite;
+    let conn = if needs_db { Some(lib.reader()?) } else { None };
     let tag_set = |paths: &[String]| -> Result<Vec<HashSet<i64>>> {
-        paths
-            .iter()
-            .map(|p| tagged(&conn, &crate::organise::tag_and_descendants(&conn, p)?))
-            .collect()
+        match &conn {
+            Some(c) => paths
+                .iter()
+                .map(|p| tagged(c, &crate::organise::tag_and_descendants(c, p)?))
+                .collect(),
+            None => Ok(Vec::new()),
+        }
     };
     let with_tags = tag_set(&q.tags)?;
     let without_tags = tag_set(&q.not_tags)?;
-    let favorites = if q.favorite {
-        Some(flagged(&conn, "favorite")?)
-    } else {
-        None
+    let favorites = match (&conn, q.favorite) {
+        (Some(c), true) => Some(flagged(c, "favorite")?),
+        _ => None,
     };
-    let hidden = flagged(&conn, "hidden")?;
+    let hidden = hidden_set(lib)?;
     let kinds: Vec<u8> = q.kinds.iter().map(|k| kind_code(*k)).collect();
     let exts: Vec<String> = q
         .extensions
         .iter()
         .map(|e| normalize(e.trim_start_matches('.')))
         .collect();
+    // With no filter that needs the row, matches never touch it (one cache miss each otherwise).
+    let filtering = !kinds.is_empty()
+        || !exts.is_empty()
+        || q.larger_than.is_some()
+        || q.smaller_than.is_some()
+        || q.modified_after.is_some()
+        || q.modified_before.is_some()
+        || q.created_after.is_some()
+        || q.created_before.is_some()
+        || !q.locations.is_empty()
+        || !with_tags.is_empty()
+        || !without_tags.is_empty()
+        || favorites.is_some()
+        || q.hidden == Some(true)
+        || (q.hidden.is_none() && !hidden.is_empty());
     let keep = |i: usize| -> bool {
+        if !filtering {
+            return true;
+        }
         let r = &idx.rows[i];
+        let id = i64::from(r.id);
         if !kinds.is_empty() && !kinds.contains(&r.content_kind) {
             return false;
         }
@@ -398,69 +487,103 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
             (after.is_none() || v.is_some_and(|v| v >= after.unwrap_or(0)))
                 && (before.is_none() || v.is_some_and(|v| v < before.unwrap_or(0)))
         };
-        if !in_range(r.mtime, q.modified_after, q.modified_before)
-            || !in_range(r.btime, q.created_after, q.created_before)
+        if !in_range(opt_time(r.mtime), q.modified_after, q.modified_before)
+            || !in_range(opt_time(r.btime), q.created_after, q.created_before)
         {
             return false;
         }
-        if !q.locations.is_empty() && !q.locations.contains(&r.location) {
+        if !q.locations.is_empty() && !q.locations.contains(&i64::from(r.location)) {
             return false;
         }
-        if !with_tags.iter().all(|s| s.contains(&r.id))
-            || without_tags.iter().any(|s| s.contains(&r.id))
+        if !with_tags.iter().all(|s| s.contains(&id))
+            || without_tags.iter().any(|s| s.contains(&id))
         {
             return false;
         }
-        if favorites.as_ref().is_some_and(|f| !f.contains(&r.id)) {
+        if favorites.as_ref().is_some_and(|f| !f.contains(&id)) {
             return false;
         }
         match q.hidden {
-            None => !hidden.contains(&r.id),
-            Some(true) => hidden.contains(&r.id),
+            None => !hidden.contains(&id),
+            Some(true) => hidden.contains(&id),
             Some(false) => true,
         }
     };
-    let mut matched: Vec<usize> = idx
-        .matching(&terms)
-        .into_iter()
-        .filter(|&i| keep(i))
-        .collect();
-    let total = matched.len();
-    let key_name = |i: &usize| idx.name(*i).to_vec();
-    match q.order {
-        Order::Relevance => {
-            let mut scored: Vec<(u8, usize, usize)> = matched
-                .iter()
-                .map(|&i| (idx.score(i, &terms), idx.name(i).len(), i))
-                .collect();
-            let want = (q.offset + q.limit.unwrap_or(usize::MAX)).min(scored.len());
-            if want < scored.len() && want > 0 {
-                scored.select_nth_unstable(want - 1);
-                scored.truncate(want);
+    // One pass: match, filter, rank — on two threads, each over half the names. Relevance keeps
+    // only the best `offset + limit` in a heap per thread; the heaps are merged after.
+    let want = q.offset.saturating_add(q.limit.unwrap_or(usize::MAX));
+    let half = idx.rows.len() / 2;
+    let scan = |rows: std::ops::Range<usize>| {
+        let mut total = 0usize;
+        let mut best: BinaryHeap<(u8, usize, usize)> = BinaryHeap::new();
+        let mut all: Vec<usize> = Vec::new();
+        idx.each_match(&terms, rows, |i, score| {
+            if !keep(i) {
+                return;
             }
-            scored.sort_unstable();
-            matched = scored.into_iter().map(|s| s.2).collect();
+            total += 1;
+            if q.order == Order::Relevance {
+                let key = (score, idx.name(i).len(), i);
+                if best.len() < want {
+                    best.push(key);
+                } else if best.peek().is_some_and(|top| key < *top) {
+                    best.pop();
+                    best.push(key);
+                }
+            } else {
+                all.push(i);
+            }
+        });
+        (total, best, all)
+    };
+    let ((t0, b0, mut all), (t1, b1, a1)) = std::thread::scope(|s| {
+        let second = s.spawn(|| scan(half..idx.rows.len()));
+        let first = scan(0..half);
+        (first, second.join().expect("search thread"))
+    });
+    let total = t0 + t1;
+    all.extend(a1);
+    let mut best = b0;
+    for key in b1 {
+        if best.len() < want {
+            best.push(key);
+        } else if best.peek().is_some_and(|top| key < *top) {
+            best.pop();
+            best.push(key);
         }
-        Order::Name => matched.sort_by_key(key_name),
-        Order::Size => matched.sort_by_key(|i| (std::cmp::Reverse(idx.rows[*i].size), *i)),
-        Order::Modified => matched.sort_by_key(|i| (std::cmp::Reverse(idx.rows[*i].mtime), *i)),
     }
+    let matched: Vec<usize> = match q.order {
+        Order::Relevance => best.into_sorted_vec().into_iter().map(|k| k.2).collect(),
+        Order::Name => {
+            all.sort_by(|a, b| idx.name(*a).cmp(idx.name(*b)).then(a.cmp(b)));
+            all
+        }
+        Order::Size => {
+            all.sort_by_key(|i| (std::cmp::Reverse(idx.rows[*i].size), *i));
+            all
+        }
+        Order::Modified => {
+            all.sort_by_key(|i| (std::cmp::Reverse(idx.rows[*i].mtime), *i));
+            all
+        }
+    };
     let hits = matched
         .into_iter()
         .skip(q.offset)
         .take(q.limit.unwrap_or(usize::MAX))
         .filter_map(|i| {
             let r = &idx.rows[i];
-            let dir = idx.dir_path(r.parent)?;
+            let dir = idx.dir_path(i64::from(r.parent))?;
+            let name = idx.raw_name(i);
             Some(Hit {
-                id: r.id,
-                location_id: r.location,
-                name: JsonName(idx.raw[i].clone()),
-                path: JsonPath(dir.join(&idx.raw[i])),
+                id: i64::from(r.id),
+                location_id: i64::from(r.location),
+                path: JsonPath(dir.join(&name)),
+                name: JsonName(name),
                 kind: r.kind,
                 content_kind: ContentKind::ALL.get(r.content_kind as usize).copied(),
                 size: r.size,
-                mtime: r.mtime,
+                mtime: opt_time(r.mtime),
             })
         })
         .collect();

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Filename search on the 1M-entry library: engine latency (the daemon's own timing, p50/p99
+# over many queries) and CLI end-to-end against plocate on the same tree, in the same run; plus
+# the in-memory index's build time and the daemon's memory with it loaded.
+#
+#   bench/search.sh [WORKDIR]     # default /tmp/sd-bench; tree and library are made once
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=${1:-/tmp/sd-bench}
+shared=${SHARED:-$here/../shared}
+sd=$here/target/release/spacedrive
+tree=$work/tiny1m
+data=$work/data-search
+command -v hyperfine >/dev/null && command -v plocate >/dev/null || "$shared/bench/peers.sh" install
+(cd "$here" && cargo build --release -q)
+"$sd" --data-dir "$data" stop >/dev/null 2>&1 || true   # measure this build's daemon
+[ -f "$tree.stats.json" ] || python3 "$shared/corpus/gen_corpus.py" "$tree" -n 1000000 --profile tiny >/dev/null
+if ! "$sd" --data-dir "$data" --json location list 2>/dev/null | grep -q '"files"'; then
+  "$sd" --data-dir "$data" location add "$tree" >/dev/null
+fi
+eval "$("$shared/bench/peers.sh" index "$tree")"   # builds /tmp/peer-plocate.db
+
+queries=(report invoice café résumé json photo draft 2019 "summer 2019" mod.rs screenshot zzzz ab e IMG_)
+# Build the in-memory index once (reported), then measure warm queries.
+built=$("$sd" --data-dir "$data" --json search zzzz | python3 -c 'import json,sys; print(json.load(sys.stdin)["index_built_ms"])')
+pid=$("$sd" --data-dir "$data" --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["pid"])')
+rss=$(awk '/VmRSS/ {print $2}' /proc/"$pid"/status)
+: > "$work/search-took.txt"
+for q in "${queries[@]}"; do
+  for _ in $(seq 20); do
+    "$sd" --data-dir "$data" --json search "$q" --limit 50 | python3 -c 'import json,sys; print(json.load(sys.stdin)["took_us"])' >> "$work/search-took.txt"
+  done
+done
+
+args=()
+for q in report café json; do
+  args+=(-n "spacedrive search $q" "$sd --data-dir $data --json search $q --limit 50")
+  # Same answer size for both: the first 50 matches (plocate matches whole paths, we match names).
+  args+=(-n "plocate $q" "plocate -d /tmp/peer-plocate.db -i -l 50 $q")
+done
+hyperfine -N -w 3 -r 30 --export-json "$work/search.json" "${args[@]}" >/dev/null
+
+python3 - "$work" "$built" "$rss" "${#queries[@]}" <<'PY' | tee "$work/search-report.txt"
+import json, statistics, sys
+work, built, rss, nq = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+took = sorted(int(l) / 1000 for l in open(f"{work}/search-took.txt"))
+p = lambda q: took[round((len(took) - 1) * q)]
+print(f"in-memory index build  {built} ms; daemon RSS with it loaded {rss/1024:.0f} MB")
+print(f"engine latency ({nq} queries x 20): p50 {p(0.5):.2f} ms  p99 {p(0.99):.2f} ms  max {took[-1]:.2f} ms  (targets: p50 < 5, p99 < 50)")
+res = {r["command"]: r["median"] * 1000 for r in json.load(open(f"{work}/search.json"))["results"]}
+for q in ("report", "café", "json"):
+    ours, peer = res[f"spacedrive search {q}"], res[f"plocate {q}"]
+    print(f"CLI end to end '{q}': spacedrive {ours:6.1f} ms  plocate {peer:6.1f} ms  ratio {ours/peer:4.2f}x  (target <= 2x)")
+PY
