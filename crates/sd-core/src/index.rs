@@ -37,6 +37,9 @@ pub struct IndexParams {
     pub location_id: i64,
     /// First scan of the location (nothing indexed yet: no diff, no move detection needed).
     pub initial: bool,
+    /// Directories (entry ids) whose subtrees to rescan; empty means the whole location.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtrees: Vec<i64>,
 }
 
 /// Where an index job is.

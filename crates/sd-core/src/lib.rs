@@ -9,7 +9,7 @@
 //! # fn main() -> sd_core::Result<()> {
 //! let node = Node::open(std::path::Path::new("/tmp/sd-data"))?;
 //! let lib = node.create_library("My Files")?;
-//! let opts = AddOptions { name: None, mode: IndexMode::Shallow, rules: RuleConfig::default() };
+//! let opts = AddOptions { name: None, mode: IndexMode::Shallow, rules: RuleConfig::default(), watch: true };
 //! let (loc, job) = location::add(&lib, std::path::Path::new("/home/me/Documents"), opts, &node.data_dir)?;
 //! println!("indexing location {} as job {job}", loc.id);
 //! # Ok(()) }
@@ -35,6 +35,7 @@ pub mod query;
 pub mod rules;
 pub mod search;
 pub mod store;
+pub mod watch;
 
 pub use error::{Error, Result};
 pub use node::Node;

@@ -65,6 +65,8 @@ pub struct Location {
     pub created_at: i64,
     pub last_scan_at: Option<i64>,
     pub last_job_id: Option<i64>,
+    /// Whether the daemon watches the folder for changes.
+    pub watch: bool,
     /// Recursive totals as of the last finished scan.
     pub files: u64,
     pub dirs: u64,
@@ -72,7 +74,8 @@ pub struct Location {
 }
 
 const SELECT: &str = "SELECT l.id, l.uuid, l.name, l.path, l.mode, l.rules, l.state, l.dev, l.root_entry_id,
-       l.created_at, l.last_scan_at, l.last_job_id, coalesce(e.files, 0), coalesce(e.dirs, 0), coalesce(e.size, 0)
+       l.created_at, l.last_scan_at, l.last_job_id, coalesce(e.files, 0), coalesce(e.dirs, 0), coalesce(e.size, 0),
+       l.watch
   FROM locations l LEFT JOIN entries e ON e.id = l.root_entry_id";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
@@ -94,6 +97,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
         files: r.get::<_, i64>(12)? as u64,
         dirs: r.get::<_, i64>(13)? as u64,
         bytes: r.get::<_, i64>(14)? as u64,
+        watch: r.get(15)?,
     })
 }
 
@@ -127,6 +131,8 @@ pub struct AddOptions {
     pub name: Option<String>,
     pub mode: IndexMode,
     pub rules: RuleConfig,
+    /// Keep the index live with a filesystem watcher while the daemon runs.
+    pub watch: bool,
 }
 
 /// Adds `path` as a location and queues its first index job. Returns the location and the job id.
@@ -183,12 +189,13 @@ pub fn add(
     let device = lib.device_row;
     let p = path.clone();
     let mode = opts.mode;
+    let watch = opts.watch;
     let rules = serde_json::to_string(&opts.rules)?;
     let (loc_id, job_id) = lib.writer.transaction(move |tx| {
         tx.execute(
-            "INSERT INTO locations (uuid, device_id, name, path, mode, rules, state, dev, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'indexing', ?7, ?8)",
-            params![Uuid::new_v4().to_string(), device, name, names::to_sql(p.as_os_str()), mode.as_str(), rules, dev as i64, now_ms()],
+            "INSERT INTO locations (uuid, device_id, name, path, mode, rules, state, dev, created_at, watch)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'indexing', ?7, ?8, ?9)",
+            params![Uuid::new_v4().to_string(), device, name, names::to_sql(p.as_os_str()), mode.as_str(), rules, dev as i64, now_ms(), watch],
         )?;
         let loc_id = tx.last_insert_rowid();
         tx.execute(
@@ -197,7 +204,7 @@ pub fn add(
         )?;
         let root = tx.last_insert_rowid();
         tx.execute("UPDATE locations SET root_entry_id = ?2 WHERE id = ?1", params![loc_id, root])?;
-        let spec = JobSpec::Index(IndexParams { location_id: loc_id, initial: true });
+        let spec = JobSpec::Index(IndexParams { location_id: loc_id, initial: true, subtrees: Vec::new() });
         let job = jobs::insert(tx, &spec, &IndexProgress::default())?;
         crate::index::seed_checkpoint(tx, job, root)?;
         tx.execute("UPDATE locations SET last_job_id = ?2 WHERE id = ?1", params![loc_id, job])?;
@@ -223,14 +230,86 @@ pub fn rescan(lib: &Arc<Library>, id: i64) -> Result<(i64, bool)> {
     if let Some(job) = active_job(lib, &loc)? {
         return Ok((job, false));
     }
+    Ok((start_rescan(lib, &loc, Vec::new())?, true))
+}
+
+/// Queues a full rescan unless an index job is already running (then `None`).
+pub fn rescan_if_idle(lib: &Arc<Library>, id: i64) -> Result<Option<i64>> {
+    let loc = get(lib, id)?;
+    if active_job(lib, &loc)?.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(start_rescan(lib, &loc, Vec::new())?))
+}
+
+/// Rescans only the subtrees holding `dirs` (paths inside the location; a path not in the index
+/// counts as its nearest indexed ancestor). Returns `None` when the location is busy with another
+/// index job (try again when it ends).
+pub fn rescan_subtrees(lib: &Arc<Library>, id: i64, dirs: &[PathBuf]) -> Result<Option<i64>> {
+    let loc = get(lib, id)?;
+    if active_job(lib, &loc)?.is_some() {
+        return Ok(None);
+    }
+    let conn = lib.reader()?;
+    let mut ids = std::collections::BTreeSet::new();
+    for d in dirs {
+        let mut p = d.as_path();
+        let id = loop {
+            if let Ok((l, id)) = crate::query::resolve(lib, p)
+                && l.id == loc.id
+            {
+                let kind: i64 =
+                    conn.query_row("SELECT kind FROM entries WHERE id = ?1", [id], |r| r.get(0))?;
+                if kind == 1 {
+                    break id;
+                }
+            }
+            match p.parent() {
+                Some(parent) if parent.starts_with(&loc.path.0) => p = parent,
+                _ => break loc.root_entry_id,
+            }
+        };
+        ids.insert(id);
+    }
+    // Keep only the highest directories: a subtree inside another is rescanned with it.
+    let mut top = Vec::new();
+    for &id in &ids {
+        let mut covered = false;
+        for &other in &ids {
+            if other != id && crate::query::is_ancestor(&conn, other, id)? {
+                covered = true;
+                break;
+            }
+        }
+        if !covered {
+            top.push(id);
+        }
+    }
+    if top.contains(&loc.root_entry_id) {
+        top.clear();
+    }
+    Ok(Some(start_rescan(lib, &loc, top)?))
+}
+
+/// Queues an index job over the whole location (`subtrees` empty) or the given directories.
+fn start_rescan(lib: &Arc<Library>, loc: &Location, subtrees: Vec<i64>) -> Result<i64> {
+    let id = loc.id;
     let root = loc.root_entry_id;
     let job = lib.writer.transaction(move |tx| {
+        let seeds = if subtrees.is_empty() {
+            vec![root]
+        } else {
+            subtrees.clone()
+        };
         let spec = JobSpec::Index(IndexParams {
             location_id: id,
             initial: false,
+            subtrees,
         });
         let job = jobs::insert(tx, &spec, &IndexProgress::default())?;
-        crate::index::seed_checkpoint(tx, job, root)?;
+        for seed in seeds {
+            crate::index::seed_checkpoint(tx, job, seed)?;
+        }
         tx.execute(
             "UPDATE locations SET last_job_id = ?2, state = 'indexing' WHERE id = ?1",
             params![id, job],
@@ -238,7 +317,7 @@ pub fn rescan(lib: &Arc<Library>, id: i64) -> Result<(i64, bool)> {
         Ok(job)
     })?;
     jobs::start(lib, job)?;
-    Ok((job, true))
+    Ok(job)
 }
 
 /// Removes a location and its index entries. Files on disk are not touched.

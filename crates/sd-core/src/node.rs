@@ -45,9 +45,22 @@ pub struct Node {
     pub data_dir: PathBuf,
     pub device: DeviceIdentity,
     pub bus: EventBus,
-    slots: RwLock<Vec<Slot>>,
+    slots: Arc<RwLock<Vec<Slot>>>,
     settings: Mutex<Settings>,
+    watch: Mutex<Option<crate::watch::Watch>>,
     _lock: File,
+}
+
+fn open_libraries(slots: &RwLock<Vec<Slot>>) -> Vec<Arc<Library>> {
+    slots
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Open(l) => Some(l.clone()),
+            Slot::Unavailable(_) => None,
+        })
+        .collect()
 }
 
 impl Node {
@@ -65,8 +78,9 @@ impl Node {
             data_dir: data_dir.to_path_buf(),
             device,
             bus: EventBus::default(),
-            slots: RwLock::new(Vec::new()),
+            slots: Arc::new(RwLock::new(Vec::new())),
             settings: Mutex::new(settings),
+            watch: Mutex::new(None),
             _lock: lock,
         };
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(node.libraries_dir())
@@ -103,7 +117,16 @@ impl Node {
             if !resumed.is_empty() {
                 tracing::info!(library = %lib.name(), ?resumed, "resuming interrupted jobs");
             }
+            // Changes made while no daemon watched: a rescan of every watched location.
+            for loc in crate::location::list(&lib)? {
+                if loc.watch && loc.last_scan_at.is_some() && loc.path.0.is_dir() {
+                    crate::location::rescan_if_idle(&lib, loc.id)?;
+                }
+            }
         }
+        let slots = node.slots.clone();
+        *node.watch.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(crate::watch::Watch::start(move || open_libraries(&slots)));
         Ok(node)
     }
 
@@ -118,13 +141,20 @@ impl Node {
 
     /// The open libraries.
     pub fn libraries(&self) -> Vec<Arc<Library>> {
-        self.slots()
-            .into_iter()
-            .filter_map(|s| match s {
-                Slot::Open(l) => Some(l),
-                Slot::Unavailable(_) => None,
-            })
-            .collect()
+        open_libraries(&self.slots)
+    }
+
+    /// Whether a location is being watched: `live`, `off`, `degraded: …` or `starting`.
+    pub fn watch_state(&self, library: uuid::Uuid, location: i64) -> String {
+        match self
+            .watch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(w) => w.state(library, location),
+            None => "off".into(),
+        }
     }
 
     /// The default library's id, if one is set and open.
@@ -270,8 +300,11 @@ impl Node {
         Ok(name)
     }
 
-    /// Stops all jobs (resumable) and closes every library.
+    /// Stops watching, stops all jobs (resumable) and closes every library.
     pub fn shutdown(&self) {
+        if let Some(mut w) = self.watch.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            w.stop();
+        }
         for lib in self.libraries() {
             lib.close();
         }

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_content.sql"),
     include_str!("../migrations/0003_organise.sql"),
+    include_str!("../migrations/0004_watch.sql"),
 ];
 
 /// The schema version this build writes.

@@ -39,6 +39,8 @@ pub enum Request {
         name: Option<String>,
         mode: IndexMode,
         rules: RuleConfig,
+        #[serde(default = "yes")]
+        watch: bool,
     },
     #[serde(rename = "location.list")]
     LocationList { library: Option<String> },
@@ -114,6 +116,10 @@ pub enum Request {
     },
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// An error as sent to clients.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiError {
@@ -183,4 +189,6 @@ pub struct LocationDetail {
     pub symlinks: u64,
     pub entries: u64,
     pub last_job: Option<sd_core::jobs::JobInfo>,
+    /// `live`, `off`, `starting`, or `degraded: why`.
+    pub watcher: String,
 }

@@ -199,6 +199,7 @@ impl Daemon {
                 name,
                 mode,
                 rules,
+                watch,
             } => {
                 let mut created_library = None;
                 let lib = match (library.as_deref(), self.node.slots().is_empty()) {
@@ -209,7 +210,12 @@ impl Daemon {
                     }
                     (sel, _) => self.lib(sel)?,
                 };
-                let opts = AddOptions { name, mode, rules };
+                let opts = AddOptions {
+                    name,
+                    mode,
+                    rules,
+                    watch,
+                };
                 let (location, job_id) =
                     location::add(&lib, &path.0, opts, &self.node.data_dir).map_err(e)?;
                 to(serde_json::to_value(api::Started {
@@ -237,11 +243,13 @@ impl Daemon {
                     count("SELECT count(*) FROM entries WHERE location_id = ?1 AND kind = 2")?;
                 let entries = count("SELECT count(*) FROM entries WHERE location_id = ?1")?;
                 let last_job = location.last_job_id.and_then(|j| jobs::get(&lib, j).ok());
+                let watcher = self.node.watch_state(lib.id, id);
                 to(serde_json::to_value(api::LocationDetail {
                     location,
                     symlinks,
                     entries,
                     last_job,
+                    watcher,
                 }))
             }
             Request::LocationRescan { library, id } => {

@@ -291,6 +291,9 @@ enum LocationCmd {
         name: Option<String>,
         #[command(flatten)]
         rules: RuleArgs,
+        /// Do not keep the index live with a filesystem watcher (rescan by hand instead)
+        #[arg(long)]
+        no_watch: bool,
         /// Return once the job is queued instead of showing its progress
         #[arg(long)]
         detach: bool,
@@ -1127,6 +1130,7 @@ fn location_cmd(
             mode,
             name,
             rules,
+            no_watch,
             detach,
         } => {
             let mode = match mode {
@@ -1140,6 +1144,7 @@ fn location_cmd(
                 name,
                 mode,
                 rules: rules.config(),
+                watch: !no_watch,
             })?;
             if !json {
                 if let Some(l) = &started.created_library {
@@ -1227,7 +1232,12 @@ fn location_cmd(
             let l = &d.location;
             println!("location {} {:?}", l.id, l.name);
             println!("  path: {}", l.path.0.display());
-            println!("  state: {}, mode: {}", l.state, l.mode.as_str());
+            println!(
+                "  state: {}, mode: {}, watcher: {}",
+                l.state,
+                l.mode.as_str(),
+                d.watcher
+            );
             println!(
                 "  {} files, {} dirs, {} symlinks, {}",
                 output::count(l.files),

@@ -171,6 +171,13 @@ pub fn update_bar(bar: &ProgressBar, job: &JobInfo) {
 pub fn describe(job: &JobInfo) -> String {
     match &job.spec {
         JobSpec::Index(p) if p.initial => format!("index location {}", p.location_id),
+        JobSpec::Index(p) if !p.subtrees.is_empty() => {
+            format!(
+                "update location {} ({} folders changed)",
+                p.location_id,
+                p.subtrees.len()
+            )
+        }
         JobSpec::Index(p) => format!("rescan location {}", p.location_id),
     }
 }

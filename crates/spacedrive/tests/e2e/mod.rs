@@ -6,6 +6,7 @@ mod crash;
 mod index;
 mod library;
 mod organise;
+mod watch;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,287 @@
+//! Live index: a filesystem watcher (inotify through `notify`) on every watched location while
+//! the daemon runs. Events are batched and debounced, then applied by a rescan of just the
+//! directories they touched — the same diff as any scan, so rules apply, a move keeps its entry
+//! id (both ends of a rename land in one batch), and deletes are deferred until moves had their
+//! chance.
+//!
+//! Never silent drift: when the kernel's event queue overflowed (the event says so) the location
+//! is rescanned whole; when a watch cannot be set up (inotify's watch limit, say) the location is
+//! marked `degraded`, rescanned now and every five minutes while it stays so.
+//!
+//! Architecture Invariant: the watcher never touches the filesystem beyond reading events; all
+//! index changes go through index jobs.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use uuid::Uuid;
+
+use crate::library::Library;
+use crate::location;
+
+/// Quiet time after the last event before a batch is applied.
+const QUIET: Duration = Duration::from_millis(200);
+/// A batch is applied at the latest this long after its first event, even if events keep coming.
+const MAX_WAIT: Duration = Duration::from_millis(800);
+/// Rescan period for locations whose watch could not be set up.
+const DEGRADED_RESCAN: Duration = Duration::from_secs(300);
+/// How often the set of watched locations is brought in line with the libraries.
+const SYNC_EVERY: Duration = Duration::from_millis(1000);
+
+type Key = (Uuid, i64);
+
+struct Raw {
+    key: Key,
+    event: notify::Result<notify::Event>,
+}
+
+#[derive(Default)]
+struct Pending {
+    dirs: HashSet<PathBuf>,
+    full: bool,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+/// The watch state of one location, for clients.
+pub type States = Arc<Mutex<HashMap<Key, String>>>;
+
+/// Runs the watchers of a node; dropping it stops them.
+pub struct Watch {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    states: States,
+}
+
+impl Watch {
+    /// Starts watching; `libraries` is asked for the current set of open libraries at each sync.
+    pub fn start(libraries: impl Fn() -> Vec<Arc<Library>> + Send + 'static) -> Watch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let states: States = Arc::default();
+        let (s, st) = (stop.clone(), states.clone());
+        let thread = std::thread::Builder::new()
+            .name("sd-watch".into())
+            .spawn(move || run(&libraries, &s, &st))
+            .ok();
+        Watch {
+            stop,
+            thread,
+            states,
+        }
+    }
+
+    /// `live`, `off`, `degraded: …`, or `starting` for a location.
+    pub fn state(&self, library: Uuid, location: i64) -> String {
+        self.states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(library, location))
+            .cloned()
+            .unwrap_or_else(|| "starting".into())
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Set by tests through `SPACEDRIVE_DEBUG_WATCH_OVERFLOW=1`: every event is treated as a kernel
+/// queue overflow, to exercise the full-rescan fallback. Never set it in normal use.
+fn debug_overflow() -> bool {
+    std::env::var_os("SPACEDRIVE_DEBUG_WATCH_OVERFLOW").is_some_and(|v| v == "1")
+}
+
+fn run(libraries: &dyn Fn() -> Vec<Arc<Library>>, stop: &AtomicBool, states: &States) {
+    let (tx, rx): (Sender<Raw>, Receiver<Raw>) = unbounded();
+    let mut watchers: HashMap<Key, (PathBuf, Option<RecommendedWatcher>)> = HashMap::new();
+    let mut degraded: HashMap<Key, Instant> = HashMap::new();
+    let mut pending: HashMap<Key, Pending> = HashMap::new();
+    let mut libs: HashMap<Uuid, Arc<Library>> = HashMap::new();
+    let mut last_sync = Instant::now() - SYNC_EVERY;
+    let overflow = debug_overflow();
+    while !stop.load(Ordering::Relaxed) {
+        if last_sync.elapsed() >= SYNC_EVERY {
+            last_sync = Instant::now();
+            libs = libraries().into_iter().map(|l| (l.id, l)).collect();
+            sync(
+                &libs,
+                &mut watchers,
+                &mut degraded,
+                &mut pending,
+                states,
+                &tx,
+            );
+        }
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            // Opening or reading a file changes nothing in the index (and the indexer's own reads
+            // would otherwise feed back into more scans).
+            Ok(Raw { event: Ok(ev), .. })
+                if matches!(ev.kind, notify::EventKind::Access(_)) && !ev.need_rescan() => {}
+            Ok(raw) => {
+                let p = pending.entry(raw.key).or_default();
+                let now = Instant::now();
+                p.first.get_or_insert(now);
+                p.last = Some(now);
+                match raw.event {
+                    Ok(ev) if ev.need_rescan() || overflow => p.full = true,
+                    Ok(ev) => {
+                        for path in ev.paths {
+                            // The directory whose listing changed; for a directory itself
+                            // (created, removed, renamed) that is its parent.
+                            if let Some(parent) = path.parent() {
+                                p.dirs.insert(parent.to_path_buf());
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "watcher error; rescanning the location");
+                        p.full = true;
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // Degraded locations: periodic full rescans.
+        for (key, last) in degraded.iter_mut() {
+            if last.elapsed() >= DEGRADED_RESCAN {
+                *last = Instant::now();
+                let p = pending.entry(*key).or_default();
+                p.full = true;
+                p.first.get_or_insert(Instant::now());
+                p.last = Some(Instant::now() - QUIET);
+            }
+        }
+        apply_ready(&libs, &mut pending);
+    }
+}
+
+/// Starts the index jobs of batches that are quiet (or old) enough, if their location is free.
+fn apply_ready(libs: &HashMap<Uuid, Arc<Library>>, pending: &mut HashMap<Key, Pending>) {
+    let ready: Vec<Key> = pending
+        .iter()
+        .filter(|(_, p)| {
+            p.last.is_some_and(|l| l.elapsed() >= QUIET)
+                || p.first.is_some_and(|f| f.elapsed() >= MAX_WAIT)
+        })
+        .map(|(k, _)| *k)
+        .collect();
+    for key in ready {
+        let Some(lib) = libs.get(&key.0) else {
+            pending.remove(&key);
+            continue;
+        };
+        let p = &pending[&key];
+        let dirs: Vec<PathBuf> = if p.full {
+            Vec::new()
+        } else {
+            p.dirs.iter().cloned().collect()
+        };
+        let started = if p.full {
+            location::rescan_if_idle(lib, key.1)
+        } else {
+            location::rescan_subtrees(lib, key.1, &dirs)
+        };
+        match started {
+            Ok(Some(job)) => {
+                tracing::debug!(
+                    location = key.1,
+                    job,
+                    full = p.full,
+                    dirs = dirs.len(),
+                    "applying watched changes"
+                );
+                pending.remove(&key);
+            }
+            Ok(None) => {} // an index job is running: apply after it
+            Err(e) => {
+                tracing::warn!(location = key.1, error = %e, "could not apply watched changes");
+                pending.remove(&key);
+            }
+        }
+    }
+}
+
+/// Brings the watchers in line with the libraries' watched, scanned locations.
+fn sync(
+    libs: &HashMap<Uuid, Arc<Library>>,
+    watchers: &mut HashMap<Key, (PathBuf, Option<RecommendedWatcher>)>,
+    degraded: &mut HashMap<Key, Instant>,
+    pending: &mut HashMap<Key, Pending>,
+    states: &States,
+    tx: &Sender<Raw>,
+) {
+    let mut wanted: HashMap<Key, PathBuf> = HashMap::new();
+    let mut off: Vec<Key> = Vec::new();
+    for lib in libs.values() {
+        let Ok(locs) = location::list(lib) else {
+            continue;
+        };
+        for loc in locs {
+            let key = (lib.id, loc.id);
+            // Watch once the first scan is done, so events never race the initial index.
+            if loc.watch && loc.last_scan_at.is_some() && loc.path.0.is_dir() {
+                wanted.insert(key, loc.path.0.clone());
+            } else {
+                off.push(key);
+            }
+        }
+    }
+    watchers.retain(|k, (path, _)| wanted.get(k) == Some(path));
+    degraded.retain(|k, _| watchers.contains_key(k) || !wanted.contains_key(k));
+    let mut st = states.lock().unwrap_or_else(|p| p.into_inner());
+    st.retain(|k, _| wanted.contains_key(k) || off.contains(k));
+    for k in off {
+        st.insert(k, "off".into());
+    }
+    for (key, path) in wanted {
+        if watchers.contains_key(&key) {
+            continue;
+        }
+        let tx = tx.clone();
+        let made = notify::recommended_watcher(move |event| {
+            let _ = tx.send(Raw { key, event });
+        })
+        .and_then(|mut w| w.watch(&path, RecursiveMode::Recursive).map(|()| w));
+        match made {
+            Ok(w) => {
+                st.insert(key, "live".into());
+                watchers.insert(key, (path, Some(w)));
+            }
+            Err(e) => {
+                let why = match e.kind {
+                    notify::ErrorKind::MaxFilesWatch => "the system's inotify watch limit is reached (raise fs.inotify.max_user_watches)".to_owned(),
+                    _ => e.to_string(),
+                };
+                tracing::warn!(location = key.1, error = %why, "cannot watch; rescanning periodically instead");
+                st.insert(
+                    key,
+                    format!(
+                        "degraded: {why}; rescanned every {} minutes",
+                        DEGRADED_RESCAN.as_secs() / 60
+                    ),
+                );
+                watchers.insert(key, (path, None));
+                degraded.insert(key, Instant::now());
+                let p = pending.entry(key).or_default();
+                p.full = true;
+                p.first.get_or_insert(Instant::now());
+                p.last = Some(Instant::now() - QUIET);
+            }
+        }
+    }
+}
