@@ -35,6 +35,7 @@ pub mod query;
 pub mod rules;
 pub mod search;
 pub mod store;
+pub mod volume;
 pub mod watch;
 
 pub use error::{Error, Result};

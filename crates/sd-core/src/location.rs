@@ -67,6 +67,9 @@ pub struct Location {
     pub last_job_id: Option<i64>,
     /// Whether the daemon watches the folder for changes.
     pub watch: bool,
+    /// False while the location's volume (or folder) is not there; its entries stay searchable.
+    pub online: bool,
+    pub volume_id: Option<i64>,
     /// Recursive totals as of the last finished scan.
     pub files: u64,
     pub dirs: u64,
@@ -75,7 +78,7 @@ pub struct Location {
 
 const SELECT: &str = "SELECT l.id, l.uuid, l.name, l.path, l.mode, l.rules, l.state, l.dev, l.root_entry_id,
        l.created_at, l.last_scan_at, l.last_job_id, coalesce(e.files, 0), coalesce(e.dirs, 0), coalesce(e.size, 0),
-       l.watch
+       l.watch, l.online, l.volume_id
   FROM locations l LEFT JOIN entries e ON e.id = l.root_entry_id";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
@@ -98,6 +101,8 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
         dirs: r.get::<_, i64>(13)? as u64,
         bytes: r.get::<_, i64>(14)? as u64,
         watch: r.get(15)?,
+        online: r.get(16)?,
+        volume_id: r.get(17)?,
     })
 }
 
@@ -227,6 +232,12 @@ fn active_job(lib: &Library, loc: &Location) -> Result<Option<i64>> {
 /// Returns `(job id, whether it is a new job)`.
 pub fn rescan(lib: &Arc<Library>, id: i64) -> Result<(i64, bool)> {
     let loc = get(lib, id)?;
+    if !loc.online {
+        return Err(Error::Invalid(format!(
+            "location {id} is offline (its drive is not mounted at {}); its entries stay searchable, and it is rescanned when the drive is back",
+            loc.path.0.display()
+        )));
+    }
     if let Some(job) = active_job(lib, &loc)? {
         return Ok((job, false));
     }

@@ -112,14 +112,16 @@ impl Node {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(slot);
         }
+        let volumes = crate::volume::detect().unwrap_or_default();
         for lib in node.libraries() {
+            crate::volume::track(&lib, &volumes)?;
             let resumed = jobs::resume_interrupted(&lib)?;
             if !resumed.is_empty() {
                 tracing::info!(library = %lib.name(), ?resumed, "resuming interrupted jobs");
             }
             // Changes made while no daemon watched: a rescan of every watched location.
             for loc in crate::location::list(&lib)? {
-                if loc.watch && loc.last_scan_at.is_some() && loc.path.0.is_dir() {
+                if loc.watch && loc.online && loc.last_scan_at.is_some() && loc.path.0.is_dir() {
                     crate::location::rescan_if_idle(&lib, loc.id)?;
                 }
             }

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_content.sql"),
     include_str!("../migrations/0003_organise.sql"),
     include_str!("../migrations/0004_watch.sql"),
+    include_str!("../migrations/0005_volumes.sql"),
 ];
 
 /// The schema version this build writes.

@@ -227,14 +227,28 @@ fn sync(
 ) {
     let mut wanted: HashMap<Key, PathBuf> = HashMap::new();
     let mut off: Vec<Key> = Vec::new();
+    let volumes = crate::volume::detect().unwrap_or_default();
     for lib in libs.values() {
+        // Volumes that went away or came back (perhaps at another mount point).
+        match crate::volume::track(lib, &volumes) {
+            Ok(back) => {
+                for id in back {
+                    tracing::info!(location = id, "location is back online; rescanning");
+                    let p = pending.entry((lib.id, id)).or_default();
+                    p.full = true;
+                    p.first.get_or_insert(Instant::now());
+                    p.last = Some(Instant::now() - QUIET);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "tracking volumes"),
+        }
         let Ok(locs) = location::list(lib) else {
             continue;
         };
         for loc in locs {
             let key = (lib.id, loc.id);
             // Watch once the first scan is done, so events never race the initial index.
-            if loc.watch && loc.last_scan_at.is_some() && loc.path.0.is_dir() {
+            if loc.watch && loc.online && loc.last_scan_at.is_some() && loc.path.0.is_dir() {
                 wanted.insert(key, loc.path.0.clone());
             } else {
                 off.push(key);

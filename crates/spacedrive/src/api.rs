@@ -94,6 +94,16 @@ pub enum Request {
         library: Option<String>,
         action: sd_core::actions::Action,
     },
+    /// Mounted volumes, and the volumes the library tracks (offline ones too).
+    #[serde(rename = "volume.list")]
+    VolumeList { library: Option<String> },
+    /// Sequential write/read speed of the volume holding `path` (a temporary file, removed after).
+    #[serde(rename = "volume.speed_test")]
+    SpeedTest {
+        library: Option<String>,
+        path: JsonPath,
+        size_mb: u64,
+    },
     #[serde(rename = "job.list")]
     JobList {
         library: Option<String>,
@@ -191,4 +201,12 @@ pub struct LocationDetail {
     pub last_job: Option<sd_core::jobs::JobInfo>,
     /// `live`, `off`, `starting`, or `degraded: why`.
     pub watcher: String,
+}
+
+/// `volume.list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volumes {
+    pub mounted: Vec<sd_core::volume::Volume>,
+    /// Empty when there is no library yet.
+    pub tracked: Vec<sd_core::volume::Tracked>,
 }

@@ -218,6 +218,10 @@ impl Daemon {
                 };
                 let (location, job_id) =
                     location::add(&lib, &path.0, opts, &self.node.data_dir).map_err(e)?;
+                // Link it to its volume now rather than at the watcher's next sync.
+                if let Ok(volumes) = sd_core::volume::detect() {
+                    let _ = sd_core::volume::track(&lib, &volumes);
+                }
                 to(serde_json::to_value(api::Started {
                     library_id: lib.id.to_string(),
                     location,
@@ -332,6 +336,30 @@ impl Daemon {
             Request::Action { library, action } => {
                 let lib = self.lib(library.as_deref())?;
                 sd_core::actions::commit(&lib, action).map_err(e)
+            }
+            Request::VolumeList { library } => {
+                let mounted = sd_core::volume::detect().map_err(e)?;
+                let tracked = match self.node.library(library.as_deref()) {
+                    Ok(lib) => sd_core::volume::tracked(&lib).map_err(e)?,
+                    Err(_) => Vec::new(),
+                };
+                to(serde_json::to_value(api::Volumes { mounted, tracked }))
+            }
+            Request::SpeedTest {
+                library,
+                path,
+                size_mb,
+            } => {
+                let speed = sd_core::volume::speed_test(&path.0, size_mb.clamp(1, 4096) << 20)
+                    .map_err(e)?;
+                if let Ok(lib) = self.node.library(library.as_deref())
+                    && let Ok(volumes) = sd_core::volume::detect()
+                    && let Some(fp) = sd_core::volume::volume_of(&volumes, &speed.dir.0)
+                        .and_then(|v| v.fingerprint)
+                {
+                    sd_core::volume::record_speed(&lib, &fp, &speed).map_err(e)?;
+                }
+                to(serde_json::to_value(speed))
             }
             Request::JobList { library, limit } => {
                 let lib = self.lib(library.as_deref())?;

@@ -88,6 +88,9 @@ enum Command {
     /// Watch and control durable jobs
     #[command(subcommand)]
     Job(JobCmd),
+    /// Mounted volumes and the ones your library remembers
+    #[command(subcommand)]
+    Volume(VolumeCmd),
     /// Show whether the daemon is running, and its device
     Status,
     /// Stop the daemon; running jobs continue from their checkpoint at next start
@@ -270,6 +273,23 @@ enum TagCmd {
         paths: Vec<PathBuf>,
         #[arg(long)]
         content: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum VolumeCmd {
+    /// Name, filesystem, capacity and free space, kind, storage class, fingerprint, online
+    List {
+        /// Include virtual filesystems (proc, tmpfs, overlay, …)
+        #[arg(long)]
+        all: bool,
+    },
+    /// Sequential write and read speed (writes a temporary file in PATH and removes it)
+    SpeedTest {
+        path: PathBuf,
+        /// Size of the test file in MiB
+        #[arg(long, default_value = "256")]
+        size_mb: u64,
     },
 }
 
@@ -524,6 +544,92 @@ fn run(cli: Cli) -> Result<()> {
                 return print_json(&info);
             }
             print_file_info(&info);
+        }
+        Command::Volume(VolumeCmd::List { all }) => {
+            let v: api::Volumes = client.call(&Request::VolumeList { library: lib })?;
+            if json {
+                return print_json(&v);
+            }
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            for m in v
+                .mounted
+                .iter()
+                .filter(|m| all || m.kind != sd_core::volume::VolumeKind::Virtual)
+            {
+                let t = v
+                    .tracked
+                    .iter()
+                    .find(|t| Some(&t.fingerprint) == m.fingerprint.as_ref());
+                rows.push(vec![
+                    m.name.clone(),
+                    m.mount_point.0.display().to_string(),
+                    m.fs_type.clone(),
+                    format!("{:?}", m.kind).to_lowercase(),
+                    format!("{:?}", m.storage_class).to_lowercase(),
+                    output::bytes(m.capacity),
+                    output::bytes(m.free),
+                    "yes".into(),
+                    m.fingerprint.clone().unwrap_or_else(|| "-".into()),
+                    t.and_then(|t| t.read_mb_s.zip(t.write_mb_s))
+                        .map(|(r, w)| format!("{r:.0}/{w:.0} MB/s"))
+                        .unwrap_or_default(),
+                ]);
+            }
+            for t in v.tracked.iter().filter(|t| !t.online) {
+                rows.push(vec![
+                    t.name.clone(),
+                    t.mount_point
+                        .as_ref()
+                        .map(|p| format!("(was {})", p.0.display()))
+                        .unwrap_or_default(),
+                    t.fs_type.clone(),
+                    t.kind.clone(),
+                    t.storage_class.clone(),
+                    output::bytes(t.capacity),
+                    output::bytes(t.free),
+                    format!("no, last seen {}", output::time_ms(t.last_seen)),
+                    t.fingerprint.clone(),
+                    t.read_mb_s
+                        .zip(t.write_mb_s)
+                        .map(|(r, w)| format!("{r:.0}/{w:.0} MB/s"))
+                        .unwrap_or_default(),
+                ]);
+            }
+            output::table(
+                &[
+                    "NAME",
+                    "MOUNTED AT",
+                    "FS",
+                    "KIND",
+                    "CLASS",
+                    "SIZE",
+                    "FREE",
+                    "ONLINE",
+                    "FINGERPRINT",
+                    "READ/WRITE",
+                ],
+                &rows,
+            );
+        }
+        Command::Volume(VolumeCmd::SpeedTest { path, size_mb }) => {
+            if !json {
+                eprintln!("writing and reading {size_mb} MiB in {} …", path.display());
+            }
+            let s: sd_core::volume::Speed = client.call(&Request::SpeedTest {
+                library: lib,
+                path: JsonPath(absolute(&path)?),
+                size_mb,
+            })?;
+            if json {
+                return print_json(&s);
+            }
+            println!(
+                "{}: write {:.0} MB/s, read {:.0} MB/s ({} tested; the test file was removed)",
+                s.dir.0.display(),
+                s.write_mb_s,
+                s.read_mb_s,
+                output::bytes(s.bytes)
+            );
         }
         Command::Search(a) => search_cmd(&client, lib, *a, json)?,
         Command::Tag(cmd) => tag_cmd(&client, lib, cmd, json)?,
@@ -1201,7 +1307,11 @@ fn location_cmd(
                         output::count(l.dirs),
                         output::bytes(l.bytes),
                         l.mode.as_str().to_owned(),
-                        l.state.clone(),
+                        if l.online {
+                            l.state.clone()
+                        } else {
+                            "offline".into()
+                        },
                         l.last_scan_at
                             .map(output::time_ms)
                             .unwrap_or_else(|| "never".into()),

@@ -6,6 +6,7 @@ mod crash;
 mod index;
 mod library;
 mod organise;
+mod volume;
 mod watch;
 
 use std::ffi::OsStr;
