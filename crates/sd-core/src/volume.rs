@@ -257,9 +257,8 @@ fn statvfs(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Fingerprints already read, by mount (reading a superblock once per mount is enough).
-static FINGERPRINTS: std::sync::Mutex<
-    Option<std::collections::HashMap<(u64, u32, u32), Option<String>>>,
-> = std::sync::Mutex::new(None);
+type FingerprintCache = std::collections::HashMap<(u64, u32, u32), Option<String>>;
+static FINGERPRINTS: std::sync::Mutex<Option<FingerprintCache>> = std::sync::Mutex::new(None);
 
 fn describe(m: &Mount) -> Volume {
     let is_virtual = VIRTUAL.contains(&m.fs_type.as_str()) || !m.source.starts_with('/');
