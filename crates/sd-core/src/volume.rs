@@ -415,8 +415,21 @@ pub fn track(lib: &crate::library::Library, volumes: &[Volume]) -> Result<Vec<i6
                     && l.path.0.is_dir()
                     && volume_of(&vols, &l.path.0).is_some_and(|lv| lv.fingerprint.as_deref() == Some(&fp))
             });
-            let known: bool = tx.query_row("SELECT count(*) > 0 FROM volumes WHERE fingerprint = ?1", [&fp], |r| r.get(0))?;
-            if holds || known {
+            let known: Option<(bool, i64, Option<rusqlite::types::Value>)> = tx
+                .query_row("SELECT online, last_seen, mount_point FROM volumes WHERE fingerprint = ?1", [&fp], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .ok();
+            // Unchanged and refreshed within the minute: no write (this runs every second).
+            let mount_now = names::to_value(v.mount_point.0.as_os_str());
+            if let Some((true, last_seen, Some(mp))) = &known
+                && *mp == mount_now
+                && now - last_seen < 60_000
+            {
+                seen.push(fp);
+                continue;
+            }
+            if holds || known.is_some() {
                 tx.execute(
                     "INSERT INTO volumes (fingerprint, name, fs_type, kind, storage_class, capacity, free, mount_point, online, last_seen)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9)
@@ -438,7 +451,7 @@ pub fn track(lib: &crate::library::Library, volumes: &[Volume]) -> Result<Vec<i6
             }
         }
         let placeholders = seen.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(",");
-        tx.execute(&format!("UPDATE volumes SET online = 0 WHERE fingerprint NOT IN ({placeholders})"), [])?;
+        tx.execute(&format!("UPDATE volumes SET online = 0 WHERE online = 1 AND fingerprint NOT IN ({placeholders})"), [])?;
         let mut back = Vec::new();
         for loc in &locs {
             let row: (Option<i64>, Option<rusqlite::types::Value>, bool) = tx.query_row(
