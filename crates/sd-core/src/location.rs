@@ -219,6 +219,55 @@ pub fn add(
     Ok((get(lib, loc_id)?, job_id))
 }
 
+/// Changes to a location's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Changes {
+    pub name: Option<String>,
+    pub watch: Option<bool>,
+    pub system_defaults: Option<bool>,
+    pub gitignore: Option<bool>,
+    /// Replaces the custom ignore globs.
+    pub ignore: Option<Vec<String>>,
+}
+
+/// Applies `changes`; when the rules changed, queues a rescan so the index follows them.
+/// Returns the updated location and the rescan job, if one was started.
+pub fn update(lib: &Arc<Library>, id: i64, changes: Changes) -> Result<(Location, Option<i64>)> {
+    let loc = get(lib, id)?;
+    let mut rules = loc.rules.clone();
+    if let Some(v) = changes.system_defaults {
+        rules.system_defaults = v;
+    }
+    if let Some(v) = changes.gitignore {
+        rules.gitignore = v;
+    }
+    if let Some(v) = changes.ignore.clone() {
+        rules.ignore = v;
+    }
+    Rules::new(rules.clone())?; // reject bad globs before anything is written
+    let rules_changed = rules != loc.rules;
+    let name = changes.name.clone().unwrap_or(loc.name.clone());
+    if name.trim().is_empty() {
+        return Err(Error::Invalid("a location name cannot be empty".into()));
+    }
+    let watch = changes.watch.unwrap_or(loc.watch);
+    let rules_json = serde_json::to_string(&rules)?;
+    lib.writer.run(move |c| {
+        c.execute(
+            "UPDATE locations SET name = ?2, watch = ?3, rules = ?4 WHERE id = ?1",
+            params![id, name, watch, rules_json],
+        )?;
+        Ok(())
+    })?;
+    let job = if rules_changed && loc.online {
+        Some(rescan(lib, id)?.0)
+    } else {
+        None
+    };
+    Ok((get(lib, id)?, job))
+}
+
 /// The unfinished index job of a location, if any.
 fn active_job(lib: &Library, loc: &Location) -> Result<Option<i64>> {
     let Some(job) = loc.last_job_id else {

@@ -48,6 +48,13 @@ pub enum Request {
     LocationInfo { library: Option<String>, id: i64 },
     #[serde(rename = "location.rescan")]
     LocationRescan { library: Option<String>, id: i64 },
+    /// Changes a location's name, watch toggle or rules (then rescans it).
+    #[serde(rename = "location.update")]
+    LocationUpdate {
+        library: Option<String>,
+        id: i64,
+        changes: sd_core::location::Changes,
+    },
     #[serde(rename = "location.remove")]
     LocationRemove { library: Option<String>, id: i64 },
     #[serde(rename = "entries.list")]

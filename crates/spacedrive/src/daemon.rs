@@ -268,6 +268,15 @@ impl Daemon {
                     created_library: None,
                 }))
             }
+            Request::LocationUpdate {
+                library,
+                id,
+                changes,
+            } => {
+                let lib = self.lib(library.as_deref())?;
+                let (location, job) = location::update(&lib, id, changes).map_err(e)?;
+                Ok(json!({ "location": location, "rescan_job": job }))
+            }
             Request::LocationRemove { library, id } => {
                 let lib = self.lib(library.as_deref())?;
                 let removed = location::remove(&lib, id).map_err(e)?;

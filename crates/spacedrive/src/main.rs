@@ -331,6 +331,24 @@ enum LocationCmd {
     },
     /// Remove a location and its index entries (the folder itself is not touched)
     Remove { id: i64 },
+    /// Change a location's name, watcher or rules (a rules change rescans it)
+    Set {
+        id: i64,
+        #[arg(long)]
+        name: Option<String>,
+        /// Keep the index live with a filesystem watcher
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        watch: Option<bool>,
+        /// Leave out system files (.DS_Store, Thumbs.db, …)
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        default_rules: Option<bool>,
+        /// Honour .gitignore files
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        gitignore: Option<bool>,
+        /// Replace the custom ignore globs (repeatable; --ignore '' clears them)
+        #[arg(long, value_name = "GLOB")]
+        ignore: Option<Vec<String>>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -394,6 +412,14 @@ enum JobCmd {
     Resume { id: i64 },
     /// Cancel a job; what it already indexed stays
     Cancel { id: i64 },
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "yes" | "true" => Ok(true),
+        "off" | "no" | "false" => Ok(false),
+        _ => Err(format!("{s:?}: use on or off")),
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -1370,6 +1396,34 @@ fn location_cmd(
             );
             if let Some(j) = &d.last_job {
                 println!("  {}", output::index_summary(j).replace('\n', "\n  "));
+            }
+        }
+        LocationCmd::Set {
+            id,
+            name,
+            watch,
+            default_rules,
+            gitignore,
+            ignore,
+        } => {
+            let changes = sd_core::location::Changes {
+                name,
+                watch,
+                system_defaults: default_rules,
+                gitignore,
+                ignore: ignore.map(|g| g.into_iter().filter(|x| !x.is_empty()).collect()),
+            };
+            let v: Value = client.call(&Request::LocationUpdate {
+                library: library.clone(),
+                id,
+                changes,
+            })?;
+            if json {
+                return print_json(&v);
+            }
+            println!("updated location {id}");
+            if let Some(job) = v["rescan_job"].as_i64() {
+                println!("rules changed: rescanning as job {job} (`spacedrive job monitor {job}`)");
             }
         }
         LocationCmd::Remove { id } => {

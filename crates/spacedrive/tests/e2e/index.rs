@@ -316,6 +316,32 @@ fn rules_are_per_location_and_reported() {
             .contains("not in the index"),
         "{err}"
     );
+
+    // Toggles change later too, and the index follows (a rescan).
+    let u = sd.json(["location", "set", "1", "--gitignore", "off", "--ignore", ""]);
+    let job = u["rescan_job"].as_i64().expect("a rules change rescans");
+    assert_eq!(sd.wait_job("R", job)["state"], "completed");
+    // + skip.tmp, proj/build/out.bin, proj/main.o
+    assert_eq!(sd.json(["location", "info", "1"])["files"], 6);
+    let job = sd.json(["location", "set", "1", "--default-rules", "off"])["rescan_job"]
+        .as_i64()
+        .unwrap();
+    sd.wait_job("R", job);
+    assert_eq!(
+        sd.json(["location", "info", "1"])["files"],
+        7,
+        "Thumbs.db counts once system defaults are off"
+    );
+    let u = sd.json([
+        "location", "set", "1", "--watch", "off", "--name", "Renamed",
+    ]);
+    assert!(u["rescan_job"].is_null(), "no rules changed, no rescan");
+    assert_eq!(u["location"]["name"], "Renamed");
+    assert_eq!(u["location"]["watch"], false);
+    assert_eq!(
+        sd.fails(["location", "set", "1", "--ignore", "a["])["code"],
+        "invalid"
+    );
 }
 
 #[test]
