@@ -100,46 +100,12 @@ pub fn commit(lib: &Library, action: Action) -> Result<serde_json::Value> {
             tag,
             paths,
             content,
-        }
-        | Action::TagRemove {
-            tag,
-            paths,
-            content,
-        } if paths.is_empty() && !content => {
-            return Err(Error::Invalid(format!(
-                "name at least one file to tag with {tag:?}"
-            )));
-        }
-        Action::TagApply {
-            tag,
-            paths,
-            content,
-        } => {
-            let t = targets(lib, &paths, content)?;
-            lib.writer.transaction(move |tx| {
-                let id = organise::resolve(tx, &tag)?;
-                let mut added = 0;
-                for target in t {
-                    added += organise::apply(tx, id, target)? as u64;
-                }
-                Ok(serde_json::json!({"tag": tag, "added": added, "on_content": content}))
-            })?
-        }
+        } => tag_files(lib, tag, &paths, content, true)?,
         Action::TagRemove {
             tag,
             paths,
             content,
-        } => {
-            let t = targets(lib, &paths, content)?;
-            lib.writer.transaction(move |tx| {
-                let id = organise::resolve(tx, &tag)?;
-                let mut removed = 0;
-                for target in t {
-                    removed += organise::remove(tx, id, target)? as u64;
-                }
-                Ok(serde_json::json!({"tag": tag, "removed": removed, "on_content": content}))
-            })?
-        }
+        } => tag_files(lib, tag, &paths, content, false)?,
         Action::Favorite { paths, content, on } => {
             set(lib, &paths, content, MetaField::Favorite(on))?
         }
@@ -155,6 +121,36 @@ pub fn commit(lib: &Library, action: Action) -> Result<serde_json::Value> {
     };
     lib.touch_meta();
     Ok(out)
+}
+
+/// Puts tag `tag` on (`apply`) or takes it off the files at `paths`, or their content.
+fn tag_files(
+    lib: &Library,
+    tag: String,
+    paths: &[PathBuf],
+    content: bool,
+    apply: bool,
+) -> Result<serde_json::Value> {
+    if paths.is_empty() {
+        return Err(Error::Invalid(format!(
+            "name at least one file to tag with {tag:?}"
+        )));
+    }
+    let t = targets(lib, paths, content)?;
+    lib.writer.transaction(move |tx| {
+        let id = organise::resolve(tx, &tag)?;
+        let mut changed = 0u64;
+        for target in t {
+            let done = if apply {
+                organise::apply(tx, id, target)?
+            } else {
+                organise::remove(tx, id, target)?
+            };
+            changed += u64::from(done);
+        }
+        let key = if apply { "added" } else { "removed" };
+        Ok(serde_json::json!({"tag": tag, key: changed, "on_content": content}))
+    })
 }
 
 fn set(

@@ -659,60 +659,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Search(a) => search_cmd(&client, lib, *a, json)?,
         Command::Tag(cmd) => tag_cmd(&client, lib, cmd, json)?,
-        Command::Favorite(m) => {
-            let paths = m
-                .paths
-                .iter()
-                .map(|p| absolute(p))
-                .collect::<Result<Vec<_>>>()?;
-            let action = sd_core::actions::Action::Favorite {
-                paths,
-                content: m.content,
-                on: !m.off,
-            };
-            let v: Value = client.call(&Request::Action {
-                library: lib,
-                action,
-            })?;
-            if json {
-                return print_json(&v);
-            }
-            println!(
-                "{} {} {}",
-                if m.off { "unmarked" } else { "marked" },
-                v["updated"],
-                if m.content {
-                    "contents as favourite"
-                } else {
-                    "files as favourite"
-                }
-            );
-        }
-        Command::Hide(m) => {
-            let paths = m
-                .paths
-                .iter()
-                .map(|p| absolute(p))
-                .collect::<Result<Vec<_>>>()?;
-            let action = sd_core::actions::Action::Hide {
-                paths,
-                content: m.content,
-                on: !m.off,
-            };
-            let v: Value = client.call(&Request::Action {
-                library: lib,
-                action,
-            })?;
-            if json {
-                return print_json(&v);
-            }
-            println!(
-                "{} {} {}",
-                if m.off { "unhid" } else { "hid" },
-                v["updated"],
-                if m.content { "contents" } else { "files" }
-            );
-        }
+        Command::Favorite(m) => mark(&client, lib, m, json, Mark::Favorite)?,
+        Command::Hide(m) => mark(&client, lib, m, json, Mark::Hidden)?,
         Command::Note {
             path,
             text,
@@ -788,6 +736,45 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+enum Mark {
+    Favorite,
+    Hidden,
+}
+
+/// `favorite` and `hide`: the same shape, different flag.
+fn mark(
+    client: &Client,
+    library: Option<String>,
+    m: MarkArgs,
+    json: bool,
+    which: Mark,
+) -> Result<()> {
+    use sd_core::actions::Action;
+    let paths = m
+        .paths
+        .iter()
+        .map(|p| absolute(p))
+        .collect::<Result<Vec<_>>>()?;
+    let (content, on) = (m.content, !m.off);
+    let action = match which {
+        Mark::Favorite => Action::Favorite { paths, content, on },
+        Mark::Hidden => Action::Hide { paths, content, on },
+    };
+    let v: Value = client.call(&Request::Action { library, action })?;
+    if json {
+        return print_json(&v);
+    }
+    let what = if content { "contents" } else { "files" };
+    let verb = match (which, on) {
+        (Mark::Favorite, true) => "marked as favourite:",
+        (Mark::Favorite, false) => "no longer favourite:",
+        (Mark::Hidden, true) => "hidden from search:",
+        (Mark::Hidden, false) => "visible in search again:",
+    };
+    println!("{verb} {} {what}", v["updated"]);
     Ok(())
 }
 
