@@ -201,6 +201,22 @@ impl Daemon {
                 rules,
                 watch,
             } => {
+                // Check the folder before anything is created on its behalf (the default library).
+                match std::fs::metadata(&path.0) {
+                    Ok(md) if md.is_dir() => {}
+                    Ok(_) => {
+                        return Err(err(&sd_core::Error::Invalid(format!(
+                            "{} is not a folder; a location is a folder",
+                            path.0.display()
+                        ))));
+                    }
+                    Err(x) => {
+                        return Err(err(&sd_core::Error::Invalid(format!(
+                            "cannot add {} as a location: {x}",
+                            path.0.display()
+                        ))));
+                    }
+                }
                 let mut created_library = None;
                 let lib = match (library.as_deref(), self.node.slots().is_empty()) {
                     (None, true) => {

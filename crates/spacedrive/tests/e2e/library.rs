@@ -7,6 +7,16 @@ use super::{BIN, Sd, integrity};
 #[test]
 fn library_lifecycle() {
     let sd = Sd::new();
+    // A failed first `location add` creates nothing.
+    let err = sd.fails(["location", "add", "/nonexistent/folder"]);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot add /nonexistent/folder"),
+        "{err}"
+    );
+    assert_eq!(sd.json(["library", "list"]).as_array().unwrap().len(), 0);
     let created = sd.json(["library", "create", "My Files"]);
     assert_eq!(created["name"], "My Files");
     assert!(
