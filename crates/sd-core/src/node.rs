@@ -322,7 +322,17 @@ fn lock_daemon(data_dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io(&path, e))?;
-    match f.try_lock() {
+    // A daemon that was just told to stop holds the lock until its process is gone: give it a
+    // few seconds before calling the folder taken.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut attempt = f.try_lock();
+    while matches!(attempt, Err(std::fs::TryLockError::WouldBlock))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        attempt = f.try_lock();
+    }
+    match attempt {
         Ok(()) => {
             f.set_len(0).map_err(|e| Error::io(&path, e))?;
             f.rewind().map_err(|e| Error::io(&path, e))?;

@@ -256,27 +256,18 @@ fn statvfs(path: &Path) -> Option<(u64, u64)> {
     Some((s.f_blocks as u64 * frsize, s.f_bavail as u64 * frsize))
 }
 
-/// Fingerprints already read, by mount (reading a superblock once per mount is enough).
-type FingerprintCache = std::collections::HashMap<(u64, u32, u32), Option<String>>;
-static FINGERPRINTS: std::sync::Mutex<Option<FingerprintCache>> = std::sync::Mutex::new(None);
-
 fn describe(m: &Mount) -> Volume {
     let is_virtual = VIRTUAL.contains(&m.fs_type.as_str()) || !m.source.starts_with('/');
     let is_network = NETWORK.contains(&m.fs_type.as_str())
         || m.source.starts_with("//")
         || m.source.contains(":/");
+    // Read every time: mount ids and loop devices are reused, so nothing about a mount says it
+    // still holds the filesystem seen before (a superblock read per block mount is cheap).
     let fingerprint = if is_virtual || is_network {
         None
     } else {
-        let mut cache = FINGERPRINTS.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get_or_insert_with(Default::default)
-            .entry((m.mount_id, m.major, m.minor))
-            .or_insert_with(|| {
-                fs_fingerprint(Path::new(&m.source), &m.fs_type)
-                    .or_else(|| fsid_fingerprint(&m.mount_point, &m.fs_type))
-            })
-            .clone()
+        fs_fingerprint(Path::new(&m.source), &m.fs_type)
+            .or_else(|| fsid_fingerprint(&m.mount_point, &m.fs_type))
     };
     let removable = sys_block_flag(m.major, m.minor, "removable").unwrap_or(false);
     let rotational = sys_block_flag(m.major, m.minor, "queue/rotational").unwrap_or(false);

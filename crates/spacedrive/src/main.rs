@@ -514,9 +514,23 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 return Ok(());
             }
+            let pid = client.call::<api::Status>(&Request::Status)?.pid;
             let _: Value = client.call(&Request::Stop)?;
+            // Wait for the process itself, not just its socket: it holds the data folder's lock
+            // until it is gone.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while client.running() && std::time::Instant::now() < deadline {
+            // A zombie (exited, not yet reaped by its adoptive parent) holds nothing any more.
+            let alive = || {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|st| {
+                        st.rsplit(')')
+                            .next()
+                            .map(|rest| !rest.trim_start().starts_with('Z'))
+                    })
+                    .unwrap_or(false)
+            };
+            while (client.running() || alive()) && std::time::Instant::now() < deadline {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             if json {
