@@ -16,8 +16,11 @@ command -v hyperfine >/dev/null && command -v plocate >/dev/null || "$shared/ben
 "$sd" --data-dir "$data" stop >/dev/null 2>&1 || true   # measure this build's daemon
 [ -f "$tree.stats.json" ] || python3 "$shared/corpus/gen_corpus.py" "$tree" -n 1000000 --profile tiny >/dev/null
 if ! "$sd" --data-dir "$data" --json location list 2>/dev/null | grep -q '"files"'; then
-  "$sd" --data-dir "$data" location add "$tree" >/dev/null
+  "$sd" --data-dir "$data" location add "$tree" --no-watch >/dev/null
 fi
+# No watcher, so no start-up rescan runs beside the measurements.
+"$sd" --data-dir "$data" location set 1 --watch off >/dev/null
+"$sd" --data-dir "$data" stop >/dev/null
 eval "$("$shared/bench/peers.sh" index "$tree")"   # builds /tmp/peer-plocate.db
 
 queries=(report invoice café résumé json photo draft 2019 "summer 2019" mod.rs screenshot zzzz ab e IMG_)

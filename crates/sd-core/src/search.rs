@@ -306,6 +306,34 @@ impl SearchIndex {
             .iter()
             .map(|t| memmem::Finder::new(t.as_bytes()))
             .collect();
+        if tlen == 1 {
+            // A one-byte term occurs everywhere: test each name once instead of visiting every
+            // occurrence.
+            let byte = order[0].as_bytes()[0];
+            for row in rows {
+                let name = self.name(row);
+                let Some(first_at) = memchr::memchr(byte, name) else {
+                    continue;
+                };
+                let score = if first_at == 0 {
+                    if name.len() == 1 && terms.len() == 1 {
+                        0
+                    } else {
+                        1
+                    }
+                } else if memchr::memchr_iter(byte, name)
+                    .any(|i| i == 0 || !name[i - 1].is_ascii_alphanumeric())
+                {
+                    2
+                } else {
+                    3
+                };
+                if rest.iter().all(|t| t.find(name).is_some()) {
+                    f(row, score);
+                }
+            }
+            return;
+        }
         let mut row = rows.start;
         let mut current: Option<(usize, u8)> = None; // row being collected and its best score
         let emit = |cur: Option<(usize, u8)>, f: &mut dyn FnMut(usize, u8)| {
