@@ -105,6 +105,12 @@ fn debug_overflow() -> bool {
     std::env::var_os("SPACEDRIVE_DEBUG_WATCH_OVERFLOW").is_some_and(|v| v == "1")
 }
 
+/// Set by tests through `SPACEDRIVE_DEBUG_WATCH_LIMIT=1`: setting up a watch fails as when the
+/// system's inotify watch limit is used up, to exercise the degraded path. Never set it in normal use.
+fn debug_limit() -> bool {
+    std::env::var_os("SPACEDRIVE_DEBUG_WATCH_LIMIT").is_some_and(|v| v == "1")
+}
+
 fn run(libraries: &dyn Fn() -> Vec<Arc<Library>>, stop: &AtomicBool, states: &States) {
     let (tx, rx): (Sender<Raw>, Receiver<Raw>) = unbounded();
     let mut watchers: HashMap<Key, (PathBuf, Option<RecommendedWatcher>)> = HashMap::new();
@@ -267,10 +273,14 @@ fn sync(
             continue;
         }
         let tx = tx.clone();
-        let made = notify::recommended_watcher(move |event| {
-            let _ = tx.send(Raw { key, event });
-        })
-        .and_then(|mut w| w.watch(&path, RecursiveMode::Recursive).map(|()| w));
+        let made = if debug_limit() {
+            Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch))
+        } else {
+            notify::recommended_watcher(move |event| {
+                let _ = tx.send(Raw { key, event });
+            })
+            .and_then(|mut w| w.watch(&path, RecursiveMode::Recursive).map(|()| w))
+        };
         match made {
             Ok(w) => {
                 st.insert(key, "live".into());

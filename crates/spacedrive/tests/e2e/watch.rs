@@ -191,3 +191,54 @@ fn overflow_falls_back_to_a_full_rescan_and_restart_catches_up() {
     std::fs::remove_file(root.join("a/one.txt")).unwrap();
     settles(&sd, &root, "restart");
 }
+
+#[test]
+fn running_out_of_watches_marks_the_location_and_rescans_it() {
+    let mut sd = Sd::new();
+    // Setting up a watch fails as when the inotify watch limit is used up.
+    sd.env("SPACEDRIVE_DEBUG_WATCH_LIMIT", "1");
+    let root = sd.tmp.path().join("limited");
+    write(&root.join("a.txt"), b"a");
+    sd.ok(["library", "create", "W"]);
+    let add = sd.json(["location".as_ref(), "add".as_ref(), root.as_os_str()]);
+    let first_job = add["job"]["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let info = loop {
+        let info = sd.json(["location", "info", "1"]);
+        if info["watcher"].as_str().unwrap().starts_with("degraded") {
+            break info;
+        }
+        assert!(Instant::now() < deadline, "never marked degraded: {info}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        info["watcher"]
+            .as_str()
+            .unwrap()
+            .contains("inotify watch limit"),
+        "{info}"
+    );
+    // Marked, and rescanned rather than left to drift.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let jobs = sd.json(["job", "list"]);
+        let rescans: Vec<_> = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["id"].as_i64().unwrap() > first_job && j["state"] == "completed")
+            .collect();
+        if !rescans.is_empty() {
+            assert!(
+                rescans[0]["spec"]["params"]["subtrees"].is_null(),
+                "a full rescan"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rescan after the watch failed: {jobs}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
