@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -103,31 +102,12 @@ pub fn name_hint(dir: &Path) -> String {
 }
 
 fn take_lock(dir: &Path, name: &str) -> Result<File> {
-    let path = dir.join("library.lock");
-    let mut f = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    match f.try_lock() {
-        Ok(()) => {
-            f.set_len(0).map_err(|e| Error::io(&path, e))?;
-            f.rewind().map_err(|e| Error::io(&path, e))?;
-            writeln!(f, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
-            Ok(f)
+    fsutil::lock_with_pid(&dir.join("library.lock"), std::time::Duration::ZERO)?.map_err(|pid| {
+        Error::LibraryLocked {
+            name: name.to_owned(),
+            pid,
         }
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = f.read_to_string(&mut pid);
-            Err(Error::LibraryLocked {
-                name: name.to_owned(),
-                pid: pid.trim().to_owned(),
-            })
-        }
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-    }
+    })
 }
 
 impl Library {

@@ -6,7 +6,6 @@
 //! or rewritten behind the user's back.
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -314,40 +313,16 @@ impl Node {
 }
 
 fn lock_daemon(data_dir: &Path) -> Result<File> {
-    let path = data_dir.join("daemon.lock");
-    let mut f = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
     // A daemon that was just told to stop holds the lock until its process is gone: give it a
     // few seconds before calling the folder taken.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let mut attempt = f.try_lock();
-    while matches!(attempt, Err(std::fs::TryLockError::WouldBlock))
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        attempt = f.try_lock();
-    }
-    match attempt {
-        Ok(()) => {
-            f.set_len(0).map_err(|e| Error::io(&path, e))?;
-            f.rewind().map_err(|e| Error::io(&path, e))?;
-            writeln!(f, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
-            Ok(f)
-        }
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = f.read_to_string(&mut pid);
-            Err(Error::Conflict(format!(
-                "another Spacedrive daemon (pid {}) is already using {}",
-                pid.trim(),
-                data_dir.display()
-            )))
-        }
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-    }
+    fsutil::lock_with_pid(
+        &data_dir.join("daemon.lock"),
+        std::time::Duration::from_secs(5),
+    )?
+    .map_err(|pid| {
+        Error::Conflict(format!(
+            "another Spacedrive daemon (pid {pid}) is already using {}",
+            data_dir.display()
+        ))
+    })
 }
