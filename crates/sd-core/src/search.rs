@@ -418,6 +418,16 @@ fn index_of(lib: &Library) -> Result<(Arc<SearchIndex>, Option<u64>)> {
     Ok((idx, Some(started.elapsed().as_millis() as u64)))
 }
 
+/// Keeps `key` if it is among the `want` smallest seen so far (`best` is a max-heap of them).
+fn offer(best: &mut BinaryHeap<(u8, usize, usize)>, want: usize, key: (u8, usize, usize)) {
+    if best.len() < want {
+        best.push(key);
+    } else if best.peek().is_some_and(|top| key < *top) {
+        best.pop();
+        best.push(key);
+    }
+}
+
 /// Entries the user hid (directly or through their content), cached until entries or
 /// organisation change.
 fn hidden_set(lib: &Library) -> Result<Arc<HashSet<i64>>> {
@@ -551,13 +561,7 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
             }
             total += 1;
             if q.order == Order::Relevance {
-                let key = (score, idx.name(i).len(), i);
-                if best.len() < want {
-                    best.push(key);
-                } else if best.peek().is_some_and(|top| key < *top) {
-                    best.pop();
-                    best.push(key);
-                }
+                offer(&mut best, want, (score, idx.name(i).len(), i));
             } else {
                 all.push(i);
             }
@@ -573,12 +577,7 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
     all.extend(a1);
     let mut best = b0;
     for key in b1 {
-        if best.len() < want {
-            best.push(key);
-        } else if best.peek().is_some_and(|top| key < *top) {
-            best.pop();
-            best.push(key);
-        }
+        offer(&mut best, want, key);
     }
     let matched: Vec<usize> = match q.order {
         Order::Relevance => best.into_sorted_vec().into_iter().map(|k| k.2).collect(),

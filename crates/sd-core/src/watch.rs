@@ -166,14 +166,19 @@ fn run(libraries: &dyn Fn() -> Vec<Arc<Library>>, stop: &AtomicBool, states: &St
         for (key, last) in degraded.iter_mut() {
             if last.elapsed() >= DEGRADED_RESCAN {
                 *last = Instant::now();
-                let p = pending.entry(*key).or_default();
-                p.full = true;
-                p.first.get_or_insert(Instant::now());
-                p.last = Some(Instant::now() - QUIET);
+                rescan_now(&mut pending, *key);
             }
         }
         apply_ready(&libs, &mut pending);
     }
+}
+
+/// Schedules a full rescan of a location, due at the next check.
+fn rescan_now(pending: &mut HashMap<Key, Pending>, key: Key) {
+    let p = pending.entry(key).or_default();
+    p.full = true;
+    p.first.get_or_insert(Instant::now());
+    p.last = Some(Instant::now() - QUIET);
 }
 
 /// Starts the index jobs of batches that are quiet (or old) enough, if their location is free.
@@ -240,10 +245,7 @@ fn sync(
             Ok(back) => {
                 for id in back {
                     tracing::info!(location = id, "location is back online; rescanning");
-                    let p = pending.entry((lib.id, id)).or_default();
-                    p.full = true;
-                    p.first.get_or_insert(Instant::now());
-                    p.last = Some(Instant::now() - QUIET);
+                    rescan_now(pending, (lib.id, id));
                 }
             }
             Err(e) => tracing::warn!(error = %e, "tracking volumes"),
@@ -301,10 +303,7 @@ fn sync(
                 );
                 watchers.insert(key, (path, None));
                 degraded.insert(key, Instant::now());
-                let p = pending.entry(key).or_default();
-                p.full = true;
-                p.first.get_or_insert(Instant::now());
-                p.last = Some(Instant::now() - QUIET);
+                rescan_now(pending, key);
             }
         }
     }
