@@ -382,11 +382,6 @@ pub(crate) fn seed_checkpoint(
     Ok(())
 }
 
-/// Removes content identities no entry points to any more (see `scan::drop_orphan_content`).
-pub(crate) fn drop_orphan_content(tx: &rusqlite::Transaction<'_>) -> Result<()> {
-    scan::drop_orphan_content(tx)
-}
-
 /// Drops a finished or cancelled job's checkpoint rows.
 pub(crate) fn clear_checkpoint(tx: &rusqlite::Transaction<'_>, job_id: i64) -> Result<()> {
     tx.execute("DELETE FROM index_frontier WHERE job_id = ?1", [job_id])?;

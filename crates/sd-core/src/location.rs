@@ -391,7 +391,7 @@ pub fn remove(lib: &Arc<Library>, id: i64) -> Result<u64> {
         .transaction(move |tx| {
             let n = tx.execute("DELETE FROM entries WHERE location_id = ?1", [id])?;
             tx.execute("DELETE FROM locations WHERE id = ?1", [id])?;
-            crate::index::drop_orphan_content(tx)?;
+            crate::index::scan::drop_orphan_content(tx)?;
             Ok(n as u64)
         })
         .inspect(|_| lib.touch())

@@ -33,6 +33,14 @@ pub fn from_sql(v: ValueRef<'_>) -> rusqlite::Result<OsString> {
     }
 }
 
+/// Like [`from_sql`], for a column that may be NULL.
+pub fn opt_from_sql(v: ValueRef<'_>) -> rusqlite::Result<Option<OsString>> {
+    match v {
+        ValueRef::Null => Ok(None),
+        other => from_sql(other).map(Some),
+    }
+}
+
 /// An owned SQL value for a name (for parameter lists built at run time).
 pub fn to_value(name: &OsStr) -> Value {
     match name.to_str() {

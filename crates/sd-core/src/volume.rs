@@ -357,7 +357,6 @@ pub fn tracked(lib: &crate::library::Library) -> Result<Vec<Tracked>> {
            FROM volumes v ORDER BY v.id",
     )?;
     let rows = q.query_map([], |r| {
-        let mp: Option<rusqlite::types::Value> = r.get(8)?;
         Ok(Tracked {
             id: r.get(0)?,
             fingerprint: r.get(1)?,
@@ -367,13 +366,8 @@ pub fn tracked(lib: &crate::library::Library) -> Result<Vec<Tracked>> {
             storage_class: r.get(5)?,
             capacity: r.get::<_, i64>(6)? as u64,
             free: r.get::<_, i64>(7)? as u64,
-            mount_point: match mp {
-                Some(rusqlite::types::Value::Text(t)) => Some(JsonPath(PathBuf::from(t))),
-                Some(rusqlite::types::Value::Blob(b)) => Some(JsonPath(PathBuf::from(
-                    <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(b),
-                ))),
-                _ => None,
-            },
+            mount_point: crate::names::opt_from_sql(r.get_ref(8)?)?
+                .map(|p| JsonPath(PathBuf::from(p))),
             online: r.get(9)?,
             last_seen: r.get(10)?,
             read_mb_s: r.get(11)?,
@@ -445,17 +439,12 @@ pub fn track(lib: &crate::library::Library, volumes: &[Volume]) -> Result<Vec<i6
         tx.execute(&format!("UPDATE volumes SET online = 0 WHERE online = 1 AND fingerprint NOT IN ({placeholders})"), [])?;
         let mut back = Vec::new();
         for loc in &locs {
-            let row: (Option<i64>, Option<rusqlite::types::Value>, bool) = tx.query_row(
+            let (mut volume_id, rel, was_online): (Option<i64>, Option<PathBuf>, bool) = tx.query_row(
                 "SELECT volume_id, volume_path, online FROM locations WHERE id = ?1",
                 [loc.id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, names::opt_from_sql(r.get_ref(1)?)?.map(PathBuf::from), r.get(2)?)),
             )?;
-            let (mut volume_id, volume_path, was_online) = row;
-            let mut rel: Option<PathBuf> = volume_path.map(|v| match v {
-                rusqlite::types::Value::Text(t) => PathBuf::from(t),
-                rusqlite::types::Value::Blob(b) => PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(b)),
-                _ => PathBuf::new(),
-            });
+            let mut rel = rel;
             if volume_id.is_none()
                 && loc.path.0.is_dir()
                 && let Some(v) = volume_of(&vols, &loc.path.0)
