@@ -1546,11 +1546,7 @@ fn ls(client: &Client, library: Option<String>, a: LsArgs, json: bool) -> Result
             } else {
                 e.name.0.to_string_lossy().into_owned()
             };
-            let name = match (e.kind, &e.target) {
-                (EntryKind::Dir, _) => format!("{shown}/"),
-                (EntryKind::Symlink, Some(t)) => format!("{shown} -> {}", t.0.to_string_lossy()),
-                _ => shown,
-            };
+            let name = output::entry_name(e.kind, shown, e.target.as_ref());
             let items = match (e.files, e.dirs) {
                 (Some(f), Some(d)) => {
                     format!("{} files, {} dirs", output::count(f), output::count(d))
@@ -1588,12 +1584,11 @@ fn print_quick_scan(r: &QuickScan) {
         .entries
         .iter()
         .map(|e| {
-            let n = e.name.0.to_string_lossy();
-            let name = match (e.kind, &e.target) {
-                (EntryKind::Dir, _) => format!("{n}/"),
-                (EntryKind::Symlink, Some(t)) => format!("{n} -> {}", t.0.to_string_lossy()),
-                _ => n.into_owned(),
-            };
+            let name = output::entry_name(
+                e.kind,
+                e.name.0.to_string_lossy().into_owned(),
+                e.target.as_ref(),
+            );
             vec![
                 kind_char(e.kind).to_string(),
                 output::bytes(e.size),

@@ -95,6 +95,20 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// A listing's name column: folders end in `/`, symlinks show their target (names lossily).
+pub fn entry_name(
+    kind: sd_core::index::walk::EntryKind,
+    shown: String,
+    target: Option<&sd_core::names::JsonPath>,
+) -> String {
+    use sd_core::index::walk::EntryKind;
+    match (kind, target) {
+        (EntryKind::Dir, _) => format!("{shown}/"),
+        (EntryKind::Symlink, Some(t)) => format!("{shown} -> {}", t.0.to_string_lossy()),
+        _ => shown,
+    }
+}
+
 /// One-line summary of an index job's progress.
 pub fn index_message(p: &IndexProgress) -> String {
     let phase = match p.phase {

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::{Sd, corpus};
+use super::{Sd, corpus, write};
 
 /// `truth_dups.py` (shared/bench): groups, files in groups, redundant files, redundant bytes.
 fn truth(root: &Path) -> (u64, u64, u64, u64) {
@@ -119,11 +119,6 @@ fn duplicate_groups_equal_the_ground_truth() {
             .iter()
             .any(|g| !g["integrity"].is_null())
     );
-}
-
-fn write(p: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
 }
 
 #[test]

@@ -1,16 +1,10 @@
 //! Durability: SIGKILL mid-index, pause/resume/cancel.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Sd, corpus, integrity};
+const LIMIT: Duration = Duration::from_secs(60);
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
+use super::{Sd, corpus, integrity, wait_until};
 
 #[test]
 fn sigkill_mid_index_resumes_from_checkpoint() {
@@ -32,10 +26,10 @@ fn sigkill_mid_index_resumes_from_checkpoint() {
             .as_u64()
             .unwrap()
     };
-    wait_until("40 directories indexed", || listed(&sd) >= 40);
+    wait_until("40 directories indexed", LIMIT, || listed(&sd) >= 40);
     let pid = sd.daemon_pid().expect("daemon pid");
     unsafe { libc_kill(pid) };
-    wait_until("the daemon to die", || sd.daemon_pid().is_none());
+    wait_until("the daemon to die", LIMIT, || sd.daemon_pid().is_none());
     let at_kill = {
         // Read the checkpoint straight from the database while no daemon runs.
         let db = sd.data.join("libraries/Crash.sdlibrary/library.db");
@@ -199,13 +193,13 @@ fn sigkill_mid_identification_resumes_without_rehashing() {
         .as_i64()
         .unwrap();
     let progress = |sd: &Sd| sd.json(["job", "info", &job.to_string()])["progress"].clone();
-    wait_until("identification under way", || {
+    wait_until("identification under way", LIMIT, || {
         let p = progress(&sd);
         p["phase"] == "content" && p["content_done"].as_u64().unwrap() >= 100
     });
     let pid = sd.daemon_pid().expect("daemon pid");
     unsafe { libc_kill(pid) };
-    wait_until("the daemon to die", || sd.daemon_pid().is_none());
+    wait_until("the daemon to die", LIMIT, || sd.daemon_pid().is_none());
     let db = sd.data.join("libraries/Ids.sdlibrary/library.db");
     assert_eq!(integrity(&db), "ok");
     let identified_at_kill: i64 = rusqlite::Connection::open(&db)

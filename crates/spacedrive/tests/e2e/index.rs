@@ -2,9 +2,8 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
-use super::{Sd, corpus, expected_counts, json_path};
+use super::{Sd, corpus, expected_counts, json_path, write};
 
 #[test]
 fn corpus_counts_equal_an_independent_walk() {
@@ -69,11 +68,6 @@ fn corpus_counts_equal_an_independent_walk() {
         .map(|e| e["size"].as_u64().unwrap())
         .sum();
     assert_eq!(sum - own_links, expected["bytes"].as_u64().unwrap());
-}
-
-fn write(p: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
 }
 
 #[test]

@@ -251,3 +251,18 @@ pub fn integrity(db: &Path) -> String {
     c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("integrity_check")
 }
+
+/// Writes a file, creating its folders.
+pub fn write(p: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(p.parent().expect("a file inside a folder")).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+/// Polls `f` until it holds; fails the test after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::{Sd, corpus, json_path};
+use super::{Sd, corpus, json_path, write};
 
 fn truth(root: &Path, query: &str, filters: &[&str]) -> Vec<String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/search_truth.py");
@@ -145,11 +145,6 @@ fn search_equals_an_independent_filter() {
         r["hits"][0]["id"], hit["hits"][0]["id"],
         "a rename keeps the entry"
     );
-}
-
-fn write(p: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
 }
 
 #[test]

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{Sd, json_path};
+use super::{Sd, json_path, wait_until};
+
+const LIMIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn volume_list_shows_the_machines_mounts() {
@@ -99,14 +101,6 @@ impl Drop for Mounted {
     }
 }
 
-fn wait(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_volume_goes_offline_and_comes_back_elsewhere() {
     let sd = Sd::new();
@@ -161,7 +155,7 @@ fn a_volume_goes_offline_and_comes_back_elsewhere() {
 
     // Unplugged: the location goes offline, its files stay searchable.
     mounted.unmount();
-    wait("the location to go offline", || {
+    wait_until("the location to go offline", LIMIT, || {
         sd.json(["location", "info", "1"])["online"] == false
     });
     let v = sd.json(["volume", "list"]);
@@ -183,7 +177,7 @@ fn a_volume_goes_offline_and_comes_back_elsewhere() {
     let second = sd.tmp.path().join("mnt-b");
     let _mounted = Mounted::at(&image, &second).expect("remount");
     std::fs::write(second.join("data/added while away.txt"), b"new").unwrap();
-    wait("the location to come back", || {
+    wait_until("the location to come back", LIMIT, || {
         let l = sd.json(["location", "info", "1"]);
         l["online"] == true
             && json_path(&l["path"]) == second.join("data")

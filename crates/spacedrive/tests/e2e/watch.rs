@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::Sd;
+use super::{Sd, write};
 
 /// What is on disk below `root`, independently of the product: relative path → (kind, size).
 fn on_disk(root: &Path) -> BTreeMap<Vec<u8>, (String, u64)> {
@@ -65,11 +65,6 @@ fn settles(sd: &Sd, root: &Path, step: &str) {
 
 fn id_of(sd: &Sd, root: &Path, rel: &str) -> i64 {
     sd.tree("W", root)[rel.as_bytes()].0
-}
-
-fn write(p: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
 }
 
 #[test]
