@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-const LIMIT: Duration = Duration::from_secs(60);
-
 use super::{Sd, corpus, integrity, wait_until};
+
+/// How long a crash test waits for a job or the daemon.
+const LIMIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn sigkill_mid_index_resumes_from_checkpoint() {
