@@ -1,16 +1,25 @@
-//! Actions: every change a user asks for goes through [`commit`], one closed enum dispatched in
-//! one `match`. (The actions issue adds preview and the audit log here, for every action at once.)
+//! Actions: every change a user asks for — file operations, tags, favourites, hidden flags,
+//! notes, and undo — is one variant of [`Action`]. [`preview`] says what it will do without
+//! doing it; [`commit`] does it: organising changes in one transaction, file operations as a
+//! durable job. Either way one row is appended to the audit log when it has finished, holding
+//! what undoing it takes.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use rusqlite::OptionalExtension;
+use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, Outcome, Record};
+use crate::fileops::{self, ConflictPolicy, FileOpJob, OpKind};
+use crate::jobs::{self, JobSpec};
 use crate::library::Library;
+use crate::names::{JsonName, JsonPath};
 use crate::organise::{self, MetaField, Target};
+use crate::store::now_ms;
 use crate::{Error, Result};
 
-/// A change to a library's organisation.
+/// A change to files or to a library's organisation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "action", content = "params", rename_all = "snake_case")]
 pub enum Action {
@@ -53,6 +62,143 @@ pub enum Action {
         content: bool,
         text: Option<String>,
     },
+    /// Copies `sources` into the folder `dest`, or to `dest` itself (one source, `dest` new).
+    Copy {
+        sources: Vec<JsonPath>,
+        dest: JsonPath,
+        #[serde(default)]
+        on_conflict: ConflictPolicy,
+    },
+    /// Moves `sources` into the folder `dest`, or to `dest` itself.
+    Move {
+        sources: Vec<JsonPath>,
+        dest: JsonPath,
+        #[serde(default)]
+        on_conflict: ConflictPolicy,
+    },
+    /// Gives `path` a new name in the same folder.
+    Rename {
+        path: JsonPath,
+        name: JsonName,
+        #[serde(default)]
+        on_conflict: ConflictPolicy,
+    },
+    /// Moves `paths` to the trash, or deletes them for good with `permanent`.
+    Delete {
+        paths: Vec<JsonPath>,
+        #[serde(default)]
+        permanent: bool,
+    },
+    /// Reverses action `id` of the audit log (the latest undoable one when `None`).
+    Undo {
+        id: Option<i64>,
+    },
+}
+
+impl Action {
+    /// The audit log's name for it, e.g. `file.copy`, `tag.apply`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::TagCreate { .. } => "tag.create",
+            Action::TagRename { .. } => "tag.rename",
+            Action::TagDelete { .. } => "tag.delete",
+            Action::TagApply { .. } => "tag.apply",
+            Action::TagRemove { .. } => "tag.remove",
+            Action::Favorite { .. } => "meta.favorite",
+            Action::Hide { .. } => "meta.hide",
+            Action::Note { .. } => "meta.note",
+            Action::Copy { .. } => "file.copy",
+            Action::Move { .. } => "file.move",
+            Action::Rename { .. } => "file.rename",
+            Action::Delete { .. } => "file.delete",
+            Action::Undo { .. } => "undo",
+        }
+    }
+
+    /// The paths and tags it touches, for the audit log.
+    fn targets(&self) -> Vec<String> {
+        let show = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        match self {
+            Action::TagCreate { path, .. }
+            | Action::TagRename { path, .. }
+            | Action::TagDelete { path, .. } => vec![path.clone()],
+            Action::TagApply { tag, paths, .. } | Action::TagRemove { tag, paths, .. } => {
+                std::iter::once(tag.clone())
+                    .chain(paths.iter().map(|p| show(p)))
+                    .collect()
+            }
+            Action::Favorite { paths, .. } | Action::Hide { paths, .. } => {
+                paths.iter().map(|p| show(p)).collect()
+            }
+            Action::Note { path, .. } => vec![show(path)],
+            Action::Copy { sources, dest, .. } | Action::Move { sources, dest, .. } => sources
+                .iter()
+                .chain(std::iter::once(dest))
+                .map(|p| show(&p.0))
+                .collect(),
+            Action::Rename { path, name, .. } => {
+                vec![show(&path.0), name.0.to_string_lossy().into_owned()]
+            }
+            Action::Delete { paths, .. } => paths.iter().map(|p| show(&p.0)).collect(),
+            Action::Undo { id } => id.map(|i| vec![i.to_string()]).unwrap_or_default(),
+        }
+    }
+}
+
+/// What reversing an action takes, as stored in its audit row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Reverse {
+    /// Put (`apply`) or take off tag `tag_id` on exactly these targets.
+    Tags {
+        tag_id: i64,
+        targets: Vec<Target>,
+        apply: bool,
+    },
+    /// Delete the tag created (refused if it has been used since).
+    DeleteTag { path: String },
+    /// Give tag `id` back its former full path.
+    RenameTag { id: i64, to: String },
+    /// Set favourite / hidden / note of each target back.
+    Meta(Vec<(Target, MetaState)>),
+    /// Move each `to` back to `from`.
+    MoveBack(Vec<MovedPair>),
+    /// Put trashed items back.
+    Restore(Vec<Trashed>),
+    /// Trash again what an undo restored.
+    TrashAgain(Vec<JsonPath>),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MovedPair {
+    from: JsonPath,
+    to: JsonPath,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Trashed {
+    trash_info: String,
+    to: JsonPath,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct MetaState {
+    favorite: bool,
+    hidden: bool,
+    note: Option<String>,
+}
+
+/// What an action will do, in full, before it is committed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Preview {
+    pub action: String,
+    /// File operations: every step, conflicts, bytes, free space.
+    pub plan: Option<fileops::Plan>,
+    /// Organising actions: each change, in words.
+    pub effects: Vec<String>,
+    pub undoable: bool,
+    /// For an undo: the audit row it reverses.
+    pub undoes: Option<i64>,
 }
 
 /// Resolves paths to targets before the write transaction (reads only).
@@ -78,93 +224,573 @@ fn targets(lib: &Library, paths: &[PathBuf], content: bool) -> Result<Vec<Target
         .collect()
 }
 
-/// Carries out `action` in one transaction and returns what it did.
-pub fn commit(lib: &Library, action: Action) -> Result<serde_json::Value> {
-    let out = match action {
-        Action::TagCreate {
-            path,
-            color,
-            namespace,
-        } => lib.writer.transaction(move |tx| {
-            Ok(serde_json::to_value(organise::create(
-                tx, &path, color, namespace,
-            )?)?)
+/// The undo to run for audit row `id` (or the latest undoable one).
+fn reverse_of(lib: &Library, id: Option<i64>) -> Result<(i64, Reverse)> {
+    let conn = lib.reader()?;
+    let id = match id {
+        Some(id) => id,
+        None => audit::last_undoable(&conn)?.ok_or_else(|| {
+            Error::NotFound(
+                "nothing to undo: no completed, undoable action in the audit log".into(),
+            )
         })?,
-        Action::TagRename { path, new } => lib
-            .writer
-            .transaction(move |tx| Ok(serde_json::to_value(organise::rename(tx, &path, &new)?)?))?,
-        Action::TagDelete { path, force } => lib
-            .writer
-            .transaction(move |tx| organise::delete(tx, &path, force))?,
+    };
+    let (row, undo) = audit::get(&conn, id)?;
+    if let Some(by) = row.undone_by {
+        return Err(Error::Conflict(format!(
+            "action {id} ({}) was already undone by action {by}",
+            row.kind
+        )));
+    }
+    if row.result != Outcome::Completed && undo.is_none() {
+        return Err(Error::Invalid(format!(
+            "action {id} ({}) did not complete and changed nothing to undo",
+            row.kind
+        )));
+    }
+    let undo = undo.ok_or_else(|| {
+        Error::Invalid(format!(
+            "action {id} ({}) cannot be undone (copies, permanent deletes, overwrites and tag deletions are not reversible)",
+            row.kind
+        ))
+    })?;
+    Ok((id, serde_json::from_value(undo)?))
+}
+
+/// The file operation an action runs, if it is one. `undoes`: the audit row an undo reverses.
+fn file_request(lib: &Library, action: &Action) -> Result<Option<(fileops::Request, Option<i64>)>> {
+    let paths = |v: &[JsonPath]| v.iter().map(|p| p.0.clone()).collect::<Vec<_>>();
+    let req = match action {
+        Action::Copy {
+            sources,
+            dest,
+            on_conflict,
+        }
+        | Action::Move {
+            sources,
+            dest,
+            on_conflict,
+        } => {
+            let op = if matches!(action, Action::Copy { .. }) {
+                OpKind::Copy
+            } else {
+                OpKind::Move
+            };
+            fileops::Request {
+                op,
+                pairs: fileops::destinations(&paths(sources), &dest.0)?,
+                policy: *on_conflict,
+            }
+        }
+        Action::Rename {
+            path,
+            name,
+            on_conflict,
+        } => fileops::Request {
+            op: OpKind::Move,
+            pairs: vec![fileops::rename_target(&path.0, &name.0)?],
+            policy: *on_conflict,
+        },
+        Action::Delete {
+            paths: ps,
+            permanent,
+        } => {
+            if ps.is_empty() {
+                return Err(Error::Invalid(
+                    "name at least one file or folder to delete".into(),
+                ));
+            }
+            let mut pairs = Vec::new();
+            for p in ps {
+                let abs = fileops::absolute(&p.0)?;
+                if abs.parent().is_none()
+                    || lib.dir().starts_with(&abs)
+                    || abs.starts_with(lib.dir())
+                {
+                    return Err(Error::Invalid(format!(
+                        "refusing to delete {}: it is the filesystem root or holds the library itself",
+                        abs.display()
+                    )));
+                }
+                pairs.push((JsonPath(abs), None));
+            }
+            let op = if *permanent {
+                OpKind::Delete
+            } else {
+                OpKind::Trash
+            };
+            fileops::Request {
+                op,
+                pairs,
+                policy: ConflictPolicy::Skip,
+            }
+        }
+        Action::Undo { id } => {
+            let (id, rev) = reverse_of(lib, *id)?;
+            let req = match rev {
+                Reverse::MoveBack(pairs) => fileops::Request {
+                    op: OpKind::Move,
+                    pairs: pairs.into_iter().map(|p| (p.to, Some(p.from))).collect(),
+                    policy: ConflictPolicy::Ask,
+                },
+                Reverse::Restore(items) => fileops::Request {
+                    op: OpKind::Restore,
+                    pairs: items
+                        .into_iter()
+                        .map(|t| (JsonPath(PathBuf::from(t.trash_info)), Some(t.to)))
+                        .collect(),
+                    policy: ConflictPolicy::Ask,
+                },
+                Reverse::TrashAgain(paths) => fileops::Request {
+                    op: OpKind::Trash,
+                    pairs: paths.into_iter().map(|p| (p, None)).collect(),
+                    policy: ConflictPolicy::Skip,
+                },
+                _ => return Ok(None),
+            };
+            return Ok(Some((req, Some(id))));
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some((req, None)))
+}
+
+/// Says what `action` would do, changing nothing.
+pub fn preview(lib: &Library, action: &Action) -> Result<Preview> {
+    if let Some((req, undoes)) = file_request(lib, action)? {
+        let plan = fileops::plan(&req)?;
+        return Ok(Preview {
+            action: action.kind().into(),
+            undoable: plan.undoable,
+            plan: Some(plan),
+            effects: Vec::new(),
+            undoes,
+        });
+    }
+    let (effects, undoable, undoes) = match action {
+        Action::Undo { id } => {
+            let (id, rev) = reverse_of(lib, *id)?;
+            (vec![describe_reverse(&rev)], true, Some(id))
+        }
+        Action::TagCreate { path, .. } => (vec![format!("create tag {path:?}")], true, None),
+        Action::TagRename { path, new } => {
+            (vec![format!("rename tag {path:?} to {new:?}")], true, None)
+        }
+        Action::TagDelete { path, .. } => {
+            let (e, c) = organise::assignments_under(&lib.reader()?, path)?;
+            (
+                vec![format!(
+                    "delete tag {path:?} with its children, removing it from {e} files and {c} contents (cannot be undone)"
+                )],
+                false,
+                None,
+            )
+        }
         Action::TagApply {
             tag,
             paths,
             content,
-        } => tag_files(lib, tag, &paths, content, true)?,
-        Action::TagRemove {
+        }
+        | Action::TagRemove {
             tag,
             paths,
             content,
-        } => tag_files(lib, tag, &paths, content, false)?,
-        Action::Favorite { paths, content, on } => {
-            set(lib, &paths, content, MetaField::Favorite(on))?
-        }
-        Action::Hide { paths, content, on } => set(lib, &paths, content, MetaField::Hidden(on))?,
-        Action::Note {
-            path,
-            content,
-            text,
         } => {
-            let text = text.filter(|t| !t.trim().is_empty());
-            set(lib, &[path], content, MetaField::Note(text))?
+            let verb = if matches!(action, Action::TagApply { .. }) {
+                "add tag"
+            } else {
+                "remove tag"
+            };
+            let on = if *content { "the content of" } else { "" };
+            (
+                paths
+                    .iter()
+                    .map(|p| format!("{verb} {tag:?}: {on} {}", p.display()))
+                    .collect(),
+                true,
+                None,
+            )
+        }
+        Action::Favorite { paths, on, .. } | Action::Hide { paths, on, .. } => {
+            let what = match (matches!(action, Action::Favorite { .. }), on) {
+                (true, true) => "mark favourite",
+                (true, false) => "unmark favourite",
+                (false, true) => "hide",
+                (false, false) => "unhide",
+            };
+            (
+                paths
+                    .iter()
+                    .map(|p| format!("{what}: {}", p.display()))
+                    .collect(),
+                true,
+                None,
+            )
+        }
+        Action::Note { path, text, .. } => (
+            vec![match text {
+                Some(t) => format!("note on {}: {t:?}", path.display()),
+                None => format!("remove the note on {}", path.display()),
+            }],
+            true,
+            None,
+        ),
+        _ => (Vec::new(), false, None),
+    };
+    // Resolve paths now so a preview fails the way the commit would.
+    if let Action::TagApply { paths, content, .. }
+    | Action::TagRemove { paths, content, .. }
+    | Action::Favorite { paths, content, .. }
+    | Action::Hide { paths, content, .. } = action
+    {
+        targets(lib, paths, *content)?;
+    }
+    Ok(Preview {
+        action: action.kind().into(),
+        plan: None,
+        effects,
+        undoable,
+        undoes,
+    })
+}
+
+fn describe_reverse(r: &Reverse) -> String {
+    match r {
+        Reverse::Tags {
+            targets,
+            apply: true,
+            ..
+        } => format!("put the tag back on {} items", targets.len()),
+        Reverse::Tags { targets, .. } => format!("take the tag off {} items", targets.len()),
+        Reverse::DeleteTag { path } => format!("delete tag {path:?} again"),
+        Reverse::RenameTag { to, .. } => format!("rename the tag back to {to:?}"),
+        Reverse::Meta(v) => format!("restore favourite/hidden/note on {} items", v.len()),
+        Reverse::MoveBack(v) => format!("move {} items back", v.len()),
+        Reverse::Restore(v) => format!("restore {} items from the trash", v.len()),
+        Reverse::TrashAgain(v) => format!("move {} items to the trash again", v.len()),
+    }
+}
+
+/// Debug knob for tests: skip the free-space check so a copy really runs into a full disk.
+fn skip_space_check() -> bool {
+    std::env::var_os("SPACEDRIVE_DEBUG_SKIP_SPACE_CHECK").is_some_and(|v| v == "1")
+}
+
+/// Carries out `action`: organising changes in one transaction (audited in it), file operations
+/// as a job (audited when it ends). Returns what it did, or `{"job": …}` for a job.
+pub fn commit(lib: &Arc<Library>, action: Action) -> Result<serde_json::Value> {
+    // Record which action an undo reversed, even when the user did not name it.
+    let action = match action {
+        Action::Undo { id } => Action::Undo {
+            id: Some(reverse_of(lib, id)?.0),
+        },
+        other => other,
+    };
+    if let Some((req, undoes)) = file_request(lib, &action)? {
+        if let Reverse::MoveBack(pairs) = undoes
+            .map(|id| reverse_of(lib, Some(id)).map(|r| r.1))
+            .transpose()?
+            .unwrap_or(Reverse::TrashAgain(Vec::new()))
+        {
+            // Folders a move emptied and removed come back first.
+            for p in pairs {
+                if let Some(parent) = p.from.0.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+            }
+        }
+        return start_file_op(lib, &action, req, undoes);
+    }
+    let out = match action {
+        Action::Undo { id } => {
+            let (id, rev) = reverse_of(lib, id)?;
+            organise_commit(lib, &action, Some(id), move |tx| apply_reverse(tx, rev))?
+        }
+        a => {
+            let prepared = prepare(lib, &a)?;
+            let owned = a.clone();
+            organise_commit(lib, &a, None, move |tx| run_organise(tx, owned, prepared))?
         }
     };
     lib.touch_meta();
     Ok(out)
 }
 
-/// Puts tag `tag` on (`apply`) or takes it off the files at `paths`, or their content.
-fn tag_files(
-    lib: &Library,
-    tag: String,
-    paths: &[PathBuf],
-    content: bool,
-    apply: bool,
+fn start_file_op(
+    lib: &Arc<Library>,
+    action: &Action,
+    req: fileops::Request,
+    undoes: Option<i64>,
 ) -> Result<serde_json::Value> {
-    if paths.is_empty() {
-        return Err(Error::Invalid(format!(
-            "name at least one file to tag with {tag:?}"
+    let plan = fileops::plan(&req)?;
+    if plan.unresolved > 0 {
+        let first = plan
+            .steps
+            .iter()
+            .find(|s| s.op == fileops::StepOp::Conflict)
+            .and_then(|s| s.note.clone())
+            .unwrap_or_default();
+        return Err(Error::Conflict(format!(
+            "{} destination(s) already exist ({first}); choose what to do with --on-conflict skip, overwrite or keep-both. Nothing was changed.",
+            plan.unresolved
         )));
     }
-    let t = targets(lib, paths, content)?;
+    if let Some(s) = plan.space.iter().find(|s| !s.ok)
+        && !skip_space_check()
+    {
+        return Err(Error::Invalid(format!(
+            "not enough space at {}: the copy needs {} bytes and {} are free. Nothing was changed.",
+            s.path.0.display(),
+            s.needed,
+            s.available
+        )));
+    }
+    let params = FileOpJob {
+        op: req.op,
+        policy: req.policy,
+        action: serde_json::to_value(action)?,
+        targets: action.targets(),
+        undoes,
+        committed_at: now_ms(),
+    };
+    let steps = plan.steps.clone();
+    let job = lib.writer.transaction(move |tx| {
+        let spec = JobSpec::FileOp(params);
+        let job = jobs::insert(tx, &spec, &fileops::FileOpProgress::default())?;
+        fileops::insert_items(tx, job, &steps)?;
+        Ok(job)
+    })?;
+    jobs::start(lib, job)?;
+    let info = jobs::get(lib, job)?;
+    Ok(serde_json::json!({
+        "job": info,
+        "plan": {
+            "files": plan.files, "dirs": plan.dirs, "bytes": plan.bytes, "steps": plan.steps.len(),
+            "conflicts": plan.conflicts, "skipped": plan.skipped, "strategy": plan.strategy,
+            "undoable": plan.undoable,
+        },
+    }))
+}
+
+/// Runs an organising change in one transaction with its audit row.
+fn organise_commit(
+    lib: &Library,
+    action: &Action,
+    undoes: Option<i64>,
+    f: impl FnOnce(&Transaction<'_>) -> Result<(serde_json::Value, Option<Reverse>)> + Send + 'static,
+) -> Result<serde_json::Value> {
+    let record = Record {
+        kind: action.kind().to_string(),
+        action: serde_json::to_value(action)?,
+        targets: action.targets(),
+        outcome: Outcome::Completed,
+        summary: serde_json::Value::Null,
+        undo: None,
+        job_id: None,
+        undoes,
+        created_at: now_ms(),
+    };
+    let device_row = lib.device_row;
     lib.writer.transaction(move |tx| {
-        let id = organise::resolve(tx, &tag)?;
-        let mut changed = 0u64;
-        for target in t {
-            let done = if apply {
-                organise::apply(tx, id, target)?
-            } else {
-                organise::remove(tx, id, target)?
-            };
-            changed += u64::from(done);
+        let (mut out, reverse) = f(tx)?;
+        let mut record = record;
+        record.summary = out.clone();
+        record.undo = reverse.map(serde_json::to_value).transpose()?;
+        let id = audit::append(tx, device_row, &record)?;
+        if let Some(o) = out.as_object_mut() {
+            o.insert("audit_id".into(), id.into());
         }
-        let key = if apply { "added" } else { "removed" };
-        Ok(serde_json::json!({"tag": tag, key: changed, "on_content": content}))
+        Ok(out)
     })
 }
 
+/// Reads done before the write transaction: the targets of path-based actions.
+fn prepare(lib: &Library, action: &Action) -> Result<Vec<Target>> {
+    match action {
+        Action::TagApply {
+            tag,
+            paths,
+            content,
+        }
+        | Action::TagRemove {
+            tag,
+            paths,
+            content,
+        } => {
+            if paths.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "name at least one file to tag with {tag:?}"
+                )));
+            }
+            targets(lib, paths, *content)
+        }
+        Action::Favorite { paths, content, .. } | Action::Hide { paths, content, .. } => {
+            targets(lib, paths, *content)
+        }
+        Action::Note { path, content, .. } => targets(lib, std::slice::from_ref(path), *content),
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn run_organise(
+    tx: &Transaction<'_>,
+    action: Action,
+    t: Vec<Target>,
+) -> Result<(serde_json::Value, Option<Reverse>)> {
+    let apply = matches!(action, Action::TagApply { .. });
+    Ok(match action {
+        Action::TagCreate {
+            path,
+            color,
+            namespace,
+        } => {
+            let tag = organise::create(tx, &path, color, namespace)?;
+            let rev = Reverse::DeleteTag {
+                path: tag.path.clone(),
+            };
+            (serde_json::to_value(tag)?, Some(rev))
+        }
+        Action::TagRename { path, new } => {
+            let tag = organise::rename(tx, &path, &new)?;
+            let rev = Reverse::RenameTag {
+                id: tag.id,
+                to: path,
+            };
+            (serde_json::to_value(tag)?, Some(rev))
+        }
+        Action::TagDelete { path, force } => (organise::delete(tx, &path, force)?, None),
+        Action::TagApply { tag, content, .. } | Action::TagRemove { tag, content, .. } => {
+            let id = organise::resolve(tx, &tag)?;
+            let changed = tag_targets(tx, id, &t, apply)?;
+            let key = if apply { "added" } else { "removed" };
+            let out = serde_json::json!({"tag": tag, key: changed.len(), "on_content": content});
+            (
+                out,
+                Some(Reverse::Tags {
+                    tag_id: id,
+                    targets: changed,
+                    apply: !apply,
+                }),
+            )
+        }
+        Action::Favorite { on, content, .. } => set(tx, &t, content, MetaField::Favorite(on))?,
+        Action::Hide { on, content, .. } => set(tx, &t, content, MetaField::Hidden(on))?,
+        Action::Note { text, content, .. } => {
+            let text = text.filter(|t| !t.trim().is_empty());
+            set(tx, &t, content, MetaField::Note(text))?
+        }
+        other => {
+            return Err(Error::Invalid(format!(
+                "{} is not an organising action",
+                other.kind()
+            )));
+        }
+    })
+}
+
+/// Applies or removes tag `id` on `targets`; returns those that changed.
+fn tag_targets(
+    tx: &Transaction<'_>,
+    id: i64,
+    targets: &[Target],
+    apply: bool,
+) -> Result<Vec<Target>> {
+    let mut changed = Vec::new();
+    for &target in targets {
+        let done = if apply {
+            organise::apply(tx, id, target)?
+        } else {
+            organise::remove(tx, id, target)?
+        };
+        if done {
+            changed.push(target);
+        }
+    }
+    Ok(changed)
+}
+
+fn meta_state(tx: &Transaction<'_>, t: Target) -> Result<MetaState> {
+    let (e, c) = match t {
+        Target::Entry(e) => (Some(e), None),
+        Target::Content(c) => (None, Some(c)),
+    };
+    Ok(tx
+        .query_row(
+            "SELECT favorite, hidden, note FROM user_metadata WHERE entry_id IS ?1 AND content_id IS ?2",
+            params![e, c],
+            |r| Ok(MetaState { favorite: r.get(0)?, hidden: r.get(1)?, note: r.get(2)? }),
+        )
+        .optional()?
+        .unwrap_or_default())
+}
+
+fn set_state(tx: &Transaction<'_>, t: Target, s: MetaState) -> Result<()> {
+    organise::set_meta(tx, t, MetaField::Favorite(s.favorite))?;
+    organise::set_meta(tx, t, MetaField::Hidden(s.hidden))?;
+    organise::set_meta(tx, t, MetaField::Note(s.note))
+}
+
 fn set(
-    lib: &Library,
-    paths: &[PathBuf],
+    tx: &Transaction<'_>,
+    t: &[Target],
     content: bool,
     field: MetaField,
-) -> Result<serde_json::Value> {
-    let t = targets(lib, paths, content)?;
-    let n = t.len();
-    lib.writer.transaction(move |tx| {
-        for target in t {
-            organise::set_meta(tx, target, field.clone())?;
+) -> Result<(serde_json::Value, Option<Reverse>)> {
+    let mut before = Vec::with_capacity(t.len());
+    for &target in t {
+        before.push((target, meta_state(tx, target)?));
+        organise::set_meta(tx, target, field.clone())?;
+    }
+    Ok((
+        serde_json::json!({"updated": t.len(), "on_content": content}),
+        Some(Reverse::Meta(before)),
+    ))
+}
+
+/// Applies an organising undo; returns what it did and how to reverse it in turn.
+fn apply_reverse(
+    tx: &Transaction<'_>,
+    rev: Reverse,
+) -> Result<(serde_json::Value, Option<Reverse>)> {
+    Ok(match rev {
+        Reverse::Tags {
+            tag_id,
+            targets,
+            apply,
+        } => {
+            let changed = tag_targets(tx, tag_id, &targets, apply)?;
+            let out = serde_json::json!({"tag_id": tag_id, if apply { "added" } else { "removed" }: changed.len()});
+            (
+                out,
+                Some(Reverse::Tags {
+                    tag_id,
+                    targets: changed,
+                    apply: !apply,
+                }),
+            )
         }
-        Ok(serde_json::json!({"updated": n, "on_content": content}))
+        Reverse::DeleteTag { path } => (organise::delete(tx, &path, false)?, None),
+        Reverse::RenameTag { id, to } => {
+            let current = organise::get(tx, id)?.path;
+            let tag = organise::rename(tx, &current, &to)?;
+            (
+                serde_json::to_value(tag)?,
+                Some(Reverse::RenameTag { id, to: current }),
+            )
+        }
+        Reverse::Meta(states) => {
+            let mut before = Vec::with_capacity(states.len());
+            for (t, s) in states {
+                before.push((t, meta_state(tx, t)?));
+                set_state(tx, t, s)?;
+            }
+            (
+                serde_json::json!({"updated": before.len()}),
+                Some(Reverse::Meta(before)),
+            )
+        }
+        Reverse::MoveBack(_) | Reverse::Restore(_) | Reverse::TrashAgain(_) => {
+            return Err(Error::Invalid("a file undo runs as a job".into()));
+        }
     })
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::control::{Control, Stop};
 use crate::events::Event;
+use crate::fileops::{FileOpJob, FileOpProgress};
 use crate::index::{self, IndexParams, IndexProgress};
 use crate::library::Library;
 use crate::store::now_ms;
@@ -67,12 +68,41 @@ impl JobState {
 pub enum JobSpec {
     /// Index (or rescan) a location.
     Index(IndexParams),
+    /// Copy, move, rename, delete or restore files (the plan is in `fileop_items`).
+    FileOp(FileOpJob),
 }
 
 impl JobSpec {
     fn kind(&self) -> &'static str {
         match self {
             JobSpec::Index(_) => "index",
+            JobSpec::FileOp(_) => "fileop",
+        }
+    }
+}
+
+/// A job's progress, by kind (serialised as the inner value).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JobProgress {
+    FileOp(FileOpProgress),
+    Index(IndexProgress),
+}
+
+impl JobProgress {
+    /// The progress of an index job.
+    pub fn index(&self) -> Option<&IndexProgress> {
+        match self {
+            JobProgress::Index(p) => Some(p),
+            JobProgress::FileOp(_) => None,
+        }
+    }
+
+    /// The progress of a file-operation job.
+    pub fn file_op(&self) -> Option<&FileOpProgress> {
+        match self {
+            JobProgress::FileOp(p) => Some(p),
+            JobProgress::Index(_) => None,
         }
     }
 }
@@ -85,7 +115,7 @@ pub struct JobInfo {
     pub kind: String,
     pub state: JobState,
     pub spec: JobSpec,
-    pub progress: IndexProgress,
+    pub progress: JobProgress,
     pub error: Option<String>,
     pub resumes: i64,
     pub created_at: i64,
@@ -102,7 +132,7 @@ pub(crate) struct RunningJob {
 pub(crate) fn insert(
     tx: &rusqlite::Transaction<'_>,
     spec: &JobSpec,
-    progress: &IndexProgress,
+    progress: &impl Serialize,
 ) -> Result<i64> {
     tx.execute(
         "INSERT INTO jobs (kind, state, params, progress, created_at) VALUES (?1, 'queued', ?2, ?3, ?4)",
@@ -120,13 +150,18 @@ fn from_row(lib: &Library, r: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
     let bad = |e: serde_json::Error| {
         rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
     };
+    let kind: String = r.get(1)?;
+    let progress = match kind.as_str() {
+        "fileop" => JobProgress::FileOp(serde_json::from_str(&progress).map_err(bad)?),
+        _ => JobProgress::Index(serde_json::from_str(&progress).map_err(bad)?),
+    };
     Ok(JobInfo {
         id: r.get(0)?,
         library_id: lib.id,
-        kind: r.get(1)?,
+        kind,
         state: JobState::parse(&r.get::<_, String>(2)?),
         spec: serde_json::from_str(&spec).map_err(bad)?,
-        progress: serde_json::from_str(&progress).map_err(bad)?,
+        progress,
         error: r.get(5)?,
         resumes: r.get(6)?,
         created_at: r.get(7)?,
@@ -341,8 +376,8 @@ fn run_job_inner(lib: &Arc<Library>, id: i64, control: &Arc<Control>) -> Result<
     let mut info = get(lib, id)?;
     let was = info.state;
     info.state = JobState::Running;
-    let resumed =
-        matches!(was, JobState::Running | JobState::Paused) || info.progress.dirs_listed > 0;
+    let resumed = matches!(was, JobState::Running | JobState::Paused)
+        || info.progress.index().is_some_and(|p| p.dirs_listed > 0);
     lib.writer.run(move |c| {
         c.execute(
             "UPDATE jobs SET state = 'running', started_at = coalesce(started_at, ?2), resumes = resumes + ?3 WHERE id = ?1",
@@ -355,12 +390,12 @@ fn run_job_inner(lib: &Arc<Library>, id: i64, control: &Arc<Control>) -> Result<
     tracing::info!(resumed, "job started");
 
     let last_emit = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
-    let on_progress = |p: &IndexProgress| {
+    let emit = |p: JobProgress, last_one: bool| {
         let mut last = last_emit.lock().unwrap_or_else(|e| e.into_inner());
-        if last.elapsed() >= Duration::from_millis(100) || p.phase == index::Phase::Done {
+        if last.elapsed() >= Duration::from_millis(100) || last_one {
             *last = Instant::now();
             let mut snapshot = info.clone();
-            snapshot.progress = p.clone();
+            snapshot.progress = p;
             snapshot.state = if control.paused() {
                 JobState::Paused
             } else {
@@ -369,24 +404,47 @@ fn run_job_inner(lib: &Arc<Library>, id: i64, control: &Arc<Control>) -> Result<
             lib.bus.emit(Event::Job(snapshot));
         }
     };
-    let hooks = index::RunHooks {
-        on_progress: &on_progress,
-    };
-    match &info.spec {
-        JobSpec::Index(params) => match index::run(lib, id, params, control, &hooks)? {
-            Ok(_) => finish(lib, id, &info.spec, JobState::Completed, None),
-            Err(Stop::Cancel) => finish(lib, id, &info.spec, JobState::Cancelled, None),
-            Err(Stop::Shutdown) => {
-                // Interrupted by the daemon stopping: stays resumable, picked up at next start.
-                lib.writer.run(move |c| {
-                    c.execute(
-                        "UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state != 'paused'",
-                        [id],
-                    )?;
+    let stopped = match &info.spec {
+        JobSpec::Index(params) => {
+            let on_progress = |p: &IndexProgress| {
+                emit(JobProgress::Index(p.clone()), p.phase == index::Phase::Done)
+            };
+            let hooks = index::RunHooks {
+                on_progress: &on_progress,
+            };
+            index::run(lib, id, params, control, &hooks)?.map(|_| ())
+        }
+        JobSpec::FileOp(params) => {
+            let on_progress = |p: &FileOpProgress| emit(JobProgress::FileOp(p.clone()), false);
+            match crate::fileops::run(lib, id, params, control, &on_progress)? {
+                Ok(done) => {
+                    let progress = serde_json::to_string(&done)?;
+                    lib.writer.run(move |c| {
+                        c.execute(
+                            "UPDATE jobs SET progress = ?2 WHERE id = ?1",
+                            params![id, progress],
+                        )?;
+                        Ok(())
+                    })?;
                     Ok(())
-                })
+                }
+                Err(stop) => Err(stop),
             }
-        },
+        }
+    };
+    match stopped {
+        Ok(()) => finish(lib, id, &info.spec, JobState::Completed, None),
+        Err(Stop::Cancel) => finish(lib, id, &info.spec, JobState::Cancelled, None),
+        Err(Stop::Shutdown) => {
+            // Interrupted by the daemon stopping: stays resumable, picked up at next start.
+            lib.writer.run(move |c| {
+                c.execute(
+                    "UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state != 'paused'",
+                    [id],
+                )?;
+                Ok(())
+            })
+        }
     }
 }
 
@@ -399,6 +457,7 @@ fn finish(
     error: Option<String>,
 ) -> Result<()> {
     let spec = spec.clone();
+    let device_row = lib.device_row;
     lib.writer.transaction(move |tx| {
         tx.execute(
             "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
@@ -413,6 +472,42 @@ fn finish(
                         params![p.location_id, id],
                     )?;
                 }
+            }
+            JobSpec::FileOp(p) => {
+                let progress: String =
+                    tx.query_row("SELECT progress FROM jobs WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })?;
+                let progress: FileOpProgress = serde_json::from_str(&progress).unwrap_or_default();
+                let (mut summary, undo) = crate::fileops::summarize(tx, id, &p, &progress)?;
+                if let Some(e) = &error {
+                    summary["error"] = serde_json::Value::String(e.clone());
+                }
+                let outcome = match state {
+                    JobState::Completed => crate::audit::Outcome::Completed,
+                    JobState::Cancelled => crate::audit::Outcome::Cancelled,
+                    _ => crate::audit::Outcome::Failed,
+                };
+                let kind = if p.undoes.is_some() {
+                    "undo".to_string()
+                } else {
+                    format!("file.{}", p.op.as_str())
+                };
+                crate::audit::append(
+                    tx,
+                    device_row,
+                    &crate::audit::Record {
+                        kind,
+                        action: p.action.clone(),
+                        targets: p.targets.clone(),
+                        outcome,
+                        summary,
+                        undo,
+                        job_id: Some(id),
+                        undoes: p.undoes,
+                        created_at: p.committed_at,
+                    },
+                )?;
             }
         }
         Ok(())

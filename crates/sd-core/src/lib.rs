@@ -16,12 +16,14 @@
 //! ```
 
 pub mod actions;
+pub mod audit;
 pub mod content;
 pub mod control;
 pub mod device;
 pub mod dupes;
 mod error;
 pub mod events;
+pub mod fileops;
 pub mod filetype;
 pub(crate) mod fsutil;
 pub mod index;

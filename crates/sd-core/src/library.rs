@@ -51,6 +51,9 @@ pub struct Library {
     meta_generation: std::sync::atomic::AtomicU64,
     /// Search's cache of hidden entries, keyed by (generation, meta_generation).
     pub(crate) hidden: crate::search::HiddenCache,
+    /// Locations a file operation is changing right now (location id → number of jobs): the
+    /// watcher leaves them alone until the operation has updated the index itself.
+    pub(crate) file_ops: Mutex<HashMap<i64, usize>>,
 }
 
 /// Checks a proposed library name; returns it trimmed.
@@ -173,6 +176,7 @@ impl Library {
             search: Mutex::new(None),
             meta_generation: std::sync::atomic::AtomicU64::new(0),
             hidden: Mutex::new(None),
+            file_ops: Mutex::new(HashMap::new()),
         }))
     }
 

@@ -107,7 +107,7 @@ fn list_with(conn: &Connection) -> Result<Vec<Tag>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn get(conn: &Connection, id: i64) -> Result<Tag> {
+pub(crate) fn get(conn: &Connection, id: i64) -> Result<Tag> {
     list_with(conn)?
         .into_iter()
         .find(|t| t.id == id)

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_organise.sql"),
     include_str!("../migrations/0004_watch.sql"),
     include_str!("../migrations/0005_volumes.sql"),
+    include_str!("../migrations/0006_actions.sql"),
 ];
 
 /// The schema version this build writes.

@@ -246,6 +246,11 @@ fn fsid_fingerprint(mount_point: &Path, fs_type: &str) -> Option<String> {
     Some(format!("{fs_type}:fsid-{:016x}", s.f_fsid))
 }
 
+/// Bytes an unprivileged user can still write on the filesystem holding `path`.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    statvfs(path).map(|(_, free)| free)
+}
+
 fn statvfs(path: &Path) -> Option<(u64, u64)> {
     let c = CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };

@@ -196,6 +196,9 @@ fn apply_ready(libs: &HashMap<Uuid, Arc<Library>>, pending: &mut HashMap<Key, Pe
             pending.remove(&key);
             continue;
         };
+        if crate::fileops::busy(lib, key.1) {
+            continue; // a file operation is changing it and updates the index itself; apply after
+        }
         let p = &pending[&key];
         let dirs: Vec<PathBuf> = if p.full {
             Vec::new()

@@ -95,12 +95,28 @@ pub enum Request {
     },
     #[serde(rename = "tag.list")]
     TagList { library: Option<String> },
-    /// Every change to tags, favourites, hidden flags and notes.
+    /// What an action would do (every step, conflicts, bytes, free space), changing nothing.
+    #[serde(rename = "action.preview")]
+    Preview {
+        library: Option<String>,
+        action: sd_core::actions::Action,
+    },
+    /// Carries out an action: file operations (copy, move, rename, delete, undo) start a job and
+    /// answer `{"job", "plan"}`; tags, favourites, hidden flags and notes answer what changed.
     #[serde(rename = "action.commit")]
     Action {
         library: Option<String>,
         action: sd_core::actions::Action,
     },
+    /// The audit log, newest first.
+    #[serde(rename = "audit.list")]
+    AuditList {
+        library: Option<String>,
+        limit: Option<usize>,
+    },
+    /// Checks the audit log's hash chain.
+    #[serde(rename = "audit.verify")]
+    AuditVerify { library: Option<String> },
     /// Mounted volumes, and the volumes the library tracks (offline ones too).
     #[serde(rename = "volume.list")]
     VolumeList { library: Option<String> },

@@ -155,6 +155,27 @@ impl Daemon {
         self.node.library(sel).map_err(|e| err(&e))
     }
 
+    /// The library an action is recorded in. A file operation on a fresh machine creates the
+    /// default library (its jobs and audit log live there), as `location add` does.
+    fn lib_for(
+        &self,
+        sel: Option<&str>,
+        action: &sd_core::actions::Action,
+    ) -> Result<Arc<Library>, ApiError> {
+        use sd_core::actions::Action;
+        let file_op = matches!(
+            action,
+            Action::Copy { .. }
+                | Action::Move { .. }
+                | Action::Rename { .. }
+                | Action::Delete { .. }
+        );
+        if sel.is_none() && file_op && self.node.slots().is_empty() {
+            return self.node.create_library("My Library").map_err(|x| err(&x));
+        }
+        self.lib(sel)
+    }
+
     fn handle(&self, req: Request) -> Result<Value, ApiError> {
         let to = |v: Result<Value, serde_json::Error>| {
             v.map_err(|e| ApiError {
@@ -358,9 +379,27 @@ impl Daemon {
                     sd_core::organise::list(&lib).map_err(e)?,
                 ))
             }
+            Request::Preview { library, action } => {
+                let lib = self.lib_for(library.as_deref(), &action)?;
+                to(serde_json::to_value(
+                    sd_core::actions::preview(&lib, &action).map_err(e)?,
+                ))
+            }
             Request::Action { library, action } => {
-                let lib = self.lib(library.as_deref())?;
+                let lib = self.lib_for(library.as_deref(), &action)?;
                 sd_core::actions::commit(&lib, action).map_err(e)
+            }
+            Request::AuditList { library, limit } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(
+                    sd_core::audit::list(&lib, limit.unwrap_or(50)).map_err(e)?,
+                ))
+            }
+            Request::AuditVerify { library } => {
+                let lib = self.lib(library.as_deref())?;
+                to(serde_json::to_value(
+                    sd_core::audit::verify(&lib).map_err(e)?,
+                ))
             }
             Request::VolumeList { library } => {
                 let mounted = sd_core::volume::detect().map_err(e)?;

@@ -2,6 +2,7 @@
 //! (`spacedrive daemon`). Every command except `daemon` talks to the daemon over its Unix socket
 //! and starts it when it is not running.
 
+mod actions_cmd;
 mod api;
 mod client;
 mod daemon;
@@ -85,6 +86,24 @@ enum Command {
         #[arg(long, conflicts_with = "text")]
         clear: bool,
     },
+    /// Copy files and folders (each copy verified; --preview shows every step first)
+    Cp(actions_cmd::TransferArgs),
+    /// Move files and folders (a rename within a filesystem; verified copy, then removal, across)
+    Mv(actions_cmd::TransferArgs),
+    /// Give a file or folder a new name in the same folder
+    Rename(actions_cmd::RenameArgs),
+    /// Delete files and folders: to the trash (undoable), or --permanent
+    Rm(actions_cmd::RmArgs),
+    /// The audit log: every action, newest first
+    History {
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+    },
+    /// Reverse an action: a rename, move, trash or tag change (the latest one by default)
+    Undo(actions_cmd::UndoArgs),
+    /// Check the audit log
+    #[command(subcommand)]
+    Audit(actions_cmd::AuditCmd),
     /// Watch and control durable jobs
     #[command(subcommand)]
     Job(JobCmd),
@@ -672,6 +691,13 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Search(a) => search_cmd(&client, lib, *a, json)?,
+        Command::Cp(a) => actions_cmd::transfer(&client, lib, a, json, false)?,
+        Command::Mv(a) => actions_cmd::transfer(&client, lib, a, json, true)?,
+        Command::Rename(a) => actions_cmd::rename(&client, lib, a, json)?,
+        Command::Rm(a) => actions_cmd::rm(&client, lib, a, json)?,
+        Command::History { limit } => actions_cmd::history(&client, lib, limit, json)?,
+        Command::Undo(a) => actions_cmd::undo(&client, lib, a, json)?,
+        Command::Audit(cmd) => actions_cmd::audit(&client, lib, cmd, json)?,
         Command::Tag(cmd) => tag_cmd(&client, lib, cmd, json)?,
         Command::Favorite(m) => mark(&client, lib, m, json, Mark::Favorite)?,
         Command::Hide(m) => mark(&client, lib, m, json, Mark::Hidden)?,
@@ -1396,7 +1422,7 @@ fn location_cmd(
                     .unwrap_or_else(|| "never".into())
             );
             if let Some(j) = &d.last_job {
-                println!("  {}", output::index_summary(j).replace('\n', "\n  "));
+                println!("  {}", output::job_summary(j).replace('\n', "\n  "));
             }
         }
         LocationCmd::Set {
@@ -1441,6 +1467,43 @@ fn location_cmd(
     Ok(())
 }
 
+/// Streams job `id` until it ends, with a progress bar on stderr unless `json`; returns its
+/// final state.
+fn watch_job(client: &Client, lib: Option<String>, id: i64, json: bool) -> Result<JobInfo> {
+    let mut last: Option<JobInfo> = None;
+    let mut bar = None;
+    client.stream(
+        &Request::Subscribe {
+            library: lib,
+            job: Some(id),
+        },
+        |ev| {
+            let job: JobInfo = serde_json::from_value(ev["data"].clone())?;
+            if !json {
+                let b = bar.get_or_insert_with(|| output::job_bar(&job));
+                let knows_total = job.progress.index().is_none_or(|p| p.expected.is_some());
+                if b.length().is_none() && knows_total {
+                    b.finish_and_clear();
+                    *b = output::job_bar(&job);
+                }
+                output::update_bar(b, &job);
+            }
+            let done = job.state.is_final();
+            last = Some(job);
+            Ok(!done)
+        },
+    )?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match last {
+        Some(j) if j.state.is_final() => Ok(j),
+        _ => bail!(
+            "lost track of job {id}: the daemon stopped; it resumes when the daemon starts again"
+        ),
+    }
+}
+
 /// Shows a job's progress until it ends (unless detached), then its summary.
 fn follow(
     client: &Client,
@@ -1456,38 +1519,7 @@ fn follow(
         return Ok(());
     }
     let lib = library.or(Some(started.library_id.clone()));
-    let mut last: Option<JobInfo> = None;
-    let mut bar = None;
-    client.stream(
-        &Request::Subscribe {
-            library: lib.clone(),
-            job: Some(started.job_id),
-        },
-        |ev| {
-            let job: JobInfo = serde_json::from_value(ev["data"].clone())?;
-            if !json {
-                let b = bar.get_or_insert_with(|| output::job_bar(&job));
-                if b.length().is_none() && job.progress.expected.is_some() {
-                    b.finish_and_clear();
-                    *b = output::job_bar(&job);
-                }
-                output::update_bar(b, &job);
-            }
-            let done = job.state.is_final();
-            last = Some(job);
-            Ok(!done)
-        },
-    )?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let job = match last {
-        Some(j) if j.state.is_final() => j,
-        _ => bail!(
-            "lost track of job {}: the daemon stopped; it resumes when the daemon starts again",
-            started.job_id
-        ),
-    };
+    let job = watch_job(client, lib.clone(), started.job_id, json)?;
     if json {
         let location: api::LocationDetail = client.call(&Request::LocationInfo {
             library: lib,
@@ -1495,7 +1527,7 @@ fn follow(
         })?;
         return print_json(&serde_json::json!({ "location": location, "job": job }));
     }
-    println!("{}", output::index_summary(&job));
+    println!("{}", output::job_summary(&job));
     if job.state == sd_core::jobs::JobState::Failed {
         bail!("job {} failed", job.id);
     }
@@ -1625,7 +1657,7 @@ fn job_cmd(client: &Client, library: Option<String>, cmd: JobCmd, json: bool) ->
         if json {
             return print_json(j);
         }
-        println!("{}", output::index_summary(j));
+        println!("{}", output::job_summary(j));
         Ok(())
     };
     match cmd {
@@ -1648,7 +1680,7 @@ fn job_cmd(client: &Client, library: Option<String>, cmd: JobCmd, json: bool) ->
                         j.id.to_string(),
                         output::describe(j),
                         j.state.as_str().to_owned(),
-                        output::index_message(&j.progress),
+                        output::progress_message(&j.progress),
                         j.resumes.to_string(),
                         output::time_ms(j.created_at),
                     ]
@@ -1687,7 +1719,7 @@ fn monitor(client: &Client, library: Option<String>, id: Option<i64>, json: bool
                 if let Some(b) = bars.remove(&key) {
                     b.finish_and_clear();
                 }
-                let _ = multi.println(output::index_summary(&job));
+                let _ = multi.println(output::job_summary(&job));
             } else {
                 let b = bars
                     .entry(key)

@@ -1,7 +1,9 @@
 //! Human-readable rendering: sizes, times, tables and progress bars. JSON output bypasses all of it.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use sd_core::fileops::FileOpProgress;
 use sd_core::index::IndexProgress;
+use sd_core::jobs::JobProgress;
 use sd_core::jobs::{JobInfo, JobSpec};
 
 /// `1536` → `1.5 KiB`.
@@ -139,7 +141,11 @@ pub fn index_message(p: &IndexProgress) -> String {
 
 /// A progress bar for a job, on stderr (hidden when stderr is not a terminal).
 pub fn job_bar(job: &JobInfo) -> ProgressBar {
-    let bar = match job.progress.expected {
+    let total = match &job.progress {
+        JobProgress::Index(p) => p.expected,
+        JobProgress::FileOp(p) => Some(p.bytes_total.max(p.steps_total)),
+    };
+    let bar = match total {
         Some(n) if n > 0 => {
             let b = ProgressBar::new(n);
             b.set_style(
@@ -166,19 +172,63 @@ pub fn job_bar(job: &JobInfo) -> ProgressBar {
 
 /// Moves a job's bar to its latest progress.
 pub fn update_bar(bar: &ProgressBar, job: &JobInfo) {
-    let p = &job.progress;
-    if p.phase == sd_core::index::Phase::Content && p.content_total > 0 {
-        bar.set_length(p.content_total);
-        bar.set_position(p.content_done);
-    } else {
-        bar.set_position(p.files + p.dirs + p.symlinks + p.other);
-    }
+    let msg = match &job.progress {
+        JobProgress::Index(p) => {
+            if p.phase == sd_core::index::Phase::Content && p.content_total > 0 {
+                bar.set_length(p.content_total);
+                bar.set_position(p.content_done);
+            } else {
+                bar.set_position(p.files + p.dirs + p.symlinks + p.other);
+            }
+            index_message(p)
+        }
+        JobProgress::FileOp(p) => {
+            if p.bytes_total > 0 {
+                bar.set_length(p.bytes_total);
+                bar.set_position(p.bytes_done);
+            } else {
+                bar.set_length(p.steps_total.max(1));
+                bar.set_position(p.steps_done);
+            }
+            file_op_message(p)
+        }
+    };
     let paused = if job.state == sd_core::jobs::JobState::Paused {
         " (paused)"
     } else {
         ""
     };
-    bar.set_message(format!("{}{paused}", index_message(p)));
+    bar.set_message(format!("{msg}{paused}"));
+}
+
+/// One-line summary of any job's progress.
+pub fn progress_message(p: &JobProgress) -> String {
+    match p {
+        JobProgress::Index(p) => index_message(p),
+        JobProgress::FileOp(p) => file_op_message(p),
+    }
+}
+
+/// One-line summary of a file operation's progress.
+pub fn file_op_message(p: &FileOpProgress) -> String {
+    use sd_core::fileops::FileOpPhase;
+    let phase = match p.phase {
+        FileOpPhase::Working => "",
+        FileOpPhase::RemovingSources => "removing moved sources; ",
+        FileOpPhase::UpdatingIndex => "updating the index; ",
+        FileOpPhase::Done => "done; ",
+    };
+    let mut s = format!(
+        "{phase}{} of {} steps, {} of {}",
+        count(p.steps_done),
+        count(p.steps_total),
+        bytes(p.bytes_done),
+        bytes(p.bytes_total)
+    );
+    if p.failed > 0 {
+        s.push_str(&format!(", {} failed", count(p.failed)));
+    }
+    s
 }
 
 /// `index location 3`.
@@ -193,12 +243,80 @@ pub fn describe(job: &JobInfo) -> String {
             )
         }
         JobSpec::Index(p) => format!("rescan location {}", p.location_id),
+        JobSpec::FileOp(p) if p.undoes.is_some() => {
+            format!("undo of action {}", p.undoes.unwrap_or_default())
+        }
+        JobSpec::FileOp(p) => p.op.as_str().to_string(),
     }
 }
 
+/// What a finished job did, in one paragraph.
+pub fn job_summary(job: &JobInfo) -> String {
+    let JobProgress::FileOp(p) = &job.progress else {
+        return index_summary(job);
+    };
+    let took = match (job.started_at, job.finished_at) {
+        (Some(a), Some(b)) => format!(" in {}", duration_ms(b - a)),
+        _ => String::new(),
+    };
+    let mut s = format!(
+        "{} job {} {}{took}: {} of {} steps, {}",
+        describe(job),
+        job.id,
+        job.state.as_str(),
+        count(p.steps_done),
+        count(p.steps_total),
+        bytes(p.bytes_done)
+    );
+    let parts = [
+        (p.copied, "copied and verified"),
+        (p.renamed, "renamed"),
+        (p.linked, "hard-linked"),
+        (p.dirs_made, "folders made"),
+        (p.trashed, "moved to the trash"),
+        (p.deleted, "deleted"),
+        (p.restored, "restored"),
+        (
+            p.sources_removed,
+            "sources removed after their copy was verified",
+        ),
+        (
+            p.already_done,
+            "already in place after a restart (not copied again)",
+        ),
+        (p.skipped, "skipped"),
+        (p.failed, "failed"),
+    ];
+    let list: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{} {what}", count(*n)))
+        .collect();
+    if !list.is_empty() {
+        s.push_str(&format!("\n  {}", list.join(", ")));
+    }
+    if !p.strategies.is_empty() {
+        let st: Vec<String> = p
+            .strategies
+            .iter()
+            .map(|(k, v)| format!("{k} {}", count(*v)))
+            .collect();
+        s.push_str(&format!("\n  strategy: {}", st.join(", ")));
+    }
+    for e in p.errors.iter().take(10) {
+        s.push_str(&format!("\n  {e}"));
+    }
+    if let Some(e) = &job.error {
+        s.push_str(&format!("\n  error: {e}"));
+    }
+    s
+}
+
 /// What a finished index job did, in one paragraph.
-pub fn index_summary(job: &JobInfo) -> String {
-    let p = &job.progress;
+fn index_summary(job: &JobInfo) -> String {
+    let Some(p) = job.progress.index() else {
+        return String::new();
+    };
     let took = match (job.started_at, job.finished_at) {
         (Some(a), Some(b)) => format!(" in {}", duration_ms(b - a)),
         _ => String::new(),

@@ -1,0 +1,819 @@
+//! File operations — copy, move, rename, delete (to the trash or for good) and restore from the
+//! trash — planned first and then run as durable jobs.
+//!
+//! [`plan`] reads the disk and returns every step the operation will take (each directory made,
+//! file copied, name renamed or deleted), the conflicts and how the policy resolves them, the bytes
+//! and the free space. The same plan, stored row by row in `fileop_items`, is what the job runs
+//! ([`run`]): so a preview lists exactly what the commit does, and a job killed at any point picks
+//! up at the first item not yet recorded as done.
+//!
+//! Strategy by situation: a move within one filesystem is one `rename(2)` per top-level item;
+//! copies use a reflink where the filesystem has them, else in-kernel `copy_file_range`, else a
+//! streaming copy; every copied file is hashed (BLAKE3) on both sides before it gets its final
+//! name. A move across filesystems removes a source only after its copy is verified and recorded.
+
+pub mod copy;
+mod follow;
+mod run;
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::JsonPath;
+use crate::{Error, Result};
+
+pub use copy::Strategy;
+pub(crate) use follow::busy;
+pub use run::{FileOpJob, FileOpPhase, FileOpProgress};
+pub(crate) use run::{insert_items, run, summarize};
+
+/// What to do when a destination already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictPolicy {
+    /// Stop and let the user choose (the CLI asks; other clients must pick a policy).
+    #[default]
+    Ask,
+    Skip,
+    Overwrite,
+    KeepBoth,
+}
+
+/// The operation a job performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    Copy,
+    Move,
+    Trash,
+    Delete,
+    Restore,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Copy => "copy",
+            OpKind::Move => "move",
+            OpKind::Trash => "trash",
+            OpKind::Delete => "delete",
+            OpKind::Restore => "restore",
+        }
+    }
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOp {
+    /// Create a directory at `dst`.
+    Mkdir,
+    /// `dst` is an existing directory; what is inside `src` goes into it.
+    Merge,
+    /// Copy a regular file.
+    Copy,
+    /// Hard-link `dst` to the destination of step `link_to` (the source files were hard links).
+    Link,
+    /// Recreate a symbolic link (never followed).
+    Symlink,
+    /// `rename(2)` `src` to `dst` (same filesystem), with everything inside it.
+    Rename,
+    /// Move `src` to the trash.
+    Trash,
+    /// Remove `src` for good.
+    Delete,
+    /// Put `src` (a trashed item) back at `dst`.
+    Restore,
+    /// Nothing happens to `src`; `note` says why.
+    Skip,
+    /// `dst` exists and the policy is `ask`: the operation cannot start until a policy is chosen.
+    Conflict,
+}
+
+impl StepOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepOp::Mkdir => "mkdir",
+            StepOp::Merge => "merge",
+            StepOp::Copy => "copy",
+            StepOp::Link => "link",
+            StepOp::Symlink => "symlink",
+            StepOp::Rename => "rename",
+            StepOp::Trash => "trash",
+            StepOp::Delete => "delete",
+            StepOp::Restore => "restore",
+            StepOp::Skip => "skip",
+            StepOp::Conflict => "conflict",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<StepOp> {
+        Some(match s {
+            "mkdir" => StepOp::Mkdir,
+            "merge" => StepOp::Merge,
+            "copy" => StepOp::Copy,
+            "link" => StepOp::Link,
+            "symlink" => StepOp::Symlink,
+            "rename" => StepOp::Rename,
+            "trash" => StepOp::Trash,
+            "delete" => StepOp::Delete,
+            "restore" => StepOp::Restore,
+            "skip" => StepOp::Skip,
+            "conflict" => StepOp::Conflict,
+            _ => return None,
+        })
+    }
+}
+
+/// One step of a plan; also one row of a job's `fileop_items`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    pub seq: i64,
+    pub op: StepOp,
+    pub src: JsonPath,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dst: Option<JsonPath>,
+    /// Bytes the step copies or deletes (for a rename or trash of a folder: everything in it).
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mtime: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub link_to: Option<i64>,
+    /// The destination exists and is replaced.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub overwrite: bool,
+    /// The destination's parent existed before the operation (where the index re-links entries).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub root: bool,
+    /// Conflicts and skips: what was found and what happens.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub note: Option<String>,
+}
+
+/// Free space at a destination.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Space {
+    pub path: JsonPath,
+    pub needed: u64,
+    pub available: u64,
+    pub ok: bool,
+}
+
+/// What an operation will do, before it does it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub op: OpKind,
+    pub steps: Vec<Step>,
+    /// Files, folders and symlinks the operation acts on (skips excluded) and their bytes.
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+    /// Destinations that already existed, and how many of them still need a decision (`ask`).
+    pub conflicts: u64,
+    pub unresolved: u64,
+    pub skipped: u64,
+    pub space: Vec<Space>,
+    /// How the bytes move, in words.
+    pub strategy: String,
+    pub verify: bool,
+    /// Whether `undo` can reverse it afterwards.
+    pub undoable: bool,
+    pub warnings: Vec<String>,
+}
+
+/// An operation as a client asks for it, with exact destinations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    pub op: OpKind,
+    /// `(source, destination)`; the destination is the exact final path (none for deletes).
+    pub pairs: Vec<(JsonPath, Option<JsonPath>)>,
+    pub policy: ConflictPolicy,
+}
+
+/// `cp SRC... DEST` semantics: into `dest` when it is a folder, else to `dest` itself (one source).
+pub fn destinations(sources: &[PathBuf], dest: &Path) -> Result<Vec<(JsonPath, Option<JsonPath>)>> {
+    if sources.is_empty() {
+        return Err(Error::Invalid("name at least one source".into()));
+    }
+    let into = dest.is_dir();
+    if !into && sources.len() > 1 {
+        return Err(Error::Invalid(format!(
+            "{} is not a folder; with several sources the destination must be an existing folder",
+            dest.display()
+        )));
+    }
+    if !into && dest.as_os_str().as_bytes().ends_with(b"/") {
+        return Err(Error::NotFound(format!(
+            "no folder {}; create it first",
+            dest.display()
+        )));
+    }
+    sources
+        .iter()
+        .map(|s| {
+            let s = absolute(s)?;
+            let d = if into {
+                let name = s.file_name().ok_or_else(|| {
+                    Error::Invalid(format!("{} has no file name to copy under", s.display()))
+                })?;
+                absolute(dest)?.join(name)
+            } else {
+                absolute(dest)?
+            };
+            Ok((JsonPath(s), Some(JsonPath(d))))
+        })
+        .collect()
+}
+
+/// `rename PATH NAME`: the same folder, a new name.
+pub fn rename_target(path: &Path, name: &std::ffi::OsStr) -> Result<(JsonPath, Option<JsonPath>)> {
+    let b = name.as_bytes();
+    if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') || b.contains(&0) {
+        return Err(Error::Invalid(format!(
+            "{:?} is not a file name (no '/', not '.' or '..'); to move to another folder use mv",
+            name
+        )));
+    }
+    let p = absolute(path)?;
+    let d = p.with_file_name(name);
+    Ok((JsonPath(p), Some(JsonPath(d))))
+}
+
+/// Makes `p` absolute and lexically clean, without resolving a final symlink (so a symlink is
+/// copied, moved or deleted itself, not what it points to).
+pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+fn meta(p: &Path) -> Result<Option<std::fs::Metadata>> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+
+/// Files, folders and bytes under `p` (itself included), not following symlinks.
+fn tree_totals(p: &Path, m: &std::fs::Metadata) -> (u64, u64, u64) {
+    if !m.is_dir() {
+        return (
+            u64::from(m.is_file()),
+            0,
+            if m.is_file() { m.len() } else { 0 },
+        );
+    }
+    let (mut files, mut dirs, mut bytes) = (0, 1, 0);
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                dirs += 1;
+                stack.push(e.path());
+            } else if m.is_file() {
+                files += 1;
+                bytes += m.len();
+            }
+        }
+    }
+    (files, dirs, bytes)
+}
+
+struct Planner {
+    policy: ConflictPolicy,
+    steps: Vec<Step>,
+    planned: HashSet<PathBuf>,
+    links: HashMap<(u64, u64), i64>,
+    files: u64,
+    dirs: u64,
+    symlinks: u64,
+    bytes: u64,
+    conflicts: u64,
+    /// Destination device → (bytes needed, a path on it).
+    need: HashMap<u64, (u64, PathBuf)>,
+    strategies: Vec<&'static str>,
+    warnings: Vec<String>,
+}
+
+/// What a conflict resolves to.
+enum Resolution {
+    Skip(String),
+    Overwrite,
+    To(PathBuf),
+    Ask,
+}
+
+impl Planner {
+    fn push(&mut self, mut s: Step) -> i64 {
+        s.seq = self.steps.len() as i64 + 1;
+        if let Some(d) = &s.dst {
+            self.planned.insert(d.0.clone());
+        }
+        let seq = s.seq;
+        self.steps.push(s);
+        seq
+    }
+
+    fn step(&mut self, op: StepOp, src: &Path, dst: Option<&Path>, size: u64) -> Step {
+        let _ = self;
+        Step {
+            seq: 0,
+            op,
+            src: JsonPath(src.to_path_buf()),
+            dst: dst.map(|d| JsonPath(d.to_path_buf())),
+            size,
+            mtime: None,
+            link_to: None,
+            overwrite: false,
+            root: false,
+            note: None,
+        }
+    }
+
+    fn skip(&mut self, src: &Path, dst: Option<&Path>, note: String) {
+        let mut s = self.step(StepOp::Skip, src, dst, 0);
+        s.note = Some(note);
+        self.push(s);
+    }
+
+    fn resolve(&mut self, src_dir: bool, dst: &Path, dm: &std::fs::Metadata) -> Result<Resolution> {
+        self.conflicts += 1;
+        Ok(match self.policy {
+            ConflictPolicy::Ask => Resolution::Ask,
+            ConflictPolicy::Skip => Resolution::Skip(format!("{} exists: skipped", dst.display())),
+            ConflictPolicy::KeepBoth => Resolution::To(free_name(dst, &self.planned)?),
+            ConflictPolicy::Overwrite if src_dir || dm.is_dir() => Resolution::Skip(format!(
+                "{} exists and one of the two is a folder: not replaced (overwrite only replaces files)",
+                dst.display()
+            )),
+            ConflictPolicy::Overwrite => Resolution::Overwrite,
+        })
+    }
+
+    fn conflict(&mut self, src: &Path, dst: &Path) {
+        let mut s = self.step(StepOp::Conflict, src, Some(dst), 0);
+        s.note = Some(format!("{} already exists", dst.display()));
+        self.push(s);
+    }
+
+    fn add_need(&mut self, dst: &Path, dev: u64, bytes: u64) {
+        let e = self
+            .need
+            .entry(dev)
+            .or_insert_with(|| (0, dst.parent().unwrap_or(dst).to_path_buf()));
+        e.0 += bytes.div_ceil(4096) * 4096;
+    }
+
+    /// A move within one filesystem: one rename per item, merging into existing folders.
+    fn plan_rename(&mut self, src: &Path, dst: &Path, sm: &std::fs::Metadata) -> Result<()> {
+        let (files, dirs, bytes) = tree_totals(src, sm);
+        let mut dst = dst.to_path_buf();
+        let mut overwrite = false;
+        if let Some(dm) = meta(&dst)? {
+            if sm.is_dir() && dm.is_dir() {
+                let mut s = self.step(StepOp::Merge, src, Some(&dst), 0);
+                s.root = true;
+                self.push(s);
+                self.dirs += 1;
+                return self.children(src, &dst, |p, s, d, m| p.plan_rename(s, d, m));
+            }
+            match self.resolve(sm.is_dir(), &dst, &dm)? {
+                Resolution::Ask => return Ok(self.conflict(src, &dst)),
+                Resolution::Skip(why) => return Ok(self.skip(src, Some(&dst), why)),
+                Resolution::Overwrite => overwrite = true,
+                Resolution::To(p) => dst = p,
+            }
+        }
+        let mut s = self.step(StepOp::Rename, src, Some(&dst), bytes);
+        s.mtime = Some(mtime_ns(sm));
+        s.root = true;
+        s.overwrite = overwrite;
+        if overwrite {
+            s.note = Some(format!("replaces {}", dst.display()));
+        }
+        self.push(s);
+        self.files += files;
+        self.dirs += dirs;
+        self.symlinks += u64::from(sm.file_type().is_symlink());
+        self.bytes += bytes;
+        Ok(())
+    }
+
+    /// Plans the children of folder `src` into folder `dst` with `f`, in name order.
+    fn children(
+        &mut self,
+        src: &Path,
+        dst: &Path,
+        f: impl Fn(&mut Planner, &Path, &Path, &std::fs::Metadata) -> Result<()>,
+    ) -> Result<()> {
+        let mut names: Vec<OsString> = match std::fs::read_dir(src) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+            Err(e) => {
+                self.warnings.push(format!(
+                    "{}: cannot list: {e}; its contents are skipped",
+                    src.display()
+                ));
+                return Ok(());
+            }
+        };
+        names.sort();
+        for n in names {
+            let s = src.join(&n);
+            let Some(m) = meta(&s)? else { continue };
+            f(self, &s, &dst.join(&n), &m)?;
+        }
+        Ok(())
+    }
+
+    /// A copy (or a move across filesystems): folders made, files copied one by one.
+    /// `fresh`: the destination folder was created by this plan, so nothing in it exists yet.
+    fn plan_copy(
+        &mut self,
+        src: &Path,
+        dst: &Path,
+        sm: &std::fs::Metadata,
+        fresh: bool,
+        dst_dev: u64,
+    ) -> Result<()> {
+        let mut dst = dst.to_path_buf();
+        let mut overwrite = false;
+        let existing = if fresh { None } else { meta(&dst)? };
+        if let Some(dm) = existing {
+            if sm.is_dir() && dm.is_dir() {
+                let mut s = self.step(StepOp::Merge, src, Some(&dst), 0);
+                s.root = true;
+                s.mtime = Some(mtime_ns(sm));
+                self.push(s);
+                self.dirs += 1;
+                return self.children(src, &dst, |p, s, d, m| p.plan_copy(s, d, m, false, dst_dev));
+            }
+            match self.resolve(sm.is_dir(), &dst, &dm)? {
+                Resolution::Ask => return Ok(self.conflict(src, &dst)),
+                Resolution::Skip(why) => return Ok(self.skip(src, Some(&dst), why)),
+                Resolution::Overwrite => overwrite = true,
+                Resolution::To(p) => dst = p,
+            }
+        }
+        let ft = sm.file_type();
+        let mut s = self.step(StepOp::Copy, src, Some(&dst), 0);
+        s.root = !fresh;
+        s.overwrite = overwrite;
+        s.mtime = Some(mtime_ns(sm));
+        if overwrite {
+            s.note = Some(format!("replaces {}", dst.display()));
+        }
+        if ft.is_dir() {
+            s.op = StepOp::Mkdir;
+            self.push(s);
+            self.dirs += 1;
+            self.add_need(&dst, dst_dev, 4096);
+            return self.children(src, &dst, |p, s, d, m| p.plan_copy(s, d, m, true, dst_dev));
+        }
+        if ft.is_symlink() {
+            s.op = StepOp::Symlink;
+            s.size = sm.len();
+            self.push(s);
+            self.symlinks += 1;
+            return Ok(());
+        }
+        if !ft.is_file() {
+            return Ok(self.skip(
+                src,
+                Some(&dst),
+                format!(
+                    "{} is a special file (fifo, socket or device): not copied",
+                    src.display()
+                ),
+            ));
+        }
+        s.size = sm.len();
+        if sm.nlink() > 1 {
+            let key = (sm.dev(), sm.ino());
+            if let Some(&first) = self.links.get(&key) {
+                s.op = StepOp::Link;
+                s.link_to = Some(first);
+                self.push(s);
+                self.files += 1;
+                return Ok(());
+            }
+            let seq = self.steps.len() as i64 + 1;
+            self.links.insert(key, seq);
+        }
+        self.files += 1;
+        self.bytes += sm.len();
+        self.add_need(&dst, dst_dev, sm.len());
+        self.push(s);
+        Ok(())
+    }
+
+    fn plan_delete(&mut self, src: &Path, sm: &std::fs::Metadata, root_dev: u64) -> Result<()> {
+        let mut s = self.step(StepOp::Delete, src, None, 0);
+        s.mtime = Some(mtime_ns(sm));
+        if sm.is_dir() {
+            if sm.dev() != root_dev {
+                return Ok(self.skip(
+                    src,
+                    None,
+                    format!(
+                        "{} is another filesystem mounted here: not deleted",
+                        src.display()
+                    ),
+                ));
+            }
+            self.push(s);
+            self.dirs += 1;
+            return self.children(src, src, |p, s, _, m| p.plan_delete(s, m, root_dev));
+        }
+        s.size = if sm.is_file() { sm.len() } else { 0 };
+        self.files += u64::from(sm.is_file());
+        self.symlinks += u64::from(sm.file_type().is_symlink());
+        self.bytes += s.size;
+        self.push(s);
+        Ok(())
+    }
+}
+
+/// A free name beside `dst`, on disk and among `planned`: `name (1).ext`, `name (2).ext`, …
+pub(crate) fn free_name(dst: &Path, planned: &HashSet<PathBuf>) -> Result<PathBuf> {
+    let name = dst.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    let (stem, ext) = match name.iter().rposition(|&b| b == b'.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, &b""[..]),
+    };
+    for n in 1..10_000 {
+        let mut cand = stem.to_vec();
+        cand.extend_from_slice(format!(" ({n})").as_bytes());
+        cand.extend_from_slice(ext);
+        let p = dst.with_file_name(OsString::from_vec(cand));
+        if !planned.contains(&p) && meta(&p)?.is_none() {
+            return Ok(p);
+        }
+    }
+    Err(Error::Conflict(format!(
+        "no free name beside {}",
+        dst.display()
+    )))
+}
+
+fn parent_dev(dst: &Path) -> Result<u64> {
+    let parent = dst
+        .parent()
+        .ok_or_else(|| Error::Invalid(format!("{} has no parent folder", dst.display())))?;
+    match std::fs::metadata(parent) {
+        Ok(m) if m.is_dir() => Ok(m.dev()),
+        Ok(_) => Err(Error::Invalid(format!(
+            "{} is not a folder",
+            parent.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound(format!(
+            "no folder {}; create it first",
+            parent.display()
+        ))),
+        Err(e) => Err(Error::io(parent, e)),
+    }
+}
+
+/// Reads the disk and plans `req`. Reads only.
+pub fn plan(req: &Request) -> Result<Plan> {
+    let mut p = Planner {
+        policy: req.policy,
+        steps: Vec::new(),
+        planned: HashSet::new(),
+        links: HashMap::new(),
+        files: 0,
+        dirs: 0,
+        symlinks: 0,
+        bytes: 0,
+        conflicts: 0,
+        need: HashMap::new(),
+        strategies: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for (src, dst) in &req.pairs {
+        let src = &src.0;
+        let sm = meta(src)?;
+        if req.op == OpKind::Restore {
+            plan_restore(&mut p, src, dst.as_ref().map(|d| d.0.as_path()))?;
+            continue;
+        }
+        let sm = sm
+            .ok_or_else(|| Error::NotFound(format!("{}: no such file or folder", src.display())))?;
+        match (req.op, dst) {
+            (OpKind::Trash, _) => {
+                let (files, dirs, bytes) = tree_totals(src, &sm);
+                let mut s = p.step(StepOp::Trash, src, None, bytes);
+                s.mtime = Some(mtime_ns(&sm));
+                p.push(s);
+                p.files += files;
+                p.dirs += dirs;
+                p.symlinks += u64::from(sm.file_type().is_symlink());
+                p.bytes += bytes;
+                p.strategies.push("moved to the trash (freedesktop.org)");
+            }
+            (OpKind::Delete, _) => {
+                p.plan_delete(src, &sm, sm.dev())?;
+                p.strategies.push("deleted for good (not recoverable)");
+            }
+            (OpKind::Copy | OpKind::Move, Some(dst)) => {
+                let dst = &dst.0;
+                if dst == src {
+                    if req.op == OpKind::Move {
+                        return Err(Error::Invalid(format!(
+                            "{} is already there",
+                            src.display()
+                        )));
+                    }
+                } else if sm.is_dir() && dst.starts_with(src) {
+                    return Err(Error::Invalid(format!(
+                        "cannot {} the folder {} into itself ({})",
+                        req.op.as_str(),
+                        src.display(),
+                        dst.display()
+                    )));
+                }
+                let dev = parent_dev(dst)?;
+                if req.op == OpKind::Move && dev == sm.dev() {
+                    p.strategies
+                        .push("rename (same filesystem; nothing is copied)");
+                    p.plan_rename(src, dst, &sm)?;
+                } else {
+                    p.strategies.push(if dev == sm.dev() {
+                        "reflink where the filesystem supports it, else in-kernel copy (copy_file_range)"
+                    } else {
+                        "in-kernel copy (copy_file_range) where the kernel allows it across these filesystems, else a streaming copy"
+                    });
+                    p.plan_copy(src, dst, &sm, false, dev)?;
+                }
+            }
+            (OpKind::Restore, _) | (_, None) => {
+                return Err(Error::Invalid(format!(
+                    "{} needs a destination",
+                    req.op.as_str()
+                )));
+            }
+        }
+    }
+    let copies = p.steps.iter().any(|s| s.op == StepOp::Copy);
+    let mut space = Vec::new();
+    for (needed, path) in p.need.values() {
+        let available = crate::volume::free_bytes(path).unwrap_or(u64::MAX);
+        space.push(Space {
+            path: JsonPath(path.clone()),
+            needed: *needed,
+            available,
+            ok: *needed <= available,
+        });
+    }
+    if !copies {
+        space.retain(|s| s.needed > 0);
+    }
+    let unresolved = p.steps.iter().filter(|s| s.op == StepOp::Conflict).count() as u64;
+    let skipped = p.steps.iter().filter(|s| s.op == StepOp::Skip).count() as u64;
+    let overwrites = p.steps.iter().any(|s| s.overwrite);
+    let undoable = match req.op {
+        OpKind::Move | OpKind::Trash | OpKind::Restore => !overwrites,
+        OpKind::Copy | OpKind::Delete => false,
+    };
+    if overwrites && req.op == OpKind::Move {
+        p.warnings.push(
+            "files replaced by overwrite are gone for good: this move cannot be undone".into(),
+        );
+    }
+    p.strategies.dedup();
+    Ok(Plan {
+        op: req.op,
+        files: p.files,
+        dirs: p.dirs,
+        symlinks: p.symlinks,
+        bytes: p.bytes,
+        conflicts: p.conflicts,
+        unresolved,
+        skipped,
+        space,
+        strategy: p.strategies.join("; "),
+        verify: copies,
+        undoable,
+        warnings: p.warnings,
+        steps: p.steps,
+    })
+}
+
+fn plan_restore(p: &mut Planner, info: &Path, dst: Option<&Path>) -> Result<()> {
+    let dst = dst.ok_or_else(|| Error::Invalid("restore needs the original path".into()))?;
+    let mut s = p.step(StepOp::Restore, info, Some(dst), 0);
+    s.root = true;
+    if meta(dst)?.is_some() {
+        p.conflicts += 1;
+        s.op = StepOp::Conflict;
+        s.note = Some(format!(
+            "{} exists again: move it away, then undo again",
+            dst.display()
+        ));
+    }
+    p.push(s);
+    p.strategies.push("put back from the trash");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(op: OpKind, src: &Path, dst: &Path, policy: ConflictPolicy) -> Request {
+        Request {
+            op,
+            pairs: vec![(JsonPath(src.into()), Some(JsonPath(dst.into())))],
+            policy,
+        }
+    }
+
+    #[test]
+    fn plans_copy_with_conflicts_and_links() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir_all(a.join("sub")).unwrap();
+        std::fs::write(a.join("x.txt"), "hello").unwrap();
+        std::fs::hard_link(a.join("x.txt"), a.join("sub/y.txt")).unwrap();
+        std::os::unix::fs::symlink("x.txt", a.join("l")).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(b.join("x.txt"), "other").unwrap();
+        let p = plan(&req(OpKind::Copy, &a, &b, ConflictPolicy::Ask)).unwrap();
+        let ops: Vec<_> = p.steps.iter().map(|s| s.op).collect();
+        // b exists as a folder: merged; x.txt conflicts; l is a symlink; sub is new with a link.
+        assert_eq!(
+            ops,
+            [
+                StepOp::Merge,
+                StepOp::Symlink,
+                StepOp::Mkdir,
+                StepOp::Copy,
+                StepOp::Conflict
+            ]
+        );
+        assert_eq!(p.unresolved, 1);
+        let p = plan(&req(OpKind::Copy, &a, &b, ConflictPolicy::KeepBoth)).unwrap();
+        let last = p.steps.last().unwrap();
+        assert_eq!(last.dst.as_ref().unwrap().0, b.join("x (1).txt"));
+        // The second name of the hard-linked file becomes a link to the first copy.
+        let p = plan(&req(
+            OpKind::Copy,
+            &a,
+            &d.path().join("c"),
+            ConflictPolicy::Ask,
+        ))
+        .unwrap();
+        let link = p.steps.iter().find(|s| s.op == StepOp::Link).unwrap();
+        let first = &p.steps[(link.link_to.unwrap() - 1) as usize];
+        assert_eq!(first.src.0, a.join("sub/y.txt"));
+        assert!(
+            plan(&req(
+                OpKind::Copy,
+                &a,
+                &a.join("sub/in"),
+                ConflictPolicy::Ask
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn free_names_skip_taken_ones() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("r.pdf"), "1").unwrap();
+        std::fs::write(d.path().join("r (1).pdf"), "1").unwrap();
+        std::fs::write(d.path().join(".hidden"), "1").unwrap();
+        let none = HashSet::new();
+        assert_eq!(
+            free_name(&d.path().join("r.pdf"), &none).unwrap(),
+            d.path().join("r (2).pdf")
+        );
+        assert_eq!(
+            free_name(&d.path().join(".hidden"), &none).unwrap(),
+            d.path().join(".hidden (1)")
+        );
+    }
+}

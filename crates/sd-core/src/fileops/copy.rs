@@ -1,0 +1,444 @@
+//! Copying one file so that its final path never holds a partial or unverified file: the bytes go
+//! to a temporary name beside the destination (reflink, in-kernel `copy_file_range`, or a
+//! streaming copy), metadata is copied, the file is fsynced, source and copy are hashed and
+//! compared, and only then is the temporary renamed to the final name.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+const CHUNK: usize = 1 << 20;
+
+/// How the bytes were moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Same filesystem, move: one `rename(2)`, no bytes copied.
+    Rename,
+    /// Copy-on-write clone (btrfs, XFS): no bytes copied, blocks shared.
+    Reflink,
+    /// In-kernel copy (`copy_file_range(2)`).
+    CopyFileRange,
+    /// Read and write through a buffer (across filesystems the kernel will not copy between).
+    Stream,
+}
+
+/// What one copy did.
+#[derive(Debug, Clone)]
+pub struct Copied {
+    pub hash: [u8; 32],
+    pub bytes: u64,
+    pub strategy: Strategy,
+}
+
+/// Why one file could not be copied. `Exists` is a destination that appeared after planning.
+#[derive(Debug)]
+pub enum CopyError {
+    Exists,
+    /// The source changed while it was copied (twice in a row).
+    Changed,
+    /// Source and copy differ after the copy (never expected; reported, copy removed).
+    Mismatch,
+    Io(PathBuf, std::io::Error),
+}
+
+impl std::fmt::Display for CopyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyError::Exists => write!(f, "the destination appeared after the preview"),
+            CopyError::Changed => write!(
+                f,
+                "the source kept changing while it was copied; not copied"
+            ),
+            CopyError::Mismatch => write!(
+                f,
+                "the copy did not match the source after writing (BLAKE3 differs); the copy was removed"
+            ),
+            CopyError::Io(p, e) if e.raw_os_error() == Some(libc::ENOSPC) => write!(
+                f,
+                "{}: no space left on the destination (free some space, then copy again with --on-conflict skip)",
+                p.display()
+            ),
+            CopyError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+        }
+    }
+}
+
+impl CopyError {
+    /// Errors that stop the whole job rather than one item (the next file would fail the same way).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, CopyError::Io(_, e) if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS)))
+    }
+}
+
+fn io(p: &Path) -> impl FnOnce(std::io::Error) -> CopyError + '_ {
+    move |e| CopyError::Io(p.to_path_buf(), e)
+}
+
+/// The temporary name a copy is written under: hidden, in the destination's directory, unique per
+/// job and item so a resumed job finds (and replaces) its own leftovers.
+pub fn temp_path(dst: &Path, job: i64, seq: i64) -> PathBuf {
+    let name = dst.file_name().map(|n| n.as_bytes()).unwrap_or(b"file");
+    // Keep the temporary name within NAME_MAX whatever the destination's name is.
+    let keep = &name[..name.len().min(180)];
+    let mut t = b".".to_vec();
+    t.extend_from_slice(keep);
+    t.extend_from_slice(format!(".sd-part-{job}-{seq}").as_bytes());
+    dst.with_file_name(std::ffi::OsStr::from_bytes(&t))
+}
+
+/// Whether reflink / `copy_file_range` are worth trying; cleared after the first refusal so a
+/// job does not pay a failing syscall per file.
+pub struct Capabilities {
+    pub reflink: AtomicBool,
+    pub copy_range: AtomicBool,
+}
+
+impl Capabilities {
+    pub fn new(same_fs: bool) -> Capabilities {
+        Capabilities {
+            reflink: AtomicBool::new(same_fs),
+            copy_range: AtomicBool::new(true),
+        }
+    }
+}
+
+fn unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EXDEV)
+            | Some(libc::EINVAL)
+            | Some(libc::ENOSYS)
+            | Some(libc::EOPNOTSUPP)
+            | Some(libc::ENOTTY)
+            | Some(libc::EBADF)
+            | Some(libc::EPERM)
+    )
+}
+
+/// Hashes a whole open file from its start.
+pub fn hash_file(f: &File, buf: &mut [u8]) -> std::io::Result<([u8; 32], u64)> {
+    use std::os::unix::fs::FileExt;
+    let mut h = blake3::Hasher::new();
+    let mut off = 0u64;
+    loop {
+        let n = f.read_at(buf, off)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        off += n as u64;
+    }
+    Ok((*h.finalize().as_bytes(), off))
+}
+
+/// Hashes the file at `path` (BLAKE3 of all its bytes).
+pub fn hash_path(path: &Path) -> std::io::Result<([u8; 32], u64)> {
+    let f = File::open(path)?;
+    hash_file(&f, &mut vec![0u8; CHUNK])
+}
+
+/// Copies `src` to `dst` (see the module doc). `overwrite` lets the final rename replace an
+/// existing file; otherwise an existing destination is [`CopyError::Exists`] and left alone.
+pub fn copy_file(
+    src: &Path,
+    dst: &Path,
+    tmp: &Path,
+    overwrite: bool,
+    caps: &Capabilities,
+) -> Result<Copied, CopyError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match copy_once(src, tmp, caps) {
+            Ok(c) => {
+                return publish(tmp, dst, overwrite).map(|()| c).inspect_err(|_| {
+                    let _ = std::fs::remove_file(tmp);
+                });
+            }
+            Err(CopyError::Changed) if attempt < 2 => {
+                let _ = std::fs::remove_file(tmp);
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(tmp);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Renames the verified temporary file to its final name.
+fn publish(tmp: &Path, dst: &Path, overwrite: bool) -> Result<(), CopyError> {
+    if overwrite {
+        std::fs::rename(tmp, dst).map_err(io(dst))
+    } else {
+        rename_noreplace(tmp, dst).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                CopyError::Exists
+            } else {
+                CopyError::Io(dst.to_path_buf(), e)
+            }
+        })
+    }
+}
+
+/// `rename(2)` that fails with `AlreadyExists` instead of replacing the destination.
+pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    let f = cstr(from)?;
+    let t = cstr(to)?;
+    // SAFETY: both are valid NUL-terminated paths; renameat2 does not keep the pointers.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+        // A filesystem without RENAME_NOREPLACE (some network and FUSE ones): link + unlink
+        // gives the same no-replace guarantee for files.
+        std::fs::hard_link(from, to)?;
+        return std::fs::remove_file(from);
+    }
+    Err(e)
+}
+
+pub(crate) fn cstr(p: &Path) -> std::io::Result<std::ffi::CString> {
+    std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+fn copy_once(src: &Path, tmp: &Path, caps: &Capabilities) -> Result<Copied, CopyError> {
+    let mut from = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(src)
+        .map_err(io(src))?;
+    let before = from.metadata().map_err(io(src))?;
+    let _ = std::fs::remove_file(tmp); // a leftover of an interrupted run of this same item
+    let mut to = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)
+        .map_err(io(tmp))?;
+    let mut buf = vec![0u8; CHUNK];
+    let (strategy, inline_hash) = transfer(&mut from, &mut to, before.len(), caps, &mut buf)
+        .map_err(|e| CopyError::Io(tmp.to_path_buf(), e))?;
+    copy_metadata(&to, &before).map_err(io(tmp))?;
+    to.sync_all().map_err(io(tmp))?;
+    // Verify: the bytes now in the copy against the bytes of the source.
+    let (src_hash, src_len) = match inline_hash {
+        Some(h) => h,
+        None => hash_file(&from, &mut buf).map_err(io(src))?,
+    };
+    let (dst_hash, dst_len) = hash_file(&to, &mut buf).map_err(io(tmp))?;
+    let after = std::fs::symlink_metadata(src).map_err(io(src))?;
+    if after.len() != before.len()
+        || after.mtime() != before.mtime()
+        || after.mtime_nsec() != before.mtime_nsec()
+        || src_len != before.len()
+    {
+        return Err(CopyError::Changed);
+    }
+    if src_hash != dst_hash || src_len != dst_len {
+        return Err(CopyError::Mismatch);
+    }
+    Ok(Copied {
+        hash: dst_hash,
+        bytes: dst_len,
+        strategy,
+    })
+}
+
+/// Moves the bytes; returns the strategy used and, for a streaming copy, the source's hash
+/// computed on the way.
+fn transfer(
+    from: &mut File,
+    to: &mut File,
+    len: u64,
+    caps: &Capabilities,
+    buf: &mut [u8],
+) -> std::io::Result<(Strategy, Option<([u8; 32], u64)>)> {
+    if len > 0 && caps.reflink.load(Ordering::Relaxed) {
+        // SAFETY: FICLONE takes the source descriptor as its argument; both fds are open.
+        let r = unsafe { libc::ioctl(to.as_raw_fd(), libc::FICLONE, from.as_raw_fd()) };
+        if r == 0 {
+            return Ok((Strategy::Reflink, None));
+        }
+        let e = std::io::Error::last_os_error();
+        if !unsupported(&e) {
+            return Err(e);
+        }
+        caps.reflink.store(false, Ordering::Relaxed);
+    }
+    if len > 0 && caps.copy_range.load(Ordering::Relaxed) {
+        let mut done = 0u64;
+        loop {
+            // SAFETY: null offsets use and advance both files' positions; fds are open.
+            let n = unsafe {
+                libc::copy_file_range(
+                    from.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    to.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    (1usize << 30).min(usize::MAX),
+                    0,
+                )
+            };
+            if n > 0 {
+                done += n as u64;
+                continue;
+            }
+            if n == 0 {
+                return Ok((Strategy::CopyFileRange, None));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if done == 0 && unsupported(&e) {
+                caps.copy_range.store(false, Ordering::Relaxed);
+                break;
+            }
+            return Err(e);
+        }
+    }
+    let mut h = blake3::Hasher::new();
+    let mut n_total = 0u64;
+    loop {
+        let n = match from.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+        n_total += n as u64;
+    }
+    Ok((Strategy::Stream, Some((*h.finalize().as_bytes(), n_total))))
+}
+
+/// Permissions, owner (when allowed) and access/modification times of `meta` onto `to`.
+pub(crate) fn copy_metadata(to: &File, meta: &std::fs::Metadata) -> std::io::Result<()> {
+    let fd = to.as_raw_fd();
+    // SAFETY: plain syscalls on an open descriptor.
+    unsafe {
+        if libc::geteuid() == 0 {
+            // Like `cp -a`: keep the owner when we are allowed to; ignore a refusal.
+            let _ = libc::fchown(fd, meta.uid(), meta.gid());
+        }
+        if libc::fchmod(fd, meta.mode() & 0o7777) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let times = times_of(meta);
+        if libc::futimens(fd, times.as_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn times_of(meta: &std::fs::Metadata) -> [libc::timespec; 2] {
+    [
+        libc::timespec {
+            tv_sec: meta.atime(),
+            tv_nsec: meta.atime_nsec(),
+        },
+        libc::timespec {
+            tv_sec: meta.mtime(),
+            tv_nsec: meta.mtime_nsec(),
+        },
+    ]
+}
+
+/// Sets times (and mode, unless a symlink) on a path without following a final symlink.
+pub(crate) fn set_path_metadata(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<()> {
+    let c = cstr(path)?;
+    let times = times_of(meta);
+    // SAFETY: valid path and timespec array.
+    unsafe {
+        if libc::geteuid() == 0 {
+            let _ = libc::lchown(c.as_ptr(), meta.uid(), meta.gid());
+        }
+        if !meta.file_type().is_symlink() && libc::chmod(c.as_ptr(), meta.mode() & 0o7777) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// fsyncs a directory so renames into it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_verify_and_keep_metadata() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("a.bin");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let t = std::fs::FileTimes::new()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000));
+        File::options()
+            .write(true)
+            .open(&src)
+            .unwrap()
+            .set_times(t)
+            .unwrap();
+        for (i, caps) in [
+            Capabilities::new(true),
+            Capabilities {
+                reflink: AtomicBool::new(false),
+                copy_range: AtomicBool::new(false),
+            },
+        ]
+        .iter()
+        .enumerate()
+        {
+            let dst = d.path().join(format!("b{i}.bin"));
+            let tmp = temp_path(&dst, 1, i as i64);
+            let c = copy_file(&src, &dst, &tmp, false, caps).unwrap();
+            assert_eq!(c.bytes, data.len() as u64);
+            assert_eq!(std::fs::read(&dst).unwrap(), data);
+            assert!(!tmp.exists());
+            assert_eq!(c.hash, *blake3::hash(&data).as_bytes());
+            let m = std::fs::metadata(&dst).unwrap();
+            assert_eq!(m.mtime(), 1_000_000);
+            // An existing destination is never replaced without `overwrite`.
+            assert!(matches!(
+                copy_file(&src, &dst, &tmp, false, caps),
+                Err(CopyError::Exists)
+            ));
+            assert!(!tmp.exists());
+        }
+    }
+}

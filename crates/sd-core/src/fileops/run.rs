@@ -1,0 +1,999 @@
+//! Running a planned file operation as a job: items in plan order, copies on two worker threads,
+//! results committed in batches after the directories they touched were fsynced. A restarted job
+//! continues from the first item not recorded as done; a destination that already holds exactly
+//! the source's bytes (a copy finished just before a crash) is recognised, not copied again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use rusqlite::{Transaction, params};
+use serde::{Deserialize, Serialize};
+
+use super::copy::{self, Capabilities, CopyError, Strategy};
+use super::{ConflictPolicy, OpKind, Step, StepOp};
+use crate::control::{Control, Stop};
+use crate::library::Library;
+use crate::names::{self, JsonPath};
+use crate::{Error, Result};
+
+/// What a file-operation job was asked to do (its `jobs.params`); the items are in `fileop_items`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileOpJob {
+    pub op: OpKind,
+    pub policy: ConflictPolicy,
+    /// The action as the user asked for it, and what it targets (for the audit row).
+    pub action: serde_json::Value,
+    pub targets: Vec<String>,
+    /// Set when this job is an undo: the audit row it reverses.
+    pub undoes: Option<i64>,
+    pub committed_at: i64,
+}
+
+/// Where a file-operation job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOpPhase {
+    #[default]
+    Working,
+    RemovingSources,
+    UpdatingIndex,
+    Done,
+}
+
+/// Progress and result of a file-operation job.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FileOpProgress {
+    pub op: Option<OpKind>,
+    pub phase: FileOpPhase,
+    pub steps_total: u64,
+    pub steps_done: u64,
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+    pub copied: u64,
+    pub renamed: u64,
+    pub linked: u64,
+    pub dirs_made: u64,
+    pub trashed: u64,
+    pub deleted: u64,
+    pub restored: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    /// Files whose copy was verified (BLAKE3 of source and copy compared).
+    pub verified: u64,
+    /// Destinations found already complete when the job was resumed (not copied again).
+    pub already_done: u64,
+    pub sources_removed: u64,
+    pub resumes: u64,
+    pub strategies: BTreeMap<String, u64>,
+    pub errors: Vec<String>,
+}
+
+const MAX_ERRORS: usize = 20;
+
+impl FileOpProgress {
+    fn error(&mut self, e: String) {
+        self.failed += 1;
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(e);
+        }
+    }
+}
+
+/// Writes a plan's steps as a job's items.
+pub(crate) fn insert_items(tx: &Transaction<'_>, job: i64, steps: &[Step]) -> Result<()> {
+    let mut q = tx.prepare_cached(
+        "INSERT INTO fileop_items (job_id, seq, op, src, dst, size, mtime, link_to, overwrite, root, state, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for s in steps {
+        let state = if s.op == StepOp::Skip {
+            "skipped"
+        } else {
+            "pending"
+        };
+        q.execute(params![
+            job,
+            s.seq,
+            s.op.as_str(),
+            names::to_sql(s.src.0.as_os_str()),
+            s.dst.as_ref().map(|d| names::to_value(d.0.as_os_str())),
+            s.size as i64,
+            s.mtime,
+            s.link_to,
+            s.overwrite,
+            s.root,
+            state,
+            s.note,
+        ])?;
+    }
+    Ok(())
+}
+
+/// One item as the runner holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    pub step: Step,
+    pub state: String,
+}
+
+pub(crate) fn load_items(conn: &rusqlite::Connection, job: i64) -> Result<Vec<Item>> {
+    let mut q = conn.prepare(
+        "SELECT seq, op, src, dst, size, mtime, link_to, overwrite, root, state, note
+         FROM fileop_items WHERE job_id = ?1 ORDER BY seq",
+    )?;
+    let rows = q.query_map([job], |r| {
+        Ok(Item {
+            step: Step {
+                seq: r.get(0)?,
+                op: StepOp::parse(&r.get::<_, String>(1)?).unwrap_or(StepOp::Skip),
+                src: JsonPath(names::from_sql(r.get_ref(2)?)?.into()),
+                dst: names::opt_from_sql(r.get_ref(3)?)?.map(|d| JsonPath(d.into())),
+                size: r.get::<_, i64>(4)? as u64,
+                mtime: r.get(5)?,
+                link_to: r.get(6)?,
+                overwrite: r.get(7)?,
+                root: r.get(8)?,
+                note: r.get(10)?,
+            },
+            state: r.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A change to one item, committed with the next batch.
+struct Update {
+    seq: i64,
+    state: &'static str,
+    hash: Option<[u8; 32]>,
+    note: Option<String>,
+    dst: Option<PathBuf>,
+}
+
+/// Work for a copy thread.
+struct CopyWork {
+    seq: i64,
+    src: PathBuf,
+    dst: PathBuf,
+    overwrite: bool,
+}
+
+struct CopyDone {
+    seq: i64,
+    dst: PathBuf,
+    result: std::result::Result<(copy::Copied, bool), CopyError>,
+}
+
+fn copy_worker(job: i64, caps: Arc<Capabilities>, rx: Receiver<CopyWork>, tx: Sender<CopyDone>) {
+    for w in rx {
+        let result = (|| {
+            if !w.overwrite && std::fs::symlink_metadata(&w.dst).is_ok() {
+                // Already there: a copy finished just before an interruption, or a file that
+                // appeared since the preview. Identical bytes mean it is ours.
+                let (a, alen) =
+                    copy::hash_path(&w.src).map_err(|e| CopyError::Io(w.src.clone(), e))?;
+                return match copy::hash_path(&w.dst) {
+                    Ok((b, blen)) if a == b && alen == blen => Ok((
+                        copy::Copied {
+                            hash: a,
+                            bytes: alen,
+                            strategy: Strategy::Stream,
+                        },
+                        true,
+                    )),
+                    _ => Err(CopyError::Exists),
+                };
+            }
+            let tmp = copy::temp_path(&w.dst, job, w.seq);
+            copy::copy_file(&w.src, &w.dst, &tmp, w.overwrite, &caps).map(|c| (c, false))
+        })();
+        if tx
+            .send(CopyDone {
+                seq: w.seq,
+                dst: w.dst,
+                result,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The state of one run of a job.
+struct Runner<'a> {
+    lib: &'a Arc<Library>,
+    job: i64,
+    params: &'a FileOpJob,
+    items: Vec<Item>,
+    index: HashMap<i64, usize>,
+    progress: FileOpProgress,
+    pending: Vec<Update>,
+    dirty_dirs: BTreeSet<PathBuf>,
+    last_flush: Instant,
+    on_progress: &'a dyn Fn(&FileOpProgress),
+    fatal: Option<String>,
+}
+
+impl Runner<'_> {
+    fn record(&mut self, u: Update) {
+        if let Some(&i) = self.index.get(&u.seq) {
+            let it = &mut self.items[i];
+            it.state = u.state.to_string();
+            if let Some(d) = &u.dst {
+                it.step.dst = Some(JsonPath(d.clone()));
+            }
+            if matches!(u.state, "done" | "skipped" | "failed") {
+                self.progress.steps_done += 1;
+            }
+        }
+        self.pending.push(u);
+    }
+
+    fn done(&mut self, seq: i64, dirty: &[&Path]) {
+        for d in dirty {
+            if let Some(p) = d.parent() {
+                self.dirty_dirs.insert(p.to_path_buf());
+            }
+        }
+        self.record(Update {
+            seq,
+            state: "done",
+            hash: None,
+            note: None,
+            dst: None,
+        });
+    }
+
+    fn fail(&mut self, seq: i64, why: String) {
+        self.progress.error(why.clone());
+        self.record(Update {
+            seq,
+            state: "failed",
+            hash: None,
+            note: Some(why),
+            dst: None,
+        });
+    }
+
+    fn skip(&mut self, seq: i64, why: String) {
+        self.progress.skipped += 1;
+        self.record(Update {
+            seq,
+            state: "skipped",
+            hash: None,
+            note: Some(why),
+            dst: None,
+        });
+    }
+
+    fn maybe_flush(&mut self) -> Result<()> {
+        if self.pending.len() >= 512 || self.last_flush.elapsed() >= Duration::from_millis(250) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the batch's renames durable (fsync of the directories they landed in), then
+    /// records the batch; only then may a move remove the sources of these items.
+    fn flush(&mut self) -> Result<()> {
+        for d in std::mem::take(&mut self.dirty_dirs) {
+            if let Err(e) = copy::sync_dir(&d) {
+                tracing::warn!(dir = %d.display(), error = %e, "fsync of a destination folder");
+            }
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let job = self.job;
+        let progress = serde_json::to_string(&self.progress)?;
+        self.lib.writer.transaction(move |tx| {
+            let mut q = tx.prepare_cached(
+                "UPDATE fileop_items SET state = ?3, hash = coalesce(?4, hash), note = coalesce(?5, note),
+                        dst = coalesce(?6, dst)
+                 WHERE job_id = ?1 AND seq = ?2",
+            )?;
+            for u in &batch {
+                q.execute(params![
+                    job,
+                    u.seq,
+                    u.state,
+                    u.hash.map(|h| h.to_vec()),
+                    u.note,
+                    u.dst.as_ref().map(|d| names::to_value(d.as_os_str())),
+                ])?;
+            }
+            tx.execute("UPDATE jobs SET progress = ?2 WHERE id = ?1", params![job, progress])?;
+            Ok(())
+        })?;
+        self.last_flush = Instant::now();
+        (self.on_progress)(&self.progress);
+        Ok(())
+    }
+
+    fn strategy(&mut self, s: Strategy) {
+        let key = serde_json::to_value(s)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *self.progress.strategies.entry(key).or_default() += 1;
+    }
+
+    /// A destination that appeared after the preview, resolved by the job's policy.
+    fn runtime_conflict(&mut self, seq: i64, dst: &Path) -> Option<(PathBuf, bool)> {
+        match self.params.policy {
+            ConflictPolicy::Overwrite => Some((dst.to_path_buf(), true)),
+            ConflictPolicy::KeepBoth => {
+                let planned: std::collections::HashSet<PathBuf> = self
+                    .items
+                    .iter()
+                    .filter_map(|i| i.step.dst.as_ref().map(|d| d.0.clone()))
+                    .collect();
+                let p = super::free_name(dst, &planned).ok()?;
+                Some((p, false))
+            }
+            ConflictPolicy::Skip | ConflictPolicy::Ask => {
+                self.skip(
+                    seq,
+                    format!("{} appeared after the preview: skipped", dst.display()),
+                );
+                None
+            }
+        }
+    }
+
+    fn copy_result(&mut self, d: CopyDone, work: &Sender<CopyWork>) -> Result<()> {
+        let Some(&i) = self.index.get(&d.seq) else {
+            return Ok(());
+        };
+        let src = self.items[i].step.src.0.clone();
+        match d.result {
+            Ok((c, already)) => {
+                if already {
+                    self.progress.already_done += 1;
+                } else {
+                    self.progress.copied += 1;
+                    self.progress.verified += 1;
+                    self.strategy(c.strategy);
+                }
+                self.progress.bytes_done += c.bytes;
+                self.dirty_dirs
+                    .insert(d.dst.parent().unwrap_or(&d.dst).to_path_buf());
+                let changed_dst = self.items[i].step.dst.as_ref().map(|x| &x.0) != Some(&d.dst);
+                self.record(Update {
+                    seq: d.seq,
+                    state: "done",
+                    hash: Some(c.hash),
+                    note: None,
+                    dst: changed_dst.then_some(d.dst),
+                });
+            }
+            Err(CopyError::Exists) => {
+                if let Some((to, overwrite)) = self.runtime_conflict(d.seq, &d.dst) {
+                    work.send(CopyWork {
+                        seq: d.seq,
+                        src,
+                        dst: to,
+                        overwrite,
+                    })
+                    .map_err(|_| Error::Invalid("copy threads stopped".into()))?;
+                }
+            }
+            Err(e) => {
+                if e.is_fatal() && self.fatal.is_none() {
+                    self.fatal = Some(e.to_string());
+                }
+                self.fail(d.seq, e.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs (or resumes) file-operation job `job`. `Ok(Err(stop))` when stopped early.
+pub(crate) fn run(
+    lib: &Arc<Library>,
+    job: i64,
+    params: &FileOpJob,
+    control: &Control,
+    on_progress: &dyn Fn(&FileOpProgress),
+) -> Result<std::result::Result<FileOpProgress, Stop>> {
+    let conn = lib.reader()?;
+    let items = load_items(&conn, job)?;
+    let stored: Option<String> = conn
+        .query_row("SELECT progress FROM jobs WHERE id = ?1", [job], |r| {
+            r.get(0)
+        })
+        .ok();
+    drop(conn);
+    let mut progress: FileOpProgress = stored
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let resumed = items
+        .iter()
+        .any(|i| i.state != "pending" && i.step.op != StepOp::Skip);
+    if progress.op.is_none() {
+        progress.op = Some(params.op);
+        progress.steps_total = items.len() as u64;
+        progress.bytes_total = items
+            .iter()
+            .filter(|i| i.step.op == StepOp::Copy)
+            .map(|i| i.step.size)
+            .sum();
+        progress.skipped = items.iter().filter(|i| i.state == "skipped").count() as u64;
+        progress.steps_done = progress.skipped;
+    } else if resumed {
+        progress.resumes += 1;
+    }
+    let index = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.step.seq, i))
+        .collect();
+    let locations = super::follow::locations_touched(lib, &items);
+    super::follow::hold(lib, &locations);
+    let mut r = Runner {
+        lib,
+        job,
+        params,
+        items,
+        index,
+        progress,
+        pending: Vec::new(),
+        dirty_dirs: BTreeSet::new(),
+        last_flush: Instant::now(),
+        on_progress,
+        fatal: None,
+    };
+    let outcome = work(&mut r, control);
+    let flushed = r.flush();
+    super::follow::release(lib, &locations);
+    let stop = match outcome {
+        Err(e) => return Err(e),
+        Ok(Err(stop)) => Some(stop),
+        Ok(Ok(())) => None,
+    };
+    flushed?;
+    // The index follows whatever was done, including by a cancelled job.
+    if stop != Some(Stop::Shutdown) {
+        r.progress.phase = FileOpPhase::UpdatingIndex;
+        (r.on_progress)(&r.progress);
+        super::follow::update_index(lib, &r.items, params.op, control);
+    }
+    if let Some(e) = r.fatal.take() {
+        return Err(Error::Invalid(e));
+    }
+    match stop {
+        Some(s) => Ok(Err(s)),
+        None => {
+            r.progress.phase = FileOpPhase::Done;
+            Ok(Ok(r.progress))
+        }
+    }
+}
+
+fn work(r: &mut Runner<'_>, control: &Control) -> Result<std::result::Result<(), Stop>> {
+    let same_fs = r.items.iter().any(|i| {
+        i.step.op == StepOp::Copy
+            && match (
+                std::fs::metadata(&i.step.src.0),
+                i.step
+                    .dst
+                    .as_ref()
+                    .and_then(|d| d.0.parent())
+                    .map(std::fs::metadata),
+            ) {
+                (Ok(a), Some(Ok(b))) => {
+                    use std::os::unix::fs::MetadataExt;
+                    a.dev() == b.dev()
+                }
+                _ => false,
+            }
+    });
+    let caps = Arc::new(Capabilities::new(same_fs));
+    let (work_tx, work_rx) = bounded::<CopyWork>(256);
+    let (done_tx, done_rx) = unbounded::<CopyDone>();
+    let threads: Vec<_> = (0..2)
+        .map(|i| {
+            let (c, rx, tx) = (caps.clone(), work_rx.clone(), done_tx.clone());
+            let job = r.job;
+            std::thread::Builder::new()
+                .name(format!("sd-copy-{job}-{i}"))
+                .spawn(move || copy_worker(job, c, rx, tx))
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io("<copy thread>", e))?;
+    drop(done_tx);
+    let stopped = phase_one(r, control, &work_tx, &done_rx);
+    // Let the copies in flight finish (each is short) so every result is recorded.
+    let mut in_flight = stopped.as_ref().map(|(n, _)| *n).unwrap_or(0);
+    drop(work_tx);
+    for d in done_rx.iter() {
+        // Re-queueing is impossible now; a conflict found this late is skipped.
+        let (tx, _rx) = bounded(1);
+        r.copy_result(d, &tx)?;
+        in_flight = in_flight.saturating_sub(1);
+    }
+    let _ = in_flight;
+    for t in threads {
+        let _ = t.join();
+    }
+    let stop = stopped?.1;
+    if let Some(s) = stop {
+        return Ok(Err(s));
+    }
+    if r.fatal.is_some() {
+        return Ok(Ok(()));
+    }
+    // Hard links, once the files they point to are in place.
+    for i in 0..r.items.len() {
+        if r.items[i].step.op == StepOp::Link && r.items[i].state == "pending" {
+            link(r, i);
+        }
+    }
+    // Permanent deletes: children before their folder.
+    for i in (0..r.items.len()).rev() {
+        if r.items[i].step.op == StepOp::Delete && r.items[i].state == "pending" {
+            if let Err(s) = control.check() {
+                return Ok(Err(s));
+            }
+            delete(r, i);
+            r.maybe_flush()?;
+        }
+    }
+    folder_metadata(r);
+    r.flush()?;
+    if r.params.op == OpKind::Move {
+        r.progress.phase = FileOpPhase::RemovingSources;
+        for i in (0..r.items.len()).rev() {
+            if let Err(s) = control.check() {
+                return Ok(Err(s));
+            }
+            remove_source(r, i);
+            r.maybe_flush()?;
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Everything but links and deletes, in plan order. Returns copies in flight and a stop, if any.
+fn phase_one(
+    r: &mut Runner<'_>,
+    control: &Control,
+    work: &Sender<CopyWork>,
+    done: &Receiver<CopyDone>,
+) -> Result<(usize, Option<Stop>)> {
+    let mut in_flight = 0usize;
+    for i in 0..r.items.len() {
+        while let Ok(d) = done.try_recv() {
+            in_flight -= 1;
+            r.copy_result(d, work)?;
+        }
+        if r.fatal.is_some() {
+            return Ok((in_flight, None));
+        }
+        if let Err(s) = control.check() {
+            return Ok((in_flight, Some(s)));
+        }
+        if r.items[i].state != "pending" {
+            continue;
+        }
+        let step = r.items[i].step.clone();
+        let seq = step.seq;
+        let dst = step.dst.as_ref().map(|d| d.0.clone());
+        match (step.op, dst) {
+            (StepOp::Mkdir, Some(dst)) => match std::fs::create_dir(&dst) {
+                Ok(()) => {
+                    r.progress.dirs_made += 1;
+                    r.done(seq, &[&dst]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dst.is_dir() => {
+                    r.done(seq, &[])
+                }
+                Err(e) => {
+                    let fatal = matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOSPC) | Some(libc::EROFS) | Some(libc::EDQUOT)
+                    );
+                    let msg = format!("{}: {e}", dst.display());
+                    if fatal {
+                        r.fatal = Some(msg.clone());
+                    }
+                    r.fail(seq, msg);
+                }
+            },
+            (StepOp::Merge, _) => r.done(seq, &[]),
+            (StepOp::Copy, Some(dst)) => {
+                // Wait for a free slot while still taking results, so conflicts can re-queue.
+                let mut w = CopyWork {
+                    seq,
+                    src: step.src.0.clone(),
+                    dst,
+                    overwrite: step.overwrite,
+                };
+                loop {
+                    match work.try_send(w) {
+                        Ok(()) => break,
+                        Err(crossbeam_channel::TrySendError::Full(back)) => {
+                            w = back;
+                            if let Ok(d) = done.recv_timeout(Duration::from_millis(50)) {
+                                in_flight -= 1;
+                                r.copy_result(d, work)?;
+                            }
+                        }
+                        Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                            return Err(Error::Invalid("copy threads stopped".into()));
+                        }
+                    }
+                }
+                in_flight += 1;
+            }
+            (StepOp::Symlink, Some(dst)) => symlink(r, seq, &step.src.0, &dst, step.overwrite),
+            (StepOp::Rename, Some(dst)) => rename(r, i, &step.src.0, &dst, step.overwrite),
+            (StepOp::Trash, _) => trash(r, seq, &step.src.0),
+            (StepOp::Restore, Some(dst)) => restore(r, seq, &step.src.0, &dst),
+            (StepOp::Link | StepOp::Delete, _) => {}
+            (op, _) => r.fail(seq, format!("step {seq} ({}) cannot run", op.as_str())),
+        }
+        r.maybe_flush()?;
+    }
+    Ok((in_flight, None))
+}
+
+fn symlink(r: &mut Runner<'_>, seq: i64, src: &Path, dst: &Path, overwrite: bool) {
+    let res = (|| -> std::io::Result<bool> {
+        let target = std::fs::read_link(src)?;
+        let meta = std::fs::symlink_metadata(src)?;
+        if let Ok(t) = std::fs::read_link(dst)
+            && t == target
+        {
+            return Ok(true); // made before an interruption
+        }
+        let tmp = copy::temp_path(dst, r.job, seq);
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&target, &tmp)?;
+        let _ = copy::set_path_metadata(&tmp, &meta);
+        let placed = if overwrite {
+            std::fs::rename(&tmp, dst)
+        } else {
+            copy::rename_noreplace(&tmp, dst)
+        };
+        if placed.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        placed.map(|()| false)
+    })();
+    match res {
+        Ok(already) => {
+            if already {
+                r.progress.already_done += 1;
+            }
+            r.done(seq, &[dst]);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => r.skip(
+            seq,
+            format!("{} appeared after the preview: skipped", dst.display()),
+        ),
+        Err(e) => r.fail(seq, format!("{}: {e}", dst.display())),
+    }
+}
+
+fn rename(r: &mut Runner<'_>, i: usize, src: &Path, dst: &Path, overwrite: bool) {
+    let seq = r.items[i].step.seq;
+    let res = if overwrite {
+        std::fs::rename(src, dst)
+    } else {
+        copy::rename_noreplace(src, dst)
+    };
+    match res {
+        Ok(()) => {
+            r.progress.renamed += 1;
+            r.progress.bytes_done += r.items[i].step.size;
+            r.strategy(Strategy::Rename);
+            super::follow::relink(r.lib, src, dst);
+            r.done(seq, &[src, dst]);
+        }
+        // Renamed before an interruption: the source is gone and the destination is there.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && std::fs::symlink_metadata(dst).is_ok() =>
+        {
+            r.progress.already_done += 1;
+            super::follow::relink(r.lib, src, dst);
+            r.done(seq, &[dst]);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Some((to, ow)) = r.runtime_conflict(seq, dst) {
+                r.items[i].step.dst = Some(JsonPath(to.clone()));
+                r.pending.push(Update {
+                    seq,
+                    state: "pending",
+                    hash: None,
+                    note: None,
+                    dst: Some(to.clone()),
+                });
+                rename(r, i, src, &to, ow);
+            }
+        }
+        Err(e) => r.fail(seq, format!("{} → {}: {e}", src.display(), dst.display())),
+    }
+}
+
+fn link(r: &mut Runner<'_>, i: usize) {
+    let step = r.items[i].step.clone();
+    let Some(dst) = step.dst.map(|d| d.0) else {
+        return;
+    };
+    let target = step
+        .link_to
+        .and_then(|s| r.index.get(&s).copied())
+        .filter(|&t| r.items[t].state == "done" || r.items[t].state == "source_removed")
+        .and_then(|t| r.items[t].step.dst.clone());
+    let Some(target) = target else {
+        return r.fail(
+            step.seq,
+            format!(
+                "{}: the file it is a hard link of was not copied",
+                dst.display()
+            ),
+        );
+    };
+    match std::fs::hard_link(&target.0, &dst) {
+        Ok(()) => {
+            r.progress.linked += 1;
+            r.done(step.seq, &[&dst]);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && same_file(&target.0, &dst) => {
+            r.progress.already_done += 1;
+            r.done(step.seq, &[]);
+        }
+        Err(e) => r.fail(step.seq, format!("{}: {e}", dst.display())),
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+fn delete(r: &mut Runner<'_>, i: usize) {
+    let step = r.items[i].step.clone();
+    let p = &step.src.0;
+    let res = match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir(p),
+        Ok(_) => std::fs::remove_file(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(()) => {
+            r.progress.deleted += 1;
+            r.progress.bytes_done += step.size;
+            r.done(step.seq, &[p]);
+        }
+        Err(e) => r.fail(step.seq, format!("{}: {e}", p.display())),
+    }
+}
+
+fn trash(r: &mut Runner<'_>, seq: i64, p: &Path) {
+    let before: std::collections::HashSet<std::ffi::OsString> = trashed_as(p)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    if let Err(e) = trash::delete(p) {
+        if std::fs::symlink_metadata(p).is_err() {
+            return r.fail(seq, format!("{}: no longer exists", p.display()));
+        }
+        return r.fail(
+            seq,
+            format!("{}: moving to the trash failed: {e}", p.display()),
+        );
+    }
+    let id = trashed_as(p)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|i| !before.contains(&i.id))
+        .map(|i| i.id.to_string_lossy().into_owned());
+    r.progress.trashed += 1;
+    r.progress.bytes_done += r
+        .index
+        .get(&seq)
+        .map(|&i| r.items[i].step.size)
+        .unwrap_or(0);
+    r.dirty_dirs.insert(p.parent().unwrap_or(p).to_path_buf());
+    r.record(Update {
+        seq,
+        state: "done",
+        hash: None,
+        note: id,
+        dst: None,
+    });
+}
+
+/// Trash items whose original path is `p`.
+fn trashed_as(p: &Path) -> std::result::Result<Vec<trash::TrashItem>, trash::Error> {
+    Ok(trash::os_limited::list()?
+        .into_iter()
+        .filter(|i| i.original_path() == p)
+        .collect())
+}
+
+fn restore(r: &mut Runner<'_>, seq: i64, info: &Path, dst: &Path) {
+    let item = trash::os_limited::list()
+        .ok()
+        .and_then(|l| l.into_iter().find(|i| Path::new(&i.id) == info));
+    let Some(item) = item else {
+        if std::fs::symlink_metadata(dst).is_ok() {
+            r.progress.already_done += 1;
+            return r.done(seq, &[]);
+        }
+        return r.fail(
+            seq,
+            format!("{} is no longer in the trash (emptied?)", dst.display()),
+        );
+    };
+    match trash::os_limited::restore_all([item]) {
+        Ok(()) => {
+            r.progress.restored += 1;
+            r.done(seq, &[dst]);
+        }
+        Err(trash::Error::RestoreCollision { path, .. }) => r.fail(
+            seq,
+            format!("{} exists: move it away, then undo again", path.display()),
+        ),
+        Err(e) => r.fail(seq, format!("{}: restoring failed: {e}", dst.display())),
+    }
+}
+
+/// Folders made by a copy get their source's permissions and times last (writing into a folder
+/// changes its modification time), deepest first.
+fn folder_metadata(r: &mut Runner<'_>) {
+    for i in (0..r.items.len()).rev() {
+        let it = &r.items[i];
+        if it.step.op != StepOp::Mkdir || it.state != "done" {
+            continue;
+        }
+        let Some(dst) = it.step.dst.as_ref().map(|d| d.0.clone()) else {
+            continue;
+        };
+        if let Ok(m) = std::fs::symlink_metadata(&it.step.src.0)
+            && let Err(e) = copy::set_path_metadata(&dst, &m)
+        {
+            tracing::warn!(dir = %dst.display(), error = %e, "copying folder metadata");
+        }
+    }
+}
+
+/// After a move's copies are all verified and recorded: removes the sources, deepest first. A
+/// source that changed after it was copied is kept and reported.
+fn remove_source(r: &mut Runner<'_>, i: usize) {
+    let it = &r.items[i];
+    if it.state != "done" {
+        return;
+    }
+    let step = it.step.clone();
+    let p = &step.src.0;
+    let res = match step.op {
+        StepOp::Copy | StepOp::Symlink | StepOp::Link => match std::fs::symlink_metadata(p) {
+            Ok(m) => {
+                use std::os::unix::fs::MetadataExt;
+                let now = m.mtime() * 1_000_000_000 + m.mtime_nsec();
+                if step.op == StepOp::Copy && (Some(now) != step.mtime || m.len() != step.size) {
+                    Err(format!(
+                        "{} changed after it was copied: kept (the copy holds the earlier version)",
+                        p.display()
+                    ))
+                } else {
+                    std::fs::remove_file(p).map_err(|e| format!("{}: {e}", p.display()))
+                }
+            }
+            Err(_) => Ok(()),
+        },
+        StepOp::Mkdir | StepOp::Merge => match std::fs::remove_dir(p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("{}: not removed: {e}", p.display())),
+        },
+        _ => return,
+    };
+    match res {
+        Ok(()) => {
+            r.progress.sources_removed += 1;
+            r.record(Update {
+                seq: step.seq,
+                state: "source_removed",
+                hash: None,
+                note: None,
+                dst: None,
+            });
+        }
+        Err(why) => {
+            if r.progress.errors.len() < MAX_ERRORS {
+                r.progress.errors.push(why.clone());
+            }
+            r.pending.push(Update {
+                seq: step.seq,
+                state: "done",
+                hash: None,
+                note: Some(why),
+                dst: None,
+            });
+        }
+    }
+}
+
+/// What a finished job did: the summary and undo data for its audit row.
+pub(crate) fn summarize(
+    conn: &rusqlite::Connection,
+    job: i64,
+    params: &FileOpJob,
+    progress: &FileOpProgress,
+) -> Result<(serde_json::Value, Option<serde_json::Value>)> {
+    let items = load_items(conn, job)?;
+    let done = |i: &&Item| i.state == "done" || i.state == "source_removed";
+    let summary = serde_json::json!({
+        "steps": items.len(),
+        "done": items.iter().filter(done).count(),
+        "skipped": items.iter().filter(|i| i.state == "skipped").count(),
+        "failed": items.iter().filter(|i| i.state == "failed").count(),
+        "bytes": progress.bytes_done,
+        "copied": progress.copied,
+        "verified": progress.verified,
+        "renamed": progress.renamed,
+        "trashed": progress.trashed,
+        "deleted": progress.deleted,
+        "restored": progress.restored,
+        "errors": progress.errors,
+    });
+    let roots = |ops: &[StepOp]| -> Vec<serde_json::Value> {
+        items
+            .iter()
+            .filter(done)
+            .filter(|i| i.step.root && ops.contains(&i.step.op))
+            .map(|i| serde_json::json!({"from": i.step.src, "to": i.step.dst}))
+            .collect()
+    };
+    let undo = match params.op {
+        OpKind::Move if !items.iter().any(|i| i.step.overwrite && done(&i)) => {
+            // Each top-level item moved goes back where it came from.
+            let mut pairs = roots(&[
+                StepOp::Rename,
+                StepOp::Copy,
+                StepOp::Mkdir,
+                StepOp::Symlink,
+                StepOp::Link,
+            ]);
+            // Items merged into existing folders were moved one by one; their children are roots.
+            pairs.retain(|p| !p["to"].is_null());
+            (!pairs.is_empty()).then(|| serde_json::json!({"move_back": pairs}))
+        }
+        OpKind::Trash => {
+            let restores: Vec<_> = items
+                .iter()
+                .filter(done)
+                .filter_map(|i| {
+                    i.step
+                        .note
+                        .as_ref()
+                        .map(|id| serde_json::json!({"trash_info": id, "to": i.step.src}))
+                })
+                .collect();
+            (!restores.is_empty()).then(|| serde_json::json!({"restore": restores}))
+        }
+        OpKind::Restore => {
+            let pairs: Vec<_> = items
+                .iter()
+                .filter(done)
+                .map(|i| i.step.dst.clone())
+                .collect();
+            (!pairs.is_empty()).then(|| serde_json::json!({"trash_again": pairs}))
+        }
+        OpKind::Copy | OpKind::Delete | OpKind::Move => None,
+    };
+    Ok((summary, undo))
+}

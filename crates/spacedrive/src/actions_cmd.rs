@@ -1,0 +1,476 @@
+//! `cp`, `mv`, `rename`, `rm`, `undo`, `history` and `audit`: actions previewed, committed as
+//! jobs, followed with a progress bar, and the audit log they leave.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use sd_core::actions::{Action, Preview};
+use sd_core::audit::{AuditRow, Verification};
+use sd_core::fileops::{ConflictPolicy, Plan, StepOp};
+use sd_core::jobs::{JobInfo, JobState};
+use sd_core::names::{JsonName, JsonPath};
+use serde_json::Value;
+
+use crate::api::Request;
+use crate::client::{Client, Remote};
+use crate::{absolute, output, print_json, watch_job};
+
+/// What to do when a destination exists.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OnConflict {
+    /// Show the conflicts and ask (fails when there is no terminal to ask on)
+    Ask,
+    /// Leave the existing file; do not copy or move this one
+    Skip,
+    /// Replace existing files (never folders); replaced files cannot be recovered
+    Overwrite,
+    /// Keep both: the new one gets a free name, "name (1).ext"
+    KeepBoth,
+}
+
+impl From<OnConflict> for ConflictPolicy {
+    fn from(o: OnConflict) -> Self {
+        match o {
+            OnConflict::Ask => ConflictPolicy::Ask,
+            OnConflict::Skip => ConflictPolicy::Skip,
+            OnConflict::Overwrite => ConflictPolicy::Overwrite,
+            OnConflict::KeepBoth => ConflictPolicy::KeepBoth,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct TransferArgs {
+    /// Sources, then the destination (a folder to put them in, or a new name for one source)
+    #[arg(required = true, num_args = 2.., value_name = "SOURCE... DEST")]
+    paths: Vec<PathBuf>,
+    /// Show every step, conflicts, bytes and free space; change nothing
+    #[arg(long)]
+    preview: bool,
+    #[arg(long, value_enum, default_value = "ask")]
+    on_conflict: OnConflict,
+    /// Return once the job is queued instead of following it
+    #[arg(long)]
+    detach: bool,
+}
+
+#[derive(Args)]
+pub struct RenameArgs {
+    path: PathBuf,
+    /// The new name (in the same folder)
+    name: std::ffi::OsString,
+    #[arg(long)]
+    preview: bool,
+    #[arg(long, value_enum, default_value = "ask")]
+    on_conflict: OnConflict,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Delete for good instead of moving to the trash (asks first, unless --yes)
+    #[arg(long)]
+    permanent: bool,
+    #[arg(long)]
+    preview: bool,
+    /// Do not ask
+    #[arg(long, short)]
+    yes: bool,
+    #[arg(long)]
+    detach: bool,
+}
+
+#[derive(Args)]
+pub struct UndoArgs {
+    /// The action to reverse (see `history`); the latest undoable one by default
+    id: Option<i64>,
+    #[arg(long)]
+    preview: bool,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Check the audit log's hash chain (exits 1 if a row was edited, inserted or removed)
+    Verify,
+}
+
+fn preview(client: &Client, lib: &Option<String>, action: &Action) -> Result<Preview> {
+    client.call(&Request::Preview {
+        library: lib.clone(),
+        action: action.clone(),
+    })
+}
+
+fn shown(p: &JsonPath) -> String {
+    p.0.to_string_lossy().into_owned()
+}
+
+/// Prints a plan for people: totals, strategy, space, conflicts, then the first steps.
+pub fn print_preview(p: &Preview, all: bool) {
+    if let Some(plan) = &p.plan {
+        print_plan(plan, all);
+    }
+    for e in &p.effects {
+        println!("  {e}");
+    }
+    if let Some(id) = p.undoes {
+        println!("reverses action {id}");
+    }
+    if p.plan.is_none() {
+        println!("undoable: {}", if p.undoable { "yes" } else { "no" });
+    }
+}
+
+fn print_plan(plan: &Plan, all: bool) {
+    println!(
+        "{}: {} files, {} folders, {} symlinks, {}",
+        plan.op.as_str(),
+        output::count(plan.files),
+        output::count(plan.dirs),
+        output::count(plan.symlinks),
+        output::bytes(plan.bytes)
+    );
+    if !plan.strategy.is_empty() {
+        println!("how: {}", plan.strategy);
+    }
+    if plan.verify {
+        println!(
+            "verify: BLAKE3 of every copied file compared with its source before it gets its name"
+        );
+    }
+    for s in &plan.space {
+        println!(
+            "space at {}: needs {}, {} free — {}",
+            shown(&s.path),
+            output::bytes(s.needed),
+            output::bytes(s.available),
+            if s.ok { "ok" } else { "NOT ENOUGH" }
+        );
+    }
+    if plan.conflicts > 0 {
+        println!(
+            "conflicts: {} destinations exist{}",
+            plan.conflicts,
+            if plan.unresolved > 0 {
+                format!(", {} need a decision (--on-conflict)", plan.unresolved)
+            } else {
+                String::new()
+            }
+        );
+    }
+    println!("undoable: {}", if plan.undoable { "yes" } else { "no" });
+    for w in &plan.warnings {
+        println!("warning: {w}");
+    }
+    let limit = if all { usize::MAX } else { 20 };
+    for s in plan.steps.iter().take(limit) {
+        let to = s
+            .dst
+            .as_ref()
+            .map(|d| format!(" -> {}", shown(d)))
+            .unwrap_or_default();
+        let size = if s.size > 0
+            && matches!(
+                s.op,
+                StepOp::Copy | StepOp::Delete | StepOp::Trash | StepOp::Rename
+            ) {
+            format!("  ({})", output::bytes(s.size))
+        } else {
+            String::new()
+        };
+        let note = s
+            .note
+            .as_ref()
+            .map(|n| format!("  [{n}]"))
+            .unwrap_or_default();
+        println!("  {:<8} {}{to}{size}{note}", s.op.as_str(), shown(&s.src));
+    }
+    if plan.steps.len() > limit {
+        println!(
+            "  … and {} more steps (--json lists them all)",
+            plan.steps.len() - limit
+        );
+    }
+}
+
+fn ask(question: &str) -> Result<String> {
+    eprint!("{question} ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim().to_lowercase())
+}
+
+/// Commits `action`; on unresolved conflicts at a terminal, shows them and asks for a policy.
+/// Follows the job it starts (unless `detach`) and prints its summary.
+fn commit(
+    client: &Client,
+    lib: &Option<String>,
+    mut action: Action,
+    json: bool,
+    detach: bool,
+) -> Result<()> {
+    let answer: Value = match client.call(&Request::Action {
+        library: lib.clone(),
+        action: action.clone(),
+    }) {
+        Err(e)
+            if !json
+                && std::io::stdin().is_terminal()
+                && e.downcast_ref::<Remote>()
+                    .is_some_and(|r| r.0.code == "conflict")
+                && policy_of(&mut action).is_some() =>
+        {
+            let p = preview(client, lib, &action)?;
+            if let Some(plan) = &p.plan {
+                for s in plan
+                    .steps
+                    .iter()
+                    .filter(|s| s.op == StepOp::Conflict)
+                    .take(20)
+                {
+                    eprintln!(
+                        "  exists: {}",
+                        s.dst.as_ref().map(shown).unwrap_or_default()
+                    );
+                }
+            }
+            let policy =
+                match ask("Existing destinations: [s]kip, [o]verwrite, [k]eep both, or [c]ancel?")?
+                    .as_str()
+                {
+                    "s" | "skip" => ConflictPolicy::Skip,
+                    "o" | "overwrite" => ConflictPolicy::Overwrite,
+                    "k" | "keep both" | "keep-both" => ConflictPolicy::KeepBoth,
+                    _ => bail!("cancelled; nothing was changed"),
+                };
+            if let Some(p) = policy_of(&mut action) {
+                *p = policy;
+            }
+            client.call(&Request::Action {
+                library: lib.clone(),
+                action,
+            })?
+        }
+        other => other?,
+    };
+    let Some(job) = answer.get("job") else {
+        if json {
+            return print_json(&answer);
+        }
+        println!("done: {answer}");
+        return Ok(());
+    };
+    let job: JobInfo = serde_json::from_value(job.clone())?;
+    if detach {
+        if json {
+            return print_json(&answer);
+        }
+        println!("job {} queued: {}", job.id, output::describe(&job));
+        return Ok(());
+    }
+    let lib = lib.clone().or(Some(job.library_id.to_string()));
+    let done = watch_job(client, lib, job.id, json)?;
+    if json {
+        print_json(&done)?;
+    } else {
+        println!("{}", output::job_summary(&done));
+    }
+    match done.state {
+        JobState::Completed if done.progress.file_op().is_some_and(|p| p.failed > 0) => {
+            bail!(
+                "{} steps failed (listed above)",
+                done.progress.file_op().map(|p| p.failed).unwrap_or(0)
+            )
+        }
+        JobState::Completed => Ok(()),
+        s => bail!("job {} {}", done.id, s.as_str()),
+    }
+}
+
+fn policy_of(a: &mut Action) -> Option<&mut ConflictPolicy> {
+    match a {
+        Action::Copy { on_conflict, .. }
+        | Action::Move { on_conflict, .. }
+        | Action::Rename { on_conflict, .. } => Some(on_conflict),
+        _ => None,
+    }
+}
+
+fn show_or_commit(
+    client: &Client,
+    lib: Option<String>,
+    action: Action,
+    show: bool,
+    json: bool,
+    detach: bool,
+) -> Result<()> {
+    if show {
+        let p = preview(client, &lib, &action)?;
+        if json {
+            return print_json(&p);
+        }
+        print_preview(&p, false);
+        return Ok(());
+    }
+    commit(client, &lib, action, json, detach)
+}
+
+pub fn transfer(
+    client: &Client,
+    lib: Option<String>,
+    a: TransferArgs,
+    json: bool,
+    is_move: bool,
+) -> Result<()> {
+    let mut paths = a
+        .paths
+        .iter()
+        .map(|p| absolute(p).map(JsonPath))
+        .collect::<Result<Vec<_>>>()?;
+    let dest = paths.pop().expect("clap requires two paths");
+    let on_conflict = a.on_conflict.into();
+    let action = if is_move {
+        Action::Move {
+            sources: paths,
+            dest,
+            on_conflict,
+        }
+    } else {
+        Action::Copy {
+            sources: paths,
+            dest,
+            on_conflict,
+        }
+    };
+    show_or_commit(client, lib, action, a.preview, json, a.detach)
+}
+
+pub fn rename(client: &Client, lib: Option<String>, a: RenameArgs, json: bool) -> Result<()> {
+    let action = Action::Rename {
+        path: JsonPath(absolute(&a.path)?),
+        name: JsonName(a.name),
+        on_conflict: a.on_conflict.into(),
+    };
+    show_or_commit(client, lib, action, a.preview, json, false)
+}
+
+pub fn rm(client: &Client, lib: Option<String>, a: RmArgs, json: bool) -> Result<()> {
+    let paths = a
+        .paths
+        .iter()
+        .map(|p| absolute(p).map(JsonPath))
+        .collect::<Result<Vec<_>>>()?;
+    let action = Action::Delete {
+        paths,
+        permanent: a.permanent,
+    };
+    if a.preview {
+        return show_or_commit(client, lib, action, true, json, false);
+    }
+    if a.permanent && !a.yes {
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "deleting for good cannot be undone; pass --yes to confirm (or drop --permanent to use the trash)"
+            );
+        }
+        let p = preview(client, &lib, &action)?;
+        print_preview(&p, false);
+        if !matches!(
+            ask("Delete these for good? This cannot be undone. [y/N]")?.as_str(),
+            "y" | "yes"
+        ) {
+            bail!("nothing was deleted");
+        }
+    }
+    commit(client, &lib, action, json, a.detach)
+}
+
+pub fn undo(client: &Client, lib: Option<String>, a: UndoArgs, json: bool) -> Result<()> {
+    show_or_commit(
+        client,
+        lib,
+        Action::Undo { id: a.id },
+        a.preview,
+        json,
+        false,
+    )
+}
+
+pub fn history(client: &Client, lib: Option<String>, limit: usize, json: bool) -> Result<()> {
+    let rows: Vec<AuditRow> = client.call(&Request::AuditList {
+        library: lib,
+        limit: Some(limit),
+    })?;
+    if json {
+        return print_json(&rows);
+    }
+    if rows.is_empty() {
+        println!("no actions yet");
+        return Ok(());
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut targets = r.targets.join(", ");
+            if targets.chars().count() > 60 {
+                targets = targets.chars().take(59).collect::<String>() + "…";
+            }
+            let undo = match (r.undone_by, r.undoes, r.undoable) {
+                (Some(by), _, _) => format!("undone by {by}"),
+                (None, Some(of), true) => format!("undoes {of}; undoable"),
+                (None, Some(of), false) => format!("undoes {of}"),
+                (None, None, true) => "undoable".into(),
+                (None, None, false) => "-".into(),
+            };
+            vec![
+                r.id.to_string(),
+                output::time_ms(r.finished_at),
+                r.kind.clone(),
+                targets,
+                serde_json::to_value(r.result)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                r.job_id
+                    .map(|j| j.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                undo,
+            ]
+        })
+        .collect();
+    output::table(
+        &["ID", "WHEN", "ACTION", "TARGETS", "RESULT", "JOB", "UNDO"],
+        &table,
+    );
+    Ok(())
+}
+
+pub fn audit(client: &Client, lib: Option<String>, cmd: AuditCmd, json: bool) -> Result<()> {
+    match cmd {
+        AuditCmd::Verify => {
+            let v: Verification = client.call(&Request::AuditVerify { library: lib })?;
+            if json {
+                print_json(&v)?;
+            } else if v.ok {
+                println!(
+                    "audit log intact: {} rows, hash chain verified{}",
+                    v.rows,
+                    v.head
+                        .as_ref()
+                        .map(|h| format!("; head {h}"))
+                        .unwrap_or_default()
+                );
+            }
+            if !v.ok {
+                bail!(
+                    "audit log tampered with: {}",
+                    v.problem.unwrap_or_else(|| "hash chain broken".into())
+                );
+            }
+            Ok(())
+        }
+    }
+}
