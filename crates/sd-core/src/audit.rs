@@ -176,7 +176,10 @@ const COLUMNS: &str = "a.id, a.device, a.kind, a.action, a.targets, a.result, a.
     a.job_id, a.undoes, a.created_at, a.finished_at, a.prev_hash, a.hash,
     (SELECT min(u.id) FROM audit_log u WHERE u.undoes = a.id AND u.result = 'completed')";
 
-fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Stored, Vec<u8>, Vec<u8>, Option<i64>)> {
+/// A stored row with its previous hash, its hash, and the row that undid it.
+type Read = (Stored, Vec<u8>, Vec<u8>, Option<i64>);
+
+fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<Read> {
     Ok((
         Stored {
             id: r.get(0)?,

@@ -402,8 +402,14 @@ impl Planner {
                 return self.children(src, &dst, |p, s, d, m| p.plan_rename(s, d, m));
             }
             match self.resolve(sm.is_dir(), &dst, &dm)? {
-                Resolution::Ask => return Ok(self.conflict(src, &dst)),
-                Resolution::Skip(why) => return Ok(self.skip(src, Some(&dst), why)),
+                Resolution::Ask => {
+                    self.conflict(src, &dst);
+                    return Ok(());
+                }
+                Resolution::Skip(why) => {
+                    self.skip(src, Some(&dst), why);
+                    return Ok(());
+                }
                 Resolution::Overwrite => overwrite = true,
                 Resolution::To(p) => dst = p,
             }
@@ -472,8 +478,14 @@ impl Planner {
                 return self.children(src, &dst, |p, s, d, m| p.plan_copy(s, d, m, false, dst_dev));
             }
             match self.resolve(sm.is_dir(), &dst, &dm)? {
-                Resolution::Ask => return Ok(self.conflict(src, &dst)),
-                Resolution::Skip(why) => return Ok(self.skip(src, Some(&dst), why)),
+                Resolution::Ask => {
+                    self.conflict(src, &dst);
+                    return Ok(());
+                }
+                Resolution::Skip(why) => {
+                    self.skip(src, Some(&dst), why);
+                    return Ok(());
+                }
                 Resolution::Overwrite => overwrite = true,
                 Resolution::To(p) => dst = p,
             }
@@ -501,14 +513,12 @@ impl Planner {
             return Ok(());
         }
         if !ft.is_file() {
-            return Ok(self.skip(
-                src,
-                Some(&dst),
-                format!(
-                    "{} is a special file (fifo, socket or device): not copied",
-                    src.display()
-                ),
-            ));
+            let why = format!(
+                "{} is a special file (fifo, socket or device): not copied",
+                src.display()
+            );
+            self.skip(src, Some(&dst), why);
+            return Ok(());
         }
         s.size = sm.len();
         if sm.nlink() > 1 {
@@ -535,14 +545,12 @@ impl Planner {
         s.mtime = Some(mtime_ns(sm));
         if sm.is_dir() {
             if sm.dev() != root_dev {
-                return Ok(self.skip(
-                    src,
-                    None,
-                    format!(
-                        "{} is another filesystem mounted here: not deleted",
-                        src.display()
-                    ),
-                ));
+                let why = format!(
+                    "{} is another filesystem mounted here: not deleted",
+                    src.display()
+                );
+                self.skip(src, None, why);
+                return Ok(());
             }
             self.push(s);
             self.dirs += 1;

@@ -110,7 +110,8 @@ pub struct RunHooks<'a> {
 }
 
 /// Reads `SPACEDRIVE_DEBUG_THROTTLE_MS`: when set, the indexer commits one directory (in the
-/// content phase, one file) per batch and sleeps this long after each, so crash tests can kill it
+/// content phase, one file) per batch and sleeps this long after each — and file operations sleep
+/// this long before each copy and each source removal — so crash tests can kill it
 /// mid-phase. Never set it in normal use.
 pub(crate) fn debug_throttle() -> Option<Duration> {
     std::env::var("SPACEDRIVE_DEBUG_THROTTLE_MS")

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 const CHUNK: usize = 1 << 20;
 
+/// A BLAKE3 hash and the number of bytes it covers.
+type Digest = ([u8; 32], u64);
+
 /// How the bytes were moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -123,7 +126,7 @@ fn unsupported(e: &std::io::Error) -> bool {
 }
 
 /// Hashes a whole open file from its start.
-pub fn hash_file(f: &File, buf: &mut [u8]) -> std::io::Result<([u8; 32], u64)> {
+pub fn hash_file(f: &File, buf: &mut [u8]) -> std::io::Result<Digest> {
     use std::os::unix::fs::FileExt;
     let mut h = blake3::Hasher::new();
     let mut off = 0u64;
@@ -139,7 +142,7 @@ pub fn hash_file(f: &File, buf: &mut [u8]) -> std::io::Result<([u8; 32], u64)> {
 }
 
 /// Hashes the file at `path` (BLAKE3 of all its bytes).
-pub fn hash_path(path: &Path) -> std::io::Result<([u8; 32], u64)> {
+pub fn hash_path(path: &Path) -> std::io::Result<Digest> {
     let f = File::open(path)?;
     hash_file(&f, &mut vec![0u8; CHUNK])
 }
@@ -272,7 +275,7 @@ fn transfer(
     len: u64,
     caps: &Capabilities,
     buf: &mut [u8],
-) -> std::io::Result<(Strategy, Option<([u8; 32], u64)>)> {
+) -> std::io::Result<(Strategy, Option<Digest>)> {
     if len > 0 && caps.reflink.load(Ordering::Relaxed) {
         // SAFETY: FICLONE takes the source descriptor as its argument; both fds are open.
         let r = unsafe { libc::ioctl(to.as_raw_fd(), libc::FICLONE, from.as_raw_fd()) };
@@ -295,7 +298,7 @@ fn transfer(
                     std::ptr::null_mut(),
                     to.as_raw_fd(),
                     std::ptr::null_mut(),
-                    (1usize << 30).min(usize::MAX),
+                    1usize << 30,
                     0,
                 )
             };

@@ -168,7 +168,11 @@ struct CopyDone {
 }
 
 fn copy_worker(job: i64, caps: Arc<Capabilities>, rx: Receiver<CopyWork>, tx: Sender<CopyDone>) {
+    let throttle = crate::index::debug_throttle();
     for w in rx {
+        if let Some(t) = throttle {
+            std::thread::sleep(t); // tests: make a crash land mid-copy
+        }
         let result = (|| {
             if !w.overwrite && std::fs::symlink_metadata(&w.dst).is_ok() {
                 // Already there: a copy finished just before an interruption, or a file that
@@ -343,9 +347,11 @@ impl Runner<'_> {
         }
     }
 
-    fn copy_result(&mut self, d: CopyDone, work: &Sender<CopyWork>) -> Result<()> {
+    /// Records a copy's result; returns whether the item went back to the copy threads (a
+    /// destination that appeared meanwhile, resolved to another name or an overwrite).
+    fn copy_result(&mut self, d: CopyDone, work: &Sender<CopyWork>) -> Result<bool> {
         let Some(&i) = self.index.get(&d.seq) else {
-            return Ok(());
+            return Ok(false);
         };
         let src = self.items[i].step.src.0.clone();
         match d.result {
@@ -378,6 +384,7 @@ impl Runner<'_> {
                         overwrite,
                     })
                     .map_err(|_| Error::Invalid("copy threads stopped".into()))?;
+                    return Ok(true);
                 }
             }
             Err(e) => {
@@ -387,7 +394,7 @@ impl Runner<'_> {
                 self.fail(d.seq, e.to_string());
             }
         }
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -418,7 +425,12 @@ pub(crate) fn run(
         progress.steps_total = items.len() as u64;
         progress.bytes_total = items
             .iter()
-            .filter(|i| i.step.op == StepOp::Copy)
+            .filter(|i| {
+                matches!(
+                    i.step.op,
+                    StepOp::Copy | StepOp::Rename | StepOp::Trash | StepOp::Delete
+                )
+            })
             .map(|i| i.step.size)
             .sum();
         progress.skipped = items.iter().filter(|i| i.state == "skipped").count() as u64;
@@ -506,16 +518,18 @@ fn work(r: &mut Runner<'_>, control: &Control) -> Result<std::result::Result<(),
         .map_err(|e| Error::io("<copy thread>", e))?;
     drop(done_tx);
     let stopped = phase_one(r, control, &work_tx, &done_rx);
-    // Let the copies in flight finish (each is short) so every result is recorded.
+    // Let the copies in flight finish (each is short) so every result is recorded, with
+    // checkpoints as they come in.
     let mut in_flight = stopped.as_ref().map(|(n, _)| *n).unwrap_or(0);
-    drop(work_tx);
-    for d in done_rx.iter() {
-        // Re-queueing is impossible now; a conflict found this late is skipped.
-        let (tx, _rx) = bounded(1);
-        r.copy_result(d, &tx)?;
-        in_flight = in_flight.saturating_sub(1);
+    while in_flight > 0 {
+        let Ok(d) = done_rx.recv() else { break };
+        in_flight -= 1;
+        if r.copy_result(d, &work_tx)? {
+            in_flight += 1;
+        }
+        r.maybe_flush()?;
     }
-    let _ = in_flight;
+    drop(work_tx);
     for t in threads {
         let _ = t.join();
     }
@@ -568,7 +582,9 @@ fn phase_one(
     for i in 0..r.items.len() {
         while let Ok(d) = done.try_recv() {
             in_flight -= 1;
-            r.copy_result(d, work)?;
+            if r.copy_result(d, work)? {
+                in_flight += 1;
+            }
         }
         if r.fatal.is_some() {
             return Ok((in_flight, None));
@@ -619,7 +635,10 @@ fn phase_one(
                             w = back;
                             if let Ok(d) = done.recv_timeout(Duration::from_millis(50)) {
                                 in_flight -= 1;
-                                r.copy_result(d, work)?;
+                                if r.copy_result(d, work)? {
+                                    in_flight += 1;
+                                }
+                                r.maybe_flush()?;
                             }
                         }
                         Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
@@ -875,6 +894,9 @@ fn remove_source(r: &mut Runner<'_>, i: usize) {
     let it = &r.items[i];
     if it.state != "done" {
         return;
+    }
+    if let Some(t) = crate::index::debug_throttle() {
+        std::thread::sleep(t); // tests: make a crash land mid-removal
     }
     let step = it.step.clone();
     let p = &step.src.0;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Sd, corpus, integrity, wait_until};
+use super::{Sd, corpus, integrity, kill9, wait_until};
 
 /// How long a crash test waits for a job or the daemon.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -29,7 +29,7 @@ fn sigkill_mid_index_resumes_from_checkpoint() {
     };
     wait_until("40 directories indexed", LIMIT, || listed(&sd) >= 40);
     let pid = sd.daemon_pid().expect("daemon pid");
-    unsafe { libc_kill(pid) };
+    kill9(pid);
     wait_until("the daemon to die", LIMIT, || sd.daemon_pid().is_none());
     let at_kill = {
         // Read the checkpoint straight from the database while no daemon runs.
@@ -105,14 +105,6 @@ fn sigkill_mid_index_resumes_from_checkpoint() {
         integrity(&sd.data.join("libraries/Crash.sdlibrary/library.db")),
         "ok"
     );
-}
-
-unsafe fn libc_kill(pid: i32) {
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]
@@ -199,7 +191,7 @@ fn sigkill_mid_identification_resumes_without_rehashing() {
         p["phase"] == "content" && p["content_done"].as_u64().unwrap() >= 100
     });
     let pid = sd.daemon_pid().expect("daemon pid");
-    unsafe { libc_kill(pid) };
+    kill9(pid);
     wait_until("the daemon to die", LIMIT, || sd.daemon_pid().is_none());
     let db = sd.data.join("libraries/Ids.sdlibrary/library.db");
     assert_eq!(integrity(&db), "ok");

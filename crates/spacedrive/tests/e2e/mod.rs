@@ -1,6 +1,7 @@
 //! Test harness: a temp data folder per test, the CLI run as a subprocess, the daemon it starts
 //! stopped (or killed) on drop.
 
+mod actions;
 mod content;
 mod crash;
 mod index;
@@ -55,6 +56,8 @@ impl Sd {
     {
         let mut c = Command::new(BIN);
         c.arg("--data-dir").arg(&self.data);
+        // The trash (freedesktop) of this installation lives in its temp folder, not the user's.
+        c.env("XDG_DATA_HOME", self.tmp.path().join("xdg"));
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -265,4 +268,66 @@ pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// A filesystem mounted for a test; unmounted on drop, so a failing test never leaves it behind.
+pub struct Mounted(Option<PathBuf>);
+
+impl Mounted {
+    /// `mount ARGS DIR`; `None` when this machine does not let the tests mount.
+    pub fn mount(args: &[&OsStr], dir: &Path) -> Option<Mounted> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = Command::new("mount")
+            .args(args)
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        ok.then(|| Mounted(Some(dir.to_path_buf())))
+    }
+
+    /// A tmpfs of `size` (e.g. "1m"), with extra options (e.g. ",ro").
+    pub fn tmpfs(size: &str, extra: &str, dir: &Path) -> Option<Mounted> {
+        let opts = format!("size={size}{extra}");
+        Mounted::mount(
+            &[
+                "-t".as_ref(),
+                "tmpfs".as_ref(),
+                "-o".as_ref(),
+                opts.as_ref(),
+                "tmpfs".as_ref(),
+            ],
+            dir,
+        )
+    }
+
+    pub fn unmount(&mut self) {
+        if let Some(d) = self.0.take() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !Command::new("umount")
+                .arg(&d)
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                assert!(Instant::now() < deadline, "cannot unmount {}", d.display());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        self.unmount();
+    }
+}
+
+/// SIGKILL to a process (the test's daemon).
+pub fn kill9(pid: i32) {
+    let status = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill -KILL {pid}");
 }

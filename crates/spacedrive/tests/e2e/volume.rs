@@ -1,10 +1,10 @@
 //! Volumes: real mounts, a loop-mounted filesystem going offline and coming back elsewhere.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Sd, json_path, wait_until};
+use super::{Mounted, Sd, json_path, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -63,44 +63,6 @@ fn volume_list_shows_the_machines_mounts() {
     );
 }
 
-/// Unmounts on drop, so a failing test never leaves a mount behind.
-struct Mounted(Option<PathBuf>);
-
-impl Mounted {
-    fn at(image: &Path, dir: &Path) -> Option<Mounted> {
-        std::fs::create_dir_all(dir).ok()?;
-        let ok = Command::new("mount")
-            .arg("-o")
-            .arg("loop")
-            .arg(image)
-            .arg(dir)
-            .status()
-            .ok()?
-            .success();
-        ok.then(|| Mounted(Some(dir.to_path_buf())))
-    }
-
-    fn unmount(&mut self) {
-        if let Some(d) = self.0.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !Command::new("umount")
-                .arg(&d)
-                .status()
-                .is_ok_and(|s| s.success())
-            {
-                assert!(Instant::now() < deadline, "cannot unmount {}", d.display());
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        self.unmount();
-    }
-}
-
 #[test]
 fn a_volume_goes_offline_and_comes_back_elsewhere() {
     let sd = Sd::new();
@@ -116,7 +78,10 @@ fn a_volume_goes_offline_and_comes_back_elsewhere() {
             .status()
             .is_ok_and(|s| s.success());
     let first = sd.tmp.path().join("mnt-a");
-    let Some(mut mounted) = made.then(|| Mounted::at(&image, &first)).flatten() else {
+    let Some(mut mounted) = made
+        .then(|| Mounted::mount(&["-o".as_ref(), "loop".as_ref(), image.as_os_str()], &first))
+        .flatten()
+    else {
         eprintln!("skipped: this machine does not allow loop-mounting a filesystem");
         return;
     };
@@ -175,7 +140,11 @@ fn a_volume_goes_offline_and_comes_back_elsewhere() {
 
     // Back, at another mount point: matched by fingerprint, followed, rescanned.
     let second = sd.tmp.path().join("mnt-b");
-    let _mounted = Mounted::at(&image, &second).expect("remount");
+    let _mounted = Mounted::mount(
+        &["-o".as_ref(), "loop".as_ref(), image.as_os_str()],
+        &second,
+    )
+    .expect("remount");
     std::fs::write(second.join("data/added while away.txt"), b"new").unwrap();
     wait_until("the location to come back", LIMIT, || {
         let l = sd.json(["location", "info", "1"]);
