@@ -467,7 +467,19 @@ pub(crate) fn run(
         Ok(Ok(())) => None,
     };
     flushed?;
-    // The index follows whatever was done, including by a cancelled job.
+    // The index follows whatever was done, including by a cancelled job. Items moved across
+    // filesystems keep their entries (ids, tags, notes) like renamed ones.
+    if params.op == OpKind::Move {
+        for it in &r.items {
+            if it.step.root
+                && it.state == "source_removed"
+                && it.step.op != StepOp::Merge
+                && let Some(dst) = &it.step.dst
+            {
+                super::follow::relink(lib, &it.step.src.0, &dst.0);
+            }
+        }
+    }
     if stop != Some(Stop::Shutdown) {
         r.progress.phase = FileOpPhase::UpdatingIndex;
         (r.on_progress)(&r.progress);

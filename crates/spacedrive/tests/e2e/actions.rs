@@ -549,3 +549,43 @@ fn conflicts_read_only_and_full_destinations_fail_clearly_and_leave_the_source()
     assert!(msg.contains("Read-only file system"), "{msg}");
     assert_eq!(snapshot(&src), before);
 }
+
+#[test]
+fn a_move_across_filesystems_keeps_the_entry_and_its_tags() {
+    let sd = Sd::new();
+    let home = sd.tmp.path().join("home");
+    write(&home.join("report.pdf"), &vec![3u8; 300_000]);
+    let Some(_mnt) = Mounted::tmpfs("16m", "", &sd.tmp.path().join("usb")) else {
+        eprintln!("skipping: this machine does not allow mounting a tmpfs");
+        return;
+    };
+    let usb = sd.tmp.path().join("usb");
+    sd.ok(["location", "add", home.to_str().unwrap(), "--no-watch"]);
+    sd.ok(["location", "add", usb.to_str().unwrap(), "--no-watch"]);
+    sd.ok(["tag", "create", "Keep"]);
+    sd.ok([
+        "tag",
+        "apply",
+        "Keep",
+        home.join("report.pdf").to_str().unwrap(),
+    ]);
+    let before = sd.json(["file", "info", home.join("report.pdf").to_str().unwrap()]);
+    let job = sd.json([
+        "mv",
+        home.join("report.pdf").to_str().unwrap(),
+        usb.to_str().unwrap(),
+    ]);
+    assert_eq!(job["progress"]["copied"], 1, "copied, not renamed: {job}");
+    assert_eq!(job["progress"]["sources_removed"], 1);
+    assert!(!home.join("report.pdf").exists());
+    let after = sd.json(["file", "info", usb.join("report.pdf").to_str().unwrap()]);
+    assert_eq!(
+        after["entry"]["id"], before["entry"]["id"],
+        "same entry: {after}"
+    );
+    assert!(after.to_string().contains("Keep"), "tag kept: {after}");
+    // And back, by undo.
+    sd.ok(["undo"]);
+    let back = sd.json(["file", "info", home.join("report.pdf").to_str().unwrap()]);
+    assert_eq!(back["entry"]["id"], before["entry"]["id"]);
+}
