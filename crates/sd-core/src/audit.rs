@@ -172,6 +172,31 @@ pub(crate) fn append(tx: &Transaction<'_>, device_row: i64, rec: &Record) -> Res
     Ok(id)
 }
 
+/// Records a finished change that is not an [`crate::actions::Action`] (locations, library
+/// settings): it cannot be undone from the log, but it is in it.
+pub(crate) fn record(
+    lib: &Library,
+    kind: &str,
+    action: serde_json::Value,
+    targets: Vec<String>,
+    summary: serde_json::Value,
+) -> Result<i64> {
+    let rec = Record {
+        kind: kind.to_string(),
+        action,
+        targets,
+        outcome: Outcome::Completed,
+        summary,
+        undo: None,
+        job_id: None,
+        undoes: None,
+        created_at: now_ms(),
+    };
+    let device_row = lib.device_row;
+    lib.writer
+        .transaction(move |tx| append(tx, device_row, &rec))
+}
+
 const COLUMNS: &str = "a.id, a.device, a.kind, a.action, a.targets, a.result, a.summary, a.undo,
     a.job_id, a.undoes, a.created_at, a.finished_at, a.prev_hash, a.hash,
     (SELECT min(u.id) FROM audit_log u WHERE u.undoes = a.id AND u.result = 'completed')";

@@ -216,7 +216,15 @@ pub fn add(
         Ok((loc_id, job))
     })?;
     jobs::start(lib, job_id)?;
-    Ok((get(lib, loc_id)?, job_id))
+    let loc = get(lib, loc_id)?;
+    crate::audit::record(
+        lib,
+        "location.add",
+        serde_json::json!({"path": loc.path, "mode": loc.mode, "rules": loc.rules, "watch": loc.watch}),
+        vec![loc.path.0.to_string_lossy().into_owned()],
+        serde_json::json!({"location_id": loc.id, "job_id": job_id}),
+    )?;
+    Ok((loc, job_id))
 }
 
 /// Changes to a location's settings; `None` leaves a setting as it is.
@@ -265,6 +273,13 @@ pub fn update(lib: &Arc<Library>, id: i64, changes: Changes) -> Result<(Location
     } else {
         None
     };
+    crate::audit::record(
+        lib,
+        "location.update",
+        serde_json::to_value(&changes)?,
+        vec![loc.path.0.to_string_lossy().into_owned()],
+        serde_json::json!({"location_id": id, "rescan_job": job}),
+    )?;
     Ok((get(lib, id)?, job))
 }
 
@@ -387,12 +402,21 @@ pub fn remove(lib: &Arc<Library>, id: i64) -> Result<u64> {
     if let Some(job) = active_job(lib, &loc)? {
         jobs::cancel(lib, job)?;
     }
-    lib.writer
+    let n = lib
+        .writer
         .transaction(move |tx| {
             let n = tx.execute("DELETE FROM entries WHERE location_id = ?1", [id])?;
             tx.execute("DELETE FROM locations WHERE id = ?1", [id])?;
             crate::index::scan::drop_orphan_content(tx)?;
             Ok(n as u64)
         })
-        .inspect(|_| lib.touch())
+        .inspect(|_| lib.touch())?;
+    crate::audit::record(
+        lib,
+        "location.remove",
+        serde_json::json!({"id": id}),
+        vec![loc.path.0.to_string_lossy().into_owned()],
+        serde_json::json!({"entries_removed": n, "files_touched": 0}),
+    )?;
+    Ok(n)
 }

@@ -250,6 +250,13 @@ impl Node {
         if self.library(None).is_err() || self.default_library().is_none() {
             self.set_default(Some(lib.id))?;
         }
+        crate::audit::record(
+            &lib,
+            "library.create",
+            serde_json::json!({"name": name}),
+            vec![name.clone()],
+            serde_json::json!({"id": lib.id}),
+        )?;
         Ok(lib)
     }
 
@@ -257,6 +264,7 @@ impl Node {
     pub fn rename_library(&self, selector: &str, new_name: &str) -> Result<Arc<Library>> {
         let new_name = library::validate_name(new_name)?;
         let lib = self.library(Some(selector))?;
+        let old_name = lib.name();
         if !jobs::running_ids(&lib).is_empty() {
             return Err(Error::Conflict(format!(
                 "library {:?} has running jobs; wait for them or cancel them first",
@@ -282,6 +290,13 @@ impl Node {
                 *s = Slot::Open(reopened.clone());
             }
         }
+        crate::audit::record(
+            &reopened,
+            "library.rename",
+            serde_json::json!({"new_name": new_name}),
+            vec![old_name, new_name.clone()],
+            serde_json::Value::Null,
+        )?;
         Ok(reopened)
     }
 
