@@ -441,6 +441,11 @@ fn audit_verify_detects_an_edited_or_removed_row() {
 
     // Someone edits row 2 directly in the database.
     let c = rusqlite::Connection::open(db(&sd)).unwrap();
+    let original: String = c
+        .query_row("SELECT targets FROM audit_log WHERE id = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     c.execute("UPDATE audit_log SET targets = '[\"Z\"]' WHERE id = 2", [])
         .unwrap();
     drop(c);
@@ -454,8 +459,11 @@ fn audit_verify_detects_an_edited_or_removed_row() {
 
     // Put it back, then delete a row instead: the gap is found.
     let c = rusqlite::Connection::open(db(&sd)).unwrap();
-    c.execute("UPDATE audit_log SET targets = '[\"B\"]' WHERE id = 2", [])
-        .unwrap();
+    c.execute(
+        "UPDATE audit_log SET targets = ?1 WHERE id = 2",
+        [&original],
+    )
+    .unwrap();
     drop(c);
     assert_eq!(sd.json(["audit", "verify"])["ok"], true);
     sd.ok(["stop"]);
