@@ -1,7 +1,7 @@
 //! Copying one file so that its final path never holds a partial or unverified file: the bytes go
 //! to a temporary name beside the destination (reflink, in-kernel `copy_file_range`, or a
-//! streaming copy), metadata is copied, the file is fsynced, source and copy are hashed and
-//! compared, and only then is the temporary renamed to the final name.
+//! streaming copy), metadata is copied, source and copy are hashed and compared, the filesystem
+//! is synced (once per batch of files), and only then is the temporary renamed to the final name.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -147,24 +147,15 @@ pub fn hash_path(path: &Path) -> std::io::Result<Digest> {
     hash_file(&f, &mut vec![0u8; CHUNK])
 }
 
-/// Copies `src` to `dst` (see the module doc). `overwrite` lets the final rename replace an
-/// existing file; otherwise an existing destination is [`CopyError::Exists`] and left alone.
-pub fn copy_file(
-    src: &Path,
-    dst: &Path,
-    tmp: &Path,
-    overwrite: bool,
-    caps: &Capabilities,
-) -> Result<Copied, CopyError> {
+/// Copies `src` into the temporary file `tmp` and verifies it (see the module doc); the caller
+/// makes it durable ([`sync_fs`]) and then gives it its name ([`publish`]). Writeback of the copy
+/// is started at once so that the later sync has little left to wait for.
+pub fn prepare(src: &Path, tmp: &Path, caps: &Capabilities) -> Result<Copied, CopyError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         match copy_once(src, tmp, caps) {
-            Ok(c) => {
-                return publish(tmp, dst, overwrite).map(|()| c).inspect_err(|_| {
-                    let _ = std::fs::remove_file(tmp);
-                });
-            }
+            Ok(c) => return Ok(c),
             Err(CopyError::Changed) if attempt < 2 => {
                 let _ = std::fs::remove_file(tmp);
             }
@@ -176,8 +167,27 @@ pub fn copy_file(
     }
 }
 
-/// Renames the verified temporary file to its final name.
-fn publish(tmp: &Path, dst: &Path, overwrite: bool) -> Result<(), CopyError> {
+/// Flushes everything written to the filesystem holding `dir` (one journal commit for a whole
+/// batch of copies, instead of one fsync per file).
+pub fn sync_fs(dir: &Path) -> std::io::Result<()> {
+    let f = File::open(dir)?;
+    // SAFETY: syncfs on an open descriptor.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Renames the verified (and synced) temporary file to its final name; removes it on failure.
+pub fn publish(tmp: &Path, dst: &Path, overwrite: bool) -> Result<(), CopyError> {
+    let r = place(tmp, dst, overwrite);
+    if r.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    r
+}
+
+fn place(tmp: &Path, dst: &Path, overwrite: bool) -> Result<(), CopyError> {
     if overwrite {
         std::fs::rename(tmp, dst).map_err(io(dst))
     } else {
@@ -242,7 +252,10 @@ fn copy_once(src: &Path, tmp: &Path, caps: &Capabilities) -> Result<Copied, Copy
     let (strategy, inline_hash) = transfer(&mut from, &mut to, before.len(), caps, &mut buf)
         .map_err(|e| CopyError::Io(tmp.to_path_buf(), e))?;
     copy_metadata(&to, &before).map_err(io(tmp))?;
-    to.sync_all().map_err(io(tmp))?;
+    // SAFETY: starts asynchronous writeback of the whole file; no memory is passed.
+    unsafe {
+        libc::sync_file_range(to.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
     // Verify: the bytes now in the copy against the bytes of the source.
     let (src_hash, src_len) = match inline_hash {
         Some(h) => h,
@@ -394,11 +407,6 @@ pub(crate) fn set_path_metadata(path: &Path, meta: &std::fs::Metadata) -> std::i
     Ok(())
 }
 
-/// fsyncs a directory so renames into it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,7 +437,9 @@ mod tests {
         {
             let dst = d.path().join(format!("b{i}.bin"));
             let tmp = temp_path(&dst, 1, i as i64);
-            let c = copy_file(&src, &dst, &tmp, false, caps).unwrap();
+            let c = prepare(&src, &tmp, caps).unwrap();
+            sync_fs(d.path()).unwrap();
+            publish(&tmp, &dst, false).unwrap();
             assert_eq!(c.bytes, data.len() as u64);
             assert_eq!(std::fs::read(&dst).unwrap(), data);
             assert!(!tmp.exists());
@@ -437,10 +447,8 @@ mod tests {
             let m = std::fs::metadata(&dst).unwrap();
             assert_eq!(m.mtime(), 1_000_000);
             // An existing destination is never replaced without `overwrite`.
-            assert!(matches!(
-                copy_file(&src, &dst, &tmp, false, caps),
-                Err(CopyError::Exists)
-            ));
+            prepare(&src, &tmp, caps).unwrap();
+            assert!(matches!(publish(&tmp, &dst, false), Err(CopyError::Exists)));
             assert!(!tmp.exists());
         }
     }

