@@ -167,70 +167,26 @@ struct CopyDone {
     result: std::result::Result<(copy::Copied, bool), CopyError>,
 }
 
-/// A copy thread: copies and verifies into temporary files, and every batch (256 files, 128 MiB
-/// or half a second) syncs the destination filesystem once and then renames the batch into place.
-fn copy_worker(job: i64, caps: Arc<Capabilities>, rx: Receiver<CopyWork>, tx: Sender<CopyDone>) {
+/// What a copy thread hands the publisher: a verified temporary file waiting for its name, or a
+/// result that needs no renaming.
+enum Handoff {
+    Ready(CopyWork, PathBuf, copy::Copied),
+    Done(CopyDone),
+}
+
+/// A copy thread: copies and verifies into temporary files and hands them to the publisher. It
+/// never waits for the disk, so copying overlaps with the syncs.
+fn copy_worker(job: i64, caps: Arc<Capabilities>, rx: Receiver<CopyWork>, tx: Sender<Handoff>) {
     let throttle = crate::index::debug_throttle();
-    let mut ready: Vec<(CopyWork, PathBuf, copy::Copied)> = Vec::new();
-    let mut ready_bytes = 0u64;
-    let mut since = Instant::now();
-    let publish_all = |ready: &mut Vec<(CopyWork, PathBuf, copy::Copied)>| -> bool {
-        let mut synced: Vec<u64> = Vec::new();
-        for (w, _, _) in ready.iter() {
-            use std::os::unix::fs::MetadataExt;
-            let parent = w.dst.parent().unwrap_or(&w.dst);
-            let dev = std::fs::metadata(parent).map(|m| m.dev()).unwrap_or(0);
-            if !synced.contains(&dev) {
-                synced.push(dev);
-                if let Err(e) = copy::sync_fs(parent) {
-                    tracing::warn!(dir = %parent.display(), error = %e, "syncing a destination");
-                }
-            }
-        }
-        for (w, tmp, c) in ready.drain(..) {
-            let result = copy::publish(&tmp, &w.dst, w.overwrite).map(|()| (c, false));
-            let done = CopyDone {
-                seq: w.seq,
-                dst: w.dst,
-                result,
-            };
-            if tx.send(done).is_err() {
-                return false;
-            }
-        }
-        true
-    };
-    loop {
-        let next = if ready.is_empty() {
-            rx.recv()
-                .map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected)
-        } else {
-            rx.recv_timeout(Duration::from_millis(100))
-        };
-        let w = match next {
-            Ok(w) => w,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if !publish_all(&mut ready) {
-                    return;
-                }
-                ready_bytes = 0;
-                continue;
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-        };
-        if ready.is_empty() {
-            since = Instant::now();
-        }
+    for w in rx {
         if let Some(t) = throttle {
             std::thread::sleep(t); // tests: make a crash land mid-copy
         }
-        let (seq, dst) = (w.seq, w.dst.clone());
-        let immediate = if !w.overwrite && std::fs::symlink_metadata(&w.dst).is_ok() {
-            // A temporary left by an interrupted attempt at this item goes either way.
-            let _ = std::fs::remove_file(copy::temp_path(&w.dst, job, w.seq));
+        let handoff = if !w.overwrite && std::fs::symlink_metadata(&w.dst).is_ok() {
             // Already there: a copy finished just before an interruption, or a file that
             // appeared since the preview. Identical bytes mean it is ours.
-            Some(match (copy::hash_path(&w.src), copy::hash_path(&w.dst)) {
+            let _ = std::fs::remove_file(copy::temp_path(&w.dst, job, w.seq));
+            let result = match (copy::hash_path(&w.src), copy::hash_path(&w.dst)) {
                 (Ok((a, alen)), Ok((b, blen))) if a == b && alen == blen => Ok((
                     copy::Copied {
                         hash: a,
@@ -241,34 +197,104 @@ fn copy_worker(job: i64, caps: Arc<Capabilities>, rx: Receiver<CopyWork>, tx: Se
                 )),
                 (Err(e), _) => Err(CopyError::Io(w.src.clone(), e)),
                 _ => Err(CopyError::Exists),
+            };
+            Handoff::Done(CopyDone {
+                seq: w.seq,
+                dst: w.dst,
+                result,
             })
         } else {
             let tmp = copy::temp_path(&w.dst, job, w.seq);
             match copy::prepare(&w.src, &tmp, &caps) {
-                Ok(c) => {
-                    ready_bytes += c.bytes;
-                    ready.push((w, tmp, c));
-                    None
-                }
-                Err(e) => Some(Err(e)),
+                Ok(c) => Handoff::Ready(w, tmp, c),
+                Err(e) => Handoff::Done(CopyDone {
+                    seq: w.seq,
+                    dst: w.dst,
+                    result: Err(e),
+                }),
             }
         };
-        if let Some(result) = immediate
-            && tx.send(CopyDone { seq, dst, result }).is_err()
-        {
+        if tx.send(handoff).is_err() {
             return;
         }
-        if ready.len() >= 256
-            || ready_bytes >= 128 << 20
-            || since.elapsed() >= Duration::from_millis(500)
-        {
-            if !publish_all(&mut ready) {
-                return;
+    }
+}
+
+/// The publisher: every batch (512 files, 256 MiB or half a second) syncs the destination
+/// filesystems once, then renames the batch's temporaries to their final names and reports them.
+fn publisher(rx: Receiver<Handoff>, tx: Sender<CopyDone>) {
+    let mut ready: Vec<(CopyWork, PathBuf, copy::Copied)> = Vec::new();
+    let mut bytes = 0u64;
+    let mut since = Instant::now();
+    loop {
+        let next = if ready.is_empty() {
+            rx.recv()
+                .map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(Duration::from_millis(100))
+        };
+        let open = match next {
+            Ok(Handoff::Done(d)) => {
+                if tx.send(d).is_err() {
+                    return;
+                }
+                true
             }
-            ready_bytes = 0;
+            Ok(Handoff::Ready(w, tmp, c)) => {
+                if ready.is_empty() {
+                    since = Instant::now();
+                }
+                bytes += c.bytes;
+                ready.push((w, tmp, c));
+                true
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => true,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => false,
+        };
+        let due = ready.len() >= 512
+            || bytes >= 256 << 20
+            || since.elapsed() >= Duration::from_millis(500);
+        if !ready.is_empty() && (due || !open) {
+            sync_filesystems(
+                ready
+                    .iter()
+                    .map(|(w, _, _)| w.dst.parent().unwrap_or(&w.dst)),
+            );
+            for (w, tmp, c) in ready.drain(..) {
+                let result = copy::publish(&tmp, &w.dst, w.overwrite).map(|()| (c, false));
+                let done = CopyDone {
+                    seq: w.seq,
+                    dst: w.dst,
+                    result,
+                };
+                if tx.send(done).is_err() {
+                    return;
+                }
+            }
+            bytes = 0;
+        }
+        if !open {
+            return;
         }
     }
-    publish_all(&mut ready);
+}
+
+/// Syncs each filesystem holding one of `dirs`, once.
+fn sync_filesystems<'a>(dirs: impl Iterator<Item = &'a Path>) {
+    use std::os::unix::fs::MetadataExt;
+    let mut synced: Vec<u64> = Vec::new();
+    for d in dirs {
+        let Ok(m) = std::fs::metadata(d) else {
+            continue;
+        };
+        if synced.contains(&m.dev()) {
+            continue;
+        }
+        synced.push(m.dev());
+        if let Err(e) = copy::sync_fs(d) {
+            tracing::warn!(dir = %d.display(), error = %e, "syncing a destination");
+        }
+    }
 }
 
 /// The state of one run of a job.
@@ -338,6 +364,13 @@ impl Runner<'_> {
         });
     }
 
+    /// Makes every rename and folder made so far durable: one sync per destination filesystem.
+    /// Done before a move removes any source and before the job reports completion.
+    fn sync_destinations(&mut self) {
+        let dirs = std::mem::take(&mut self.dirty_dirs);
+        sync_filesystems(dirs.iter().map(|d| d.as_path()));
+    }
+
     fn maybe_flush(&mut self) -> Result<()> {
         if self.pending.len() >= 512 || self.last_flush.elapsed() >= Duration::from_millis(250) {
             self.flush()?;
@@ -345,24 +378,8 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Makes the batch's renames durable (fsync of the directories they landed in), then
-    /// records the batch; only then may a move remove the sources of these items.
+    /// Records the batch of results (with the job's progress) in one transaction.
     fn flush(&mut self) -> Result<()> {
-        // One sync per filesystem makes every rename of the batch durable.
-        let mut synced: Vec<u64> = Vec::new();
-        for d in std::mem::take(&mut self.dirty_dirs) {
-            use std::os::unix::fs::MetadataExt;
-            let Ok(m) = std::fs::metadata(&d) else {
-                continue;
-            };
-            if synced.contains(&m.dev()) {
-                continue;
-            }
-            synced.push(m.dev());
-            if let Err(e) = copy::sync_fs(&d) {
-                tracing::warn!(dir = %d.display(), error = %e, "syncing a destination");
-            }
-        }
         let batch = std::mem::take(&mut self.pending);
         let job = self.job;
         let progress = serde_json::to_string(&self.progress)?;
@@ -512,6 +529,23 @@ pub(crate) fn run(
     } else if resumed {
         progress.resumes += 1;
     }
+    let mut items = items;
+    if resumed {
+        // A rename recorded as done but lost with a power cut (batches are synced before a
+        // move removes sources and before completion, not before each record): redo it.
+        for it in items.iter_mut().filter(|i| i.state == "done") {
+            let placed = matches!(
+                it.step.op,
+                StepOp::Copy | StepOp::Symlink | StepOp::Link | StepOp::Mkdir
+            );
+            if placed
+                && let Some(d) = &it.step.dst
+                && std::fs::symlink_metadata(&d.0).is_err()
+            {
+                it.state = "pending".into();
+            }
+        }
+    }
     let index = items
         .iter()
         .enumerate()
@@ -591,10 +625,11 @@ fn work(r: &mut Runner<'_>, control: &Control) -> Result<std::result::Result<(),
     });
     let caps = Arc::new(Capabilities::new(same_fs));
     let (work_tx, work_rx) = bounded::<CopyWork>(256);
+    let (hand_tx, hand_rx) = bounded::<Handoff>(1024);
     let (done_tx, done_rx) = unbounded::<CopyDone>();
-    let threads: Vec<_> = (0..2)
+    let mut threads: Vec<_> = (0..2)
         .map(|i| {
-            let (c, rx, tx) = (caps.clone(), work_rx.clone(), done_tx.clone());
+            let (c, rx, tx) = (caps.clone(), work_rx.clone(), hand_tx.clone());
             let job = r.job;
             std::thread::Builder::new()
                 .name(format!("sd-copy-{job}-{i}"))
@@ -602,7 +637,12 @@ fn work(r: &mut Runner<'_>, control: &Control) -> Result<std::result::Result<(),
         })
         .collect::<std::io::Result<_>>()
         .map_err(|e| Error::io("<copy thread>", e))?;
-    drop(done_tx);
+    drop(hand_tx);
+    let publish = std::thread::Builder::new()
+        .name(format!("sd-publish-{}", r.job))
+        .spawn(move || publisher(hand_rx, done_tx))
+        .map_err(|e| Error::io("<publisher thread>", e))?;
+    threads.push(publish);
     let stopped = phase_one(r, control, &work_tx, &done_rx);
     // Let the copies in flight finish (each is short) so every result is recorded, with
     // checkpoints as they come in.
@@ -643,6 +683,7 @@ fn work(r: &mut Runner<'_>, control: &Control) -> Result<std::result::Result<(),
         }
     }
     folder_metadata(r);
+    r.sync_destinations();
     r.flush()?;
     if r.params.op == OpKind::Move {
         r.progress.phase = FileOpPhase::RemovingSources;
