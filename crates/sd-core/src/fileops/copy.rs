@@ -15,6 +15,17 @@ use serde::{Deserialize, Serialize};
 
 const CHUNK: usize = 1 << 20;
 
+thread_local! {
+    /// Each copy thread's buffer, allocated once (zeroing a fresh 1 MiB per file cost more than
+    /// copying the small files).
+    static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; CHUNK]);
+}
+
+/// Runs `f` with this thread's copy buffer.
+fn with_buf<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+    BUF.with(|b| f(&mut b.borrow_mut()))
+}
+
 /// A BLAKE3 hash and the number of bytes it covers.
 type Digest = ([u8; 32], u64);
 
@@ -144,7 +155,7 @@ pub fn hash_file(f: &File, buf: &mut [u8]) -> std::io::Result<Digest> {
 /// Hashes the file at `path` (BLAKE3 of all its bytes).
 pub fn hash_path(path: &Path) -> std::io::Result<Digest> {
     let f = File::open(path)?;
-    hash_file(&f, &mut vec![0u8; CHUNK])
+    with_buf(|buf| hash_file(&f, buf))
 }
 
 /// Copies `src` into the temporary file `tmp` and verifies it (see the module doc); the caller
@@ -169,9 +180,19 @@ pub fn prepare(src: &Path, tmp: &Path, caps: &Capabilities) -> Result<Copied, Co
 
 /// Flushes everything written to the filesystem holding `dir` (one journal commit for a whole
 /// batch of copies, instead of one fsync per file).
+/// Memory-backed filesystems (tmpfs, ramfs) are skipped: nothing there outlives a power cut, and
+/// `syncfs` still walks every inode of the filesystem.
 pub fn sync_fs(dir: &Path) -> std::io::Result<()> {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
     let f = File::open(dir)?;
-    // SAFETY: syncfs on an open descriptor.
+    // SAFETY: fstatfs fills the zeroed struct; syncfs takes an open descriptor.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } == 0
+        && matches!(st.f_type as i64, TMPFS_MAGIC | RAMFS_MAGIC)
+    {
+        return Ok(());
+    }
     if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -248,20 +269,23 @@ fn copy_once(src: &Path, tmp: &Path, caps: &Capabilities) -> Result<Copied, Copy
         .mode(0o600)
         .open(tmp)
         .map_err(io(tmp))?;
-    let mut buf = vec![0u8; CHUNK];
-    let (strategy, inline_hash) = transfer(&mut from, &mut to, before.len(), caps, &mut buf)
-        .map_err(|e| CopyError::Io(tmp.to_path_buf(), e))?;
-    copy_metadata(&to, &before).map_err(io(tmp))?;
-    // SAFETY: starts asynchronous writeback of the whole file; no memory is passed.
-    unsafe {
-        libc::sync_file_range(to.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-    }
-    // Verify: the bytes now in the copy against the bytes of the source.
-    let (src_hash, src_len) = match inline_hash {
-        Some(h) => h,
-        None => hash_file(&from, &mut buf).map_err(io(src))?,
-    };
-    let (dst_hash, dst_len) = hash_file(&to, &mut buf).map_err(io(tmp))?;
+    let (strategy, src_hash, dst_hash) = with_buf(|buf| -> Result<_, CopyError> {
+        let (strategy, inline_hash) = transfer(&mut from, &mut to, before.len(), caps, buf)
+            .map_err(|e| CopyError::Io(tmp.to_path_buf(), e))?;
+        copy_metadata(&to, &before).map_err(io(tmp))?;
+        // SAFETY: starts asynchronous writeback of the whole file; no memory is passed.
+        unsafe {
+            libc::sync_file_range(to.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+        // Verify: the bytes now in the copy against the bytes of the source.
+        let src_hash = match inline_hash {
+            Some(h) => h,
+            None => hash_file(&from, buf).map_err(io(src))?,
+        };
+        let dst_hash = hash_file(&to, buf).map_err(io(tmp))?;
+        Ok((strategy, src_hash, dst_hash))
+    })?;
+    let ((src_hash, src_len), (dst_hash, dst_len)) = (src_hash, dst_hash);
     let after = std::fs::symlink_metadata(src).map_err(io(src))?;
     if after.len() != before.len()
         || after.mtime() != before.mtime()
