@@ -257,8 +257,8 @@ fn reverse_of(lib: &Library, id: Option<i64>) -> Result<(i64, Reverse)> {
     Ok((id, serde_json::from_value(undo)?))
 }
 
-/// The file operation an action runs, if it is one. `undoes`: the audit row an undo reverses.
-fn file_request(lib: &Library, action: &Action) -> Result<Option<(fileops::Request, Option<i64>)>> {
+/// The file operation an action runs, if it is one (undos: [`undo_request`]).
+fn file_request(lib: &Library, action: &Action) -> Result<Option<fileops::Request>> {
     let paths = |v: &[JsonPath]| v.iter().map(|p| p.0.clone()).collect::<Vec<_>>();
     let req = match action {
         Action::Copy {
@@ -325,53 +325,79 @@ fn file_request(lib: &Library, action: &Action) -> Result<Option<(fileops::Reque
                 policy: ConflictPolicy::Skip,
             }
         }
-        Action::Undo { id } => {
-            let (id, rev) = reverse_of(lib, *id)?;
-            let req = match rev {
-                Reverse::MoveBack(pairs) => fileops::Request {
-                    op: OpKind::Move,
-                    pairs: pairs.into_iter().map(|p| (p.to, Some(p.from))).collect(),
-                    policy: ConflictPolicy::Ask,
-                },
-                Reverse::Restore(items) => fileops::Request {
-                    op: OpKind::Restore,
-                    pairs: items
-                        .into_iter()
-                        .map(|t| (JsonPath(PathBuf::from(t.trash_info)), Some(t.to)))
-                        .collect(),
-                    policy: ConflictPolicy::Ask,
-                },
-                Reverse::TrashAgain(paths) => fileops::Request {
-                    op: OpKind::Trash,
-                    pairs: paths.into_iter().map(|p| (p, None)).collect(),
-                    policy: ConflictPolicy::Skip,
-                },
-                _ => return Ok(None),
-            };
-            return Ok(Some((req, Some(id))));
-        }
         _ => return Ok(None),
     };
-    Ok(Some((req, None)))
+    Ok(Some(req))
+}
+
+/// An undo that moves files: the operation, and folders to recreate before it (those a move
+/// emptied and removed). `Err` hands back a reverse that changes organisation, not files.
+fn undo_request(rev: Reverse) -> std::result::Result<(fileops::Request, Vec<PathBuf>), Reverse> {
+    Ok(match rev {
+        Reverse::MoveBack(pairs) => {
+            let recreate = pairs
+                .iter()
+                .filter_map(|p| p.from.0.parent().map(PathBuf::from))
+                .collect();
+            let req = fileops::Request {
+                op: OpKind::Move,
+                pairs: pairs.into_iter().map(|p| (p.to, Some(p.from))).collect(),
+                policy: ConflictPolicy::Ask,
+            };
+            (req, recreate)
+        }
+        Reverse::Restore(items) => {
+            let req = fileops::Request {
+                op: OpKind::Restore,
+                pairs: items
+                    .into_iter()
+                    .map(|t| (JsonPath(PathBuf::from(t.trash_info)), Some(t.to)))
+                    .collect(),
+                policy: ConflictPolicy::Ask,
+            };
+            (req, Vec::new())
+        }
+        Reverse::TrashAgain(paths) => {
+            let req = fileops::Request {
+                op: OpKind::Trash,
+                pairs: paths.into_iter().map(|p| (p, None)).collect(),
+                policy: ConflictPolicy::Skip,
+            };
+            (req, Vec::new())
+        }
+        other => return Err(other),
+    })
 }
 
 /// Says what `action` would do, changing nothing.
 pub fn preview(lib: &Library, action: &Action) -> Result<Preview> {
-    if let Some((req, undoes)) = file_request(lib, action)? {
+    let files = |req: fileops::Request, undoes| -> Result<Preview> {
         let plan = fileops::plan(&req)?;
-        return Ok(Preview {
+        Ok(Preview {
             action: action.kind().into(),
             undoable: plan.undoable,
             plan: Some(plan),
             effects: Vec::new(),
             undoes,
-        });
+        })
+    };
+    if let Action::Undo { id } = action {
+        let (id, rev) = reverse_of(lib, *id)?;
+        return match undo_request(rev) {
+            Ok((req, _)) => files(req, Some(id)),
+            Err(rev) => Ok(Preview {
+                action: action.kind().into(),
+                plan: None,
+                effects: vec![describe_reverse(&rev)],
+                undoable: true,
+                undoes: Some(id),
+            }),
+        };
+    }
+    if let Some(req) = file_request(lib, action)? {
+        return files(req, None);
     }
     let (effects, undoable, undoes) = match action {
-        Action::Undo { id } => {
-            let (id, rev) = reverse_of(lib, *id)?;
-            (vec![describe_reverse(&rev)], true, Some(id))
-        }
         Action::TagCreate { path, .. } => (vec![format!("create tag {path:?}")], true, None),
         Action::TagRename { path, new } => {
             (vec![format!("rename tag {path:?} to {new:?}")], true, None)
@@ -479,39 +505,33 @@ fn skip_space_check() -> bool {
 /// Carries out `action`: organising changes in one transaction (audited in it), file operations
 /// as a job (audited when it ends). Returns what it did, or `{"job": …}` for a job.
 pub fn commit(lib: &Arc<Library>, action: Action) -> Result<serde_json::Value> {
-    // Record which action an undo reversed, even when the user did not name it.
-    let action = match action {
-        Action::Undo { id } => Action::Undo {
-            id: Some(reverse_of(lib, id)?.0),
-        },
-        other => other,
-    };
-    if let Some((req, undoes)) = file_request(lib, &action)? {
-        if let Reverse::MoveBack(pairs) = undoes
-            .map(|id| reverse_of(lib, Some(id)).map(|r| r.1))
-            .transpose()?
-            .unwrap_or(Reverse::TrashAgain(Vec::new()))
-        {
-            // Folders a move emptied and removed come back first.
-            for p in pairs {
-                if let Some(parent) = p.from.0.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    if let Action::Undo { id } = action {
+        let (id, rev) = reverse_of(lib, id)?;
+        // Recorded with the id it reversed, even when the user did not name it.
+        let action = Action::Undo { id: Some(id) };
+        return match undo_request(rev) {
+            Ok((req, recreate)) => {
+                for dir in recreate {
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir, e))?;
                 }
+                start_file_op(lib, &action, req, Some(id))
             }
-        }
-        return start_file_op(lib, &action, req, undoes);
+            Err(rev) => {
+                let out =
+                    organise_commit(lib, &action, Some(id), move |tx| apply_reverse(tx, rev))?;
+                lib.touch_meta();
+                Ok(out)
+            }
+        };
     }
-    let out = match action {
-        Action::Undo { id } => {
-            let (id, rev) = reverse_of(lib, id)?;
-            organise_commit(lib, &action, Some(id), move |tx| apply_reverse(tx, rev))?
-        }
-        a => {
-            let prepared = prepare(lib, &a)?;
-            let owned = a.clone();
-            organise_commit(lib, &a, None, move |tx| run_organise(tx, owned, prepared))?
-        }
-    };
+    if let Some(req) = file_request(lib, &action)? {
+        return start_file_op(lib, &action, req, None);
+    }
+    let prepared = prepare(lib, &action)?;
+    let owned = action.clone();
+    let out = organise_commit(lib, &action, None, move |tx| {
+        run_organise(tx, owned, prepared)
+    })?;
     lib.touch_meta();
     Ok(out)
 }
