@@ -319,12 +319,29 @@ struct Planner {
     warnings: Vec<String>,
 }
 
-/// What a conflict resolves to.
-enum Resolution {
-    Skip(String),
-    Overwrite,
-    To(PathBuf),
-    Ask,
+/// What an existing destination means for an item.
+enum Placement {
+    /// Folder into folder: a merge step was recorded; plan the children.
+    Merged,
+    /// A conflict (policy `ask`) or a skip was recorded; nothing else to plan.
+    Recorded,
+    /// Go ahead at this destination; `true` when it replaces a file.
+    Place(PathBuf, bool),
+}
+
+fn new_step(op: StepOp, src: &Path, dst: Option<&Path>, size: u64) -> Step {
+    Step {
+        seq: 0,
+        op,
+        src: JsonPath(src.to_path_buf()),
+        dst: dst.map(|d| JsonPath(d.to_path_buf())),
+        size,
+        mtime: None,
+        link_to: None,
+        overwrite: false,
+        root: false,
+        note: None,
+    }
 }
 
 impl Planner {
@@ -338,44 +355,53 @@ impl Planner {
         seq
     }
 
-    fn step(&mut self, op: StepOp, src: &Path, dst: Option<&Path>, size: u64) -> Step {
-        let _ = self;
-        Step {
-            seq: 0,
-            op,
-            src: JsonPath(src.to_path_buf()),
-            dst: dst.map(|d| JsonPath(d.to_path_buf())),
-            size,
-            mtime: None,
-            link_to: None,
-            overwrite: false,
-            root: false,
-            note: None,
-        }
-    }
-
     fn skip(&mut self, src: &Path, dst: Option<&Path>, note: String) {
-        let mut s = self.step(StepOp::Skip, src, dst, 0);
+        let mut s = new_step(StepOp::Skip, src, dst, 0);
         s.note = Some(note);
         self.push(s);
     }
 
-    fn resolve(&mut self, src_dir: bool, dst: &Path, dm: &std::fs::Metadata) -> Result<Resolution> {
+    /// Records what happens to `src` given that `dst` exists (`dm`), by the policy.
+    fn existing(
+        &mut self,
+        src: &Path,
+        dst: &Path,
+        sm: &std::fs::Metadata,
+        dm: &std::fs::Metadata,
+    ) -> Result<Placement> {
+        if sm.is_dir() && dm.is_dir() {
+            let mut s = new_step(StepOp::Merge, src, Some(dst), 0);
+            s.root = true;
+            s.mtime = Some(mtime_ns(sm));
+            self.push(s);
+            self.dirs += 1;
+            return Ok(Placement::Merged);
+        }
         self.conflicts += 1;
         Ok(match self.policy {
-            ConflictPolicy::Ask => Resolution::Ask,
-            ConflictPolicy::Skip => Resolution::Skip(format!("{} exists: skipped", dst.display())),
-            ConflictPolicy::KeepBoth => Resolution::To(free_name(dst, &self.planned)?),
-            ConflictPolicy::Overwrite if src_dir || dm.is_dir() => Resolution::Skip(format!(
-                "{} exists and one of the two is a folder: not replaced (overwrite only replaces files)",
-                dst.display()
-            )),
-            ConflictPolicy::Overwrite => Resolution::Overwrite,
+            ConflictPolicy::Ask => {
+                self.conflict(src, dst);
+                Placement::Recorded
+            }
+            ConflictPolicy::Skip => {
+                self.skip(src, Some(dst), format!("{} exists: skipped", dst.display()));
+                Placement::Recorded
+            }
+            ConflictPolicy::KeepBoth => Placement::Place(free_name(dst, &self.planned)?, false),
+            ConflictPolicy::Overwrite if sm.is_dir() || dm.is_dir() => {
+                let why = format!(
+                    "{} exists and one of the two is a folder: not replaced (overwrite only replaces files)",
+                    dst.display()
+                );
+                self.skip(src, Some(dst), why);
+                Placement::Recorded
+            }
+            ConflictPolicy::Overwrite => Placement::Place(dst.to_path_buf(), true),
         })
     }
 
     fn conflict(&mut self, src: &Path, dst: &Path) {
-        let mut s = self.step(StepOp::Conflict, src, Some(dst), 0);
+        let mut s = new_step(StepOp::Conflict, src, Some(dst), 0);
         s.note = Some(format!("{} already exists", dst.display()));
         self.push(s);
     }
@@ -390,31 +416,19 @@ impl Planner {
 
     /// A move within one filesystem: one rename per item, merging into existing folders.
     fn plan_rename(&mut self, src: &Path, dst: &Path, sm: &std::fs::Metadata) -> Result<()> {
-        let (files, dirs, bytes) = tree_totals(src, sm);
-        let mut dst = dst.to_path_buf();
-        let mut overwrite = false;
+        let (mut dst, mut overwrite) = (dst.to_path_buf(), false);
         if let Some(dm) = meta(&dst)? {
-            if sm.is_dir() && dm.is_dir() {
-                let mut s = self.step(StepOp::Merge, src, Some(&dst), 0);
-                s.root = true;
-                self.push(s);
-                self.dirs += 1;
-                return self.children(src, &dst, |p, s, d, m| p.plan_rename(s, d, m));
-            }
-            match self.resolve(sm.is_dir(), &dst, &dm)? {
-                Resolution::Ask => {
-                    self.conflict(src, &dst);
-                    return Ok(());
+            match self.existing(src, &dst, sm, &dm)? {
+                Placement::Merged => {
+                    return self.children(src, &dst, |p, s, d, m| p.plan_rename(s, d, m));
                 }
-                Resolution::Skip(why) => {
-                    self.skip(src, Some(&dst), why);
-                    return Ok(());
-                }
-                Resolution::Overwrite => overwrite = true,
-                Resolution::To(p) => dst = p,
+                Placement::Recorded => return Ok(()),
+                Placement::Place(d, o) => (dst, overwrite) = (d, o),
             }
         }
-        let mut s = self.step(StepOp::Rename, src, Some(&dst), bytes);
+        // Counted only for what moves whole (a merged folder's children count themselves).
+        let (files, dirs, bytes) = tree_totals(src, sm);
+        let mut s = new_step(StepOp::Rename, src, Some(&dst), bytes);
         s.mtime = Some(mtime_ns(sm));
         s.root = true;
         s.overwrite = overwrite;
@@ -465,33 +479,20 @@ impl Planner {
         fresh: bool,
         dst_dev: u64,
     ) -> Result<()> {
-        let mut dst = dst.to_path_buf();
-        let mut overwrite = false;
+        let (mut dst, mut overwrite) = (dst.to_path_buf(), false);
         let existing = if fresh { None } else { meta(&dst)? };
         if let Some(dm) = existing {
-            if sm.is_dir() && dm.is_dir() {
-                let mut s = self.step(StepOp::Merge, src, Some(&dst), 0);
-                s.root = true;
-                s.mtime = Some(mtime_ns(sm));
-                self.push(s);
-                self.dirs += 1;
-                return self.children(src, &dst, |p, s, d, m| p.plan_copy(s, d, m, false, dst_dev));
-            }
-            match self.resolve(sm.is_dir(), &dst, &dm)? {
-                Resolution::Ask => {
-                    self.conflict(src, &dst);
-                    return Ok(());
+            match self.existing(src, &dst, sm, &dm)? {
+                Placement::Merged => {
+                    return self
+                        .children(src, &dst, |p, s, d, m| p.plan_copy(s, d, m, false, dst_dev));
                 }
-                Resolution::Skip(why) => {
-                    self.skip(src, Some(&dst), why);
-                    return Ok(());
-                }
-                Resolution::Overwrite => overwrite = true,
-                Resolution::To(p) => dst = p,
+                Placement::Recorded => return Ok(()),
+                Placement::Place(d, o) => (dst, overwrite) = (d, o),
             }
         }
         let ft = sm.file_type();
-        let mut s = self.step(StepOp::Copy, src, Some(&dst), 0);
+        let mut s = new_step(StepOp::Copy, src, Some(&dst), 0);
         s.root = !fresh;
         s.overwrite = overwrite;
         s.mtime = Some(mtime_ns(sm));
@@ -541,7 +542,7 @@ impl Planner {
     }
 
     fn plan_delete(&mut self, src: &Path, sm: &std::fs::Metadata, root_dev: u64) -> Result<()> {
-        let mut s = self.step(StepOp::Delete, src, None, 0);
+        let mut s = new_step(StepOp::Delete, src, None, 0);
         s.mtime = Some(mtime_ns(sm));
         if sm.is_dir() {
             if sm.dev() != root_dev {
@@ -633,7 +634,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
         match (req.op, dst) {
             (OpKind::Trash, _) => {
                 let (files, dirs, bytes) = tree_totals(src, &sm);
-                let mut s = p.step(StepOp::Trash, src, None, bytes);
+                let mut s = new_step(StepOp::Trash, src, None, bytes);
                 s.mtime = Some(mtime_ns(&sm));
                 p.push(s);
                 p.files += files;
@@ -696,9 +697,6 @@ pub fn plan(req: &Request) -> Result<Plan> {
             ok: *needed <= available,
         });
     }
-    if !copies {
-        space.retain(|s| s.needed > 0);
-    }
     let unresolved = p.steps.iter().filter(|s| s.op == StepOp::Conflict).count() as u64;
     let skipped = p.steps.iter().filter(|s| s.op == StepOp::Skip).count() as u64;
     let overwrites = p.steps.iter().any(|s| s.overwrite);
@@ -732,7 +730,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
 
 fn plan_restore(p: &mut Planner, info: &Path, dst: Option<&Path>) -> Result<()> {
     let dst = dst.ok_or_else(|| Error::Invalid("restore needs the original path".into()))?;
-    let mut s = p.step(StepOp::Restore, info, Some(dst), 0);
+    let mut s = new_step(StepOp::Restore, info, Some(dst), 0);
     s.root = true;
     if meta(dst)?.is_some() {
         p.conflicts += 1;
