@@ -283,6 +283,13 @@ pub fn update(lib: &Arc<Library>, id: i64, changes: Changes) -> Result<(Location
     Ok((get(lib, id)?, job))
 }
 
+/// The location holding `path`: the innermost one, if locations nest.
+pub(crate) fn containing<'a>(locs: &'a [Location], path: &Path) -> Option<&'a Location> {
+    locs.iter()
+        .filter(|l| path.starts_with(&l.path.0))
+        .max_by_key(|l| l.path.0.as_os_str().len())
+}
+
 /// The unfinished index job of a location, if any.
 fn active_job(lib: &Library, loc: &Location) -> Result<Option<i64>> {
     let Some(job) = loc.last_job_id else {

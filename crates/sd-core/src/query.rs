@@ -94,10 +94,8 @@ pub fn resolve(lib: &Library, path: &Path) -> Result<(Location, i64)> {
     let abs = std::fs::canonicalize(path)
         .unwrap_or_else(|_| std::path::absolute(path).unwrap_or(path.to_path_buf()));
     let locs = location::list_with(&conn)?;
-    let loc = locs
-        .into_iter()
-        .filter(|l| abs.starts_with(&l.path.0))
-        .max_by_key(|l| l.path.0.as_os_str().len())
+    let loc = location::containing(&locs, &abs)
+        .cloned()
         .ok_or_else(|| {
             Error::NotFound(format!(
                 "{} is not inside any location of library {:?}. Add it with `spacedrive location add`, or browse it without indexing: `spacedrive index quick-scan PATH --ephemeral`",

@@ -107,17 +107,18 @@ pub fn temp_path(dst: &Path, job: i64, seq: i64) -> PathBuf {
     dst.with_file_name(std::ffi::OsStr::from_bytes(&t))
 }
 
-/// Whether reflink / `copy_file_range` are worth trying; cleared after the first refusal so a
-/// job does not pay a failing syscall per file.
+/// Whether reflink / `copy_file_range` are worth trying; each is cleared after its first
+/// refusal (another filesystem, or one without reflinks) so a job does not pay a failing syscall
+/// per file.
 pub struct Capabilities {
     pub reflink: AtomicBool,
     pub copy_range: AtomicBool,
 }
 
-impl Capabilities {
-    pub fn new(same_fs: bool) -> Capabilities {
+impl Default for Capabilities {
+    fn default() -> Capabilities {
         Capabilities {
-            reflink: AtomicBool::new(same_fs),
+            reflink: AtomicBool::new(true),
             copy_range: AtomicBool::new(true),
         }
     }
@@ -450,7 +451,7 @@ mod tests {
             .set_times(t)
             .unwrap();
         for (i, caps) in [
-            Capabilities::new(true),
+            Capabilities::default(),
             Capabilities {
                 reflink: AtomicBool::new(false),
                 copy_range: AtomicBool::new(false),

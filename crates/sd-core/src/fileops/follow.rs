@@ -13,7 +13,7 @@ use super::run::Item;
 use super::{OpKind, StepOp};
 use crate::control::Control;
 use crate::library::Library;
-use crate::location::{self, Location};
+use crate::location::{self, containing};
 use crate::names;
 
 /// Whether a file operation is changing location `id` right now.
@@ -23,12 +23,6 @@ pub(crate) fn busy(lib: &Library, id: i64) -> bool {
         .unwrap_or_else(|p| p.into_inner())
         .get(&id)
         .is_some_and(|n| *n > 0)
-}
-
-fn containing<'a>(locs: &'a [Location], p: &Path) -> Option<&'a Location> {
-    locs.iter()
-        .filter(|l| p.starts_with(&l.path.0))
-        .max_by_key(|l| l.path.0.as_os_str().len())
 }
 
 /// Locations holding any source or destination of `items`.

@@ -606,24 +606,7 @@ pub(crate) fn run(
 }
 
 fn work(r: &mut Runner<'_>, control: &Control) -> Result<std::result::Result<(), Stop>> {
-    let same_fs = r.items.iter().any(|i| {
-        i.step.op == StepOp::Copy
-            && match (
-                std::fs::metadata(&i.step.src.0),
-                i.step
-                    .dst
-                    .as_ref()
-                    .and_then(|d| d.0.parent())
-                    .map(std::fs::metadata),
-            ) {
-                (Ok(a), Some(Ok(b))) => {
-                    use std::os::unix::fs::MetadataExt;
-                    a.dev() == b.dev()
-                }
-                _ => false,
-            }
-    });
-    let caps = Arc::new(Capabilities::new(same_fs));
+    let caps = Arc::new(Capabilities::default());
     let (work_tx, work_rx) = bounded::<CopyWork>(256);
     let (hand_tx, hand_rx) = bounded::<Handoff>(1024);
     let (done_tx, done_rx) = unbounded::<CopyDone>();
