@@ -438,6 +438,16 @@ impl Runner<'_> {
         }
     }
 
+    /// Takes one copy result off the `in_flight` count (an item sent back to the copy threads
+    /// stays counted) and records it.
+    fn take(&mut self, d: CopyDone, work: &Sender<CopyWork>, in_flight: &mut usize) -> Result<()> {
+        *in_flight -= 1;
+        if self.copy_result(d, work)? {
+            *in_flight += 1;
+        }
+        Ok(())
+    }
+
     /// Records a copy's result; returns whether the item went back to the copy threads (a
     /// destination that appeared meanwhile, resolved to another name or an overwrite).
     fn copy_result(&mut self, d: CopyDone, work: &Sender<CopyWork>) -> Result<bool> {
@@ -632,10 +642,7 @@ fn work(r: &mut Runner<'_>, control: &Control) -> Result<std::result::Result<(),
     let mut in_flight = stopped.as_ref().map(|(n, _)| *n).unwrap_or(0);
     while in_flight > 0 {
         let Ok(d) = done_rx.recv() else { break };
-        in_flight -= 1;
-        if r.copy_result(d, &work_tx)? {
-            in_flight += 1;
-        }
+        r.take(d, &work_tx, &mut in_flight)?;
         r.maybe_flush()?;
     }
     drop(work_tx);
@@ -691,10 +698,7 @@ fn phase_one(
     let mut in_flight = 0usize;
     for i in 0..r.items.len() {
         while let Ok(d) = done.try_recv() {
-            in_flight -= 1;
-            if r.copy_result(d, work)? {
-                in_flight += 1;
-            }
+            r.take(d, work, &mut in_flight)?;
         }
         if r.fatal.is_some() {
             return Ok((in_flight, None));
@@ -744,10 +748,7 @@ fn phase_one(
                         Err(crossbeam_channel::TrySendError::Full(back)) => {
                             w = back;
                             if let Ok(d) = done.recv_timeout(Duration::from_millis(50)) {
-                                in_flight -= 1;
-                                if r.copy_result(d, work)? {
-                                    in_flight += 1;
-                                }
+                                r.take(d, work, &mut in_flight)?;
                                 r.maybe_flush()?;
                             }
                         }
