@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Mounted, Sd, integrity, json_path, kill9, wait_until, write};
+use super::{Mounted, Sd, integrity, json_path, wait_until, write};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -204,9 +204,7 @@ fn kill_at(sd: &mut Sd, job: i64, field: &str, at: u64) -> Value {
             .unwrap_or(0)
     };
     wait_until(&format!("{field} >= {at}"), LIMIT, || progress(sd) >= at);
-    let pid = sd.daemon_pid().expect("daemon pid");
-    kill9(pid);
-    wait_until("the daemon to die", LIMIT, || sd.daemon_pid().is_none());
+    sd.kill_daemon(LIMIT);
     assert_eq!(integrity(&db(sd)), "ok");
     sd.clear_env();
     sd.wait_job("My Library", job)
@@ -293,9 +291,7 @@ fn sigkill_mid_copy_and_mid_move_resumes_without_loss_or_duplicates() {
             .unwrap_or(0)
     };
     wait_until("copying", LIMIT, || progress(&sd, "copied") >= 100);
-    let pid = sd.daemon_pid().unwrap();
-    kill9(pid);
-    wait_until("the daemon to die", LIMIT, || sd.daemon_pid().is_none());
+    sd.kill_daemon(LIMIT);
     check_nothing_lost(&sd);
     assert!(
         src.join("d0").exists(),

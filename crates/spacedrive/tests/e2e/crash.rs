@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Sd, corpus, integrity, kill9, wait_until};
+use super::{Sd, corpus, integrity, wait_until};
 
 /// How long a crash test waits for a job or the daemon.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -28,9 +28,7 @@ fn sigkill_mid_index_resumes_from_checkpoint() {
             .unwrap()
     };
     wait_until("40 directories indexed", LIMIT, || listed(&sd) >= 40);
-    let pid = sd.daemon_pid().expect("daemon pid");
-    kill9(pid);
-    wait_until("the daemon to die", LIMIT, || sd.daemon_pid().is_none());
+    sd.kill_daemon(LIMIT);
     let at_kill = {
         // Read the checkpoint straight from the database while no daemon runs.
         let db = sd.data.join("libraries/Crash.sdlibrary/library.db");
@@ -190,9 +188,7 @@ fn sigkill_mid_identification_resumes_without_rehashing() {
         let p = progress(&sd);
         p["phase"] == "content" && p["content_done"].as_u64().unwrap() >= 100
     });
-    let pid = sd.daemon_pid().expect("daemon pid");
-    kill9(pid);
-    wait_until("the daemon to die", LIMIT, || sd.daemon_pid().is_none());
+    sd.kill_daemon(LIMIT);
     let db = sd.data.join("libraries/Ids.sdlibrary/library.db");
     assert_eq!(integrity(&db), "ok");
     let identified_at_kill: i64 = rusqlite::Connection::open(&db)

@@ -124,6 +124,17 @@ impl Sd {
         v["status"]["pid"].as_i64().map(|p| p as i32)
     }
 
+    /// SIGKILLs the daemon and waits (up to `limit`) until it is gone.
+    pub fn kill_daemon(&self, limit: Duration) {
+        let pid = self.daemon_pid().expect("daemon pid");
+        let status = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -KILL {pid}");
+        wait_until("the daemon to die", limit, || self.daemon_pid().is_none());
+    }
+
     /// Waits until job `id` has ended; returns it.
     pub fn wait_job(&self, library: &str, id: i64) -> Value {
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -321,13 +332,4 @@ impl Drop for Mounted {
     fn drop(&mut self) {
         self.unmount();
     }
-}
-
-/// SIGKILL to a process (the test's daemon).
-pub fn kill9(pid: i32) {
-    let status = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .expect("running kill");
-    assert!(status.success(), "kill -KILL {pid}");
 }
