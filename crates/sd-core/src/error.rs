@@ -37,6 +37,9 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
+    /// A name that could mean more than one thing; the message lists the candidates.
+    #[error("{0}")]
+    Ambiguous(String),
     #[error("the library's writer thread has stopped")]
     WriterGone,
 }
@@ -62,6 +65,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Invalid(_) => "invalid",
             Error::Conflict(_) => "conflict",
+            Error::Ambiguous(_) => "ambiguous",
             Error::WriterGone => "internal",
         }
     }

@@ -36,6 +36,7 @@ pub mod organise;
 pub mod query;
 pub mod rules;
 pub mod search;
+pub mod select;
 pub mod store;
 pub mod volume;
 pub mod watch;

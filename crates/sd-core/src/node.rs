@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::device::DeviceIdentity;
 use crate::events::EventBus;
 use crate::library::{self, Library};
-use crate::{Error, Result, fsutil, jobs};
+use crate::{Error, Result, fsutil, jobs, select};
 
 /// `<data>/settings.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -28,6 +28,23 @@ struct Settings {
 pub enum Slot {
     Open(Arc<Library>),
     Unavailable(Unavailable),
+}
+
+impl select::Named for Slot {
+    fn name(&self) -> String {
+        match self {
+            Slot::Open(l) => l.name(),
+            Slot::Unavailable(u) => u.name.clone(),
+        }
+    }
+
+    fn id_text(&self) -> String {
+        match self {
+            Slot::Open(l) => l.id.to_string(),
+            // Its id is in a config that could not be read: it is found by name only.
+            Slot::Unavailable(_) => String::new(),
+        }
+    }
 }
 
 /// Why a library could not be opened.
@@ -212,36 +229,32 @@ impl Node {
                 ))),
             };
         };
-        let matches = |name: &str, id: &Uuid| {
-            name == sel
-                || name.eq_ignore_ascii_case(sel)
-                || id.to_string().starts_with(&sel.to_ascii_lowercase())
-        };
-        for s in &slots {
-            match s {
-                Slot::Open(l) if matches(&l.name(), &l.id) => return Ok(l.clone()),
-                Slot::Unavailable(u) if u.name == sel || u.name.eq_ignore_ascii_case(sel) => {
-                    return Err(Error::Invalid(u.reason.clone()));
-                }
-                _ => {}
-            }
+        match crate::select::pick(&slots, sel, "library", "spacedrive library list")? {
+            Slot::Open(l) => Ok(l.clone()),
+            Slot::Unavailable(u) => Err(Error::Invalid(u.reason.clone())),
         }
-        Err(Error::NotFound(format!(
-            "no library named {sel:?}; see `spacedrive library list`"
-        )))
+    }
+
+    /// Refuses a library name that another library (not `except`) already has, ignoring case.
+    fn check_name_free(&self, name: &str, except: Option<Uuid>) -> Result<()> {
+        let names: Vec<String> = self
+            .slots()
+            .iter()
+            .filter(|s| !matches!(s, Slot::Open(l) if Some(l.id) == except))
+            .map(select::Named::name)
+            .collect();
+        if select::clashes(names.iter().map(String::as_str), name) {
+            return Err(Error::Conflict(format!(
+                "a library named {name:?} already exists (names may not differ only by case)"
+            )));
+        }
+        Ok(())
     }
 
     /// Creates a library; the first one becomes the default.
     pub fn create_library(&self, name: &str) -> Result<Arc<Library>> {
         let name = library::validate_name(name)?;
-        if self.slots().iter().any(|s| match s {
-            Slot::Open(l) => l.name().eq_ignore_ascii_case(&name),
-            Slot::Unavailable(u) => u.name.eq_ignore_ascii_case(&name),
-        }) {
-            return Err(Error::Conflict(format!(
-                "a library named {name:?} already exists"
-            )));
-        }
+        self.check_name_free(&name, None)?;
         let lib = Library::create(&self.libraries_dir(), &name, &self.device, self.bus.clone())?;
         self.slots
             .write()
@@ -264,6 +277,7 @@ impl Node {
     pub fn rename_library(&self, selector: &str, new_name: &str) -> Result<Arc<Library>> {
         let new_name = library::validate_name(new_name)?;
         let lib = self.library(Some(selector))?;
+        self.check_name_free(&new_name, Some(lib.id))?;
         let old_name = lib.name();
         if !jobs::running_ids(&lib).is_empty() {
             return Err(Error::Conflict(format!(

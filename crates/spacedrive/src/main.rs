@@ -558,7 +558,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("daemon stopped");
             }
         }
-        Command::Library(cmd) => library_cmd(&client, cmd, json)?,
+        Command::Library(cmd) => library_cmd(&client, lib, cmd, json)?,
         Command::Location(cmd) => location_cmd(&client, lib, cmd, json)?,
         Command::Ls(a) => ls(&client, lib, a, json)?,
         Command::Index(IndexCmd::QuickScan {
@@ -1162,7 +1162,7 @@ fn init_logging() {
         .init();
 }
 
-fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
+fn library_cmd(client: &Client, lib: Option<String>, cmd: LibraryCmd, json: bool) -> Result<()> {
     let show = |info: &api::LibraryInfo, verb: &str| {
         let verb = if verb.is_empty() {
             "library".to_owned()
@@ -1211,7 +1211,11 @@ fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
             );
         }
         LibraryCmd::Info { name } => {
-            let info: api::LibraryInfo = client.call(&Request::LibraryInfo { library: name })?;
+            // `library info NAME` or `-L NAME library info`; a name that matches nothing is an
+            // error, never the default library.
+            let info: api::LibraryInfo = client.call(&Request::LibraryInfo {
+                library: name.or(lib),
+            })?;
             if json {
                 return print_json(&info);
             }

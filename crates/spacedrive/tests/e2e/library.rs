@@ -184,3 +184,80 @@ fn socket_is_private_and_stop_is_clean() {
     assert!(!sd.data.join("daemon.sock").exists());
     assert_eq!(sd.json(["status"])["running"], false);
 }
+
+/// Issue 10.1: a lookup by name never picks another library. Exact names win, a name that only
+/// matches ignoring case is taken when it is the only one, anything ambiguous is refused with the
+/// candidates, and rename applies create's rule.
+#[test]
+fn library_names_exact_first_ambiguity_refused() {
+    let sd = Sd::new();
+    sd.json(["library", "create", "Photos"]);
+    sd.json(["library", "create", "work"]);
+    // The reproduction: rename work → photos used to be allowed, then `delete photos` removed Photos.
+    let err = sd.fails(["library", "rename", "work", "photos"]);
+    assert_eq!(err["code"], "conflict", "{err}");
+    assert!(sd.data.join("libraries/work.sdlibrary").exists());
+    // A case-only rename of a library to itself is fine.
+    assert_eq!(
+        sd.json(["library", "rename", "work", "Work"])["name"],
+        "Work"
+    );
+    // A unique case-insensitive match is still understood.
+    assert_eq!(
+        sd.json(["-L", "photos", "library", "info"])["name"],
+        "Photos"
+    );
+
+    // Two libraries whose names differ only by case (made by an older build): simulate one by
+    // copying a library folder and giving the copy its own id and name.
+    sd.ok(["stop"]);
+    let src = sd.data.join("libraries/Photos.sdlibrary");
+    let dst = sd.data.join("libraries/photos.sdlibrary");
+    std::fs::create_dir(&dst).unwrap();
+    for f in ["library.db", "library.json"] {
+        std::fs::copy(src.join(f), dst.join(f)).unwrap();
+    }
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dst.join("library.json")).unwrap()).unwrap();
+    cfg["name"] = "photos".into();
+    cfg["id"] = "0f0f0f0f-0000-4000-8000-000000000001".into();
+    std::fs::write(dst.join("library.json"), cfg.to_string()).unwrap();
+    assert_eq!(sd.json(["library", "list"]).as_array().unwrap().len(), 3);
+
+    // Exact names pick exactly their library.
+    assert_eq!(
+        sd.json(["-L", "photos", "library", "info"])["name"],
+        "photos"
+    );
+    assert_eq!(
+        sd.json(["-L", "Photos", "library", "info"])["name"],
+        "Photos"
+    );
+    // A name matching two libraries only ignoring case is refused, listing both.
+    for cmd in [
+        vec!["library", "delete", "PHOTOS", "--yes"],
+        vec!["library", "use", "PHOTOS"],
+        vec!["-L", "PHOTOS", "location", "list"],
+        vec!["library", "rename", "PHOTOS", "Other"],
+    ] {
+        let err = sd.fails(&cmd);
+        assert_eq!(err["code"], "ambiguous", "{cmd:?}: {err}");
+        let msg = err["message"].as_str().unwrap();
+        assert!(
+            msg.contains("\"Photos\"") && msg.contains("\"photos\""),
+            "{msg}"
+        );
+    }
+    // Deleting by exact name deletes that one and no other.
+    sd.ok(["library", "delete", "photos", "--yes"]);
+    assert!(src.exists(), "Photos must survive `library delete photos`");
+    assert!(!dst.exists());
+    let names: Vec<String> = sd
+        .json(["library", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["Photos", "Work"]);
+}
