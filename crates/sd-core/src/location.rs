@@ -165,6 +165,11 @@ pub fn add(
             forbidden.display()
         )));
     }
+    if let Some(why) = crate::volume::refused_location(&path) {
+        return Err(Error::Invalid(format!(
+            "{why}; choose a folder of your own files"
+        )));
+    }
     Rules::new(opts.rules.clone())?; // reject bad globs before anything is written
     for loc in list(lib)? {
         let other = &loc.path.0;
@@ -375,6 +380,13 @@ pub fn rescan_subtrees(lib: &Arc<Library>, id: i64, dirs: &[PathBuf]) -> Result<
 
 /// Queues an index job over the whole location (`subtrees` empty) or the given directories.
 fn start_rescan(lib: &Arc<Library>, loc: &Location, subtrees: Vec<i64>) -> Result<i64> {
+    if let Some(why) = crate::volume::refused_location(&loc.path.0) {
+        // Added by an older build that did not refuse it.
+        return Err(Error::Invalid(format!(
+            "{why}; remove it with `spacedrive location remove {}`",
+            loc.id
+        )));
+    }
     let id = loc.id;
     let root = loc.root_entry_id;
     let job = lib.writer.transaction(move |tx| {

@@ -137,7 +137,12 @@ impl Node {
             }
             // Changes made while no daemon watched: a rescan of every watched location.
             for loc in crate::location::list(&lib)? {
-                if loc.watch && loc.online && loc.last_scan_at.is_some() && loc.path.0.is_dir() {
+                if loc.watch
+                    && loc.online
+                    && loc.last_scan_at.is_some()
+                    && crate::volume::refused_location(&loc.path.0).is_none()
+                    && loc.path.0.is_dir()
+                {
                     crate::location::rescan_if_idle(&lib, loc.id)?;
                 }
             }

@@ -86,6 +86,7 @@ pub fn clashes<'a>(mut existing: impl Iterator<Item = &'a str>, name: &str) -> b
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
     struct L(&'static str, &'static str);
     impl Named for L {
         fn name(&self) -> String {

@@ -149,6 +149,60 @@ const VIRTUAL: &[&str] = &[
     "fuse.lxcfs",
     "tmpfs",
 ];
+/// Kernel interface filesystems: their "files" are live views of the kernel (reading some blocks
+/// or has side effects, sizes are made up, links loop), so they are never locations.
+const PSEUDO: &[&str] = &[
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "cgroup",
+    "cgroup2",
+    "mqueue",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "pstore",
+    "bpf",
+    "fusectl",
+    "configfs",
+    "hugetlbfs",
+    "nsfs",
+    "binfmt_misc",
+    "efivarfs",
+    "rpc_pipefs",
+    "nfsd",
+    "selinuxfs",
+    "fuse.lxcfs",
+];
+/// Folders that hold kernel interfaces whatever is mounted there (`/dev` is often a plain tmpfs
+/// in containers).
+const PSEUDO_DIRS: &[&str] = &["/proc", "/sys", "/dev"];
+
+/// Why `path` can never be a location, if it cannot: it is (or is inside) a kernel interface
+/// filesystem such as /proc, /sys, /dev or a cgroup tree.
+pub fn refused_location(path: &Path) -> Option<String> {
+    if let Some(d) = PSEUDO_DIRS.iter().find(|d| path.starts_with(d)) {
+        return Some(format!(
+            "{} is inside {d}, a kernel interface, not files; Spacedrive does not index it",
+            path.display()
+        ));
+    }
+    let mounts = mounts().ok()?;
+    let m = mounts
+        .iter()
+        .filter(|m| path.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len())?;
+    PSEUDO.contains(&m.fs_type.as_str()).then(|| {
+        format!(
+            "{} is on a {} filesystem (mounted at {}), a kernel interface, not files; Spacedrive does not index it",
+            path.display(),
+            m.fs_type,
+            m.mount_point.display()
+        )
+    })
+}
+
 const NETWORK: &[&str] = &[
     "nfs",
     "nfs4",

@@ -8,17 +8,25 @@
 //! is rescanned whole; when a watch cannot be set up (inotify's watch limit, say) the location is
 //! marked `degraded`, rescanned now and every five minutes while it stays so.
 //!
-//! Architecture Invariant: the watcher never touches the filesystem beyond reading events; all
-//! index changes go through index jobs.
+//! Watches are per directory (not notify's recursive mode), set up by our own walk that keeps to
+//! what the indexer sees: it never follows a symbolic link and never crosses into another
+//! filesystem, so a link to `/usr` or a `/proc` mounted inside a location costs no watch and
+//! never triggers a rescan. A directory created or moved into the location is watched (with its
+//! subdirectories) when its event arrives.
+//!
+//! Architecture Invariant: the watcher never touches the filesystem beyond reading events and
+//! listing directories; all index changes go through index jobs. It never watches outside the
+//! location's own filesystem, and stopping it never waits on a walk.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use notify::{Config, RecommendedWatcher, RecursiveMode, Watcher as _};
 use uuid::Uuid;
 
 use crate::library::Library;
@@ -32,6 +40,8 @@ const MAX_WAIT: Duration = Duration::from_millis(800);
 const DEGRADED_RESCAN: Duration = Duration::from_secs(300);
 /// How often the set of watched locations is brought in line with the libraries.
 const SYNC_EVERY: Duration = Duration::from_millis(1000);
+/// How long [`Watch::stop`] waits for the watcher thread.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 type Key = (Uuid, i64);
 
@@ -46,6 +56,13 @@ struct Pending {
     full: bool,
     first: Option<Instant>,
     last: Option<Instant>,
+}
+
+/// One watched location: its root, the filesystem it is on, and its watcher (none while degraded).
+struct Watched {
+    root: PathBuf,
+    dev: u64,
+    watcher: Option<RecommendedWatcher>,
 }
 
 /// The watch state of one location, for clients.
@@ -85,10 +102,21 @@ impl Watch {
             .unwrap_or_else(|| "starting".into())
     }
 
+    /// Stops the watchers. Waits at most [`STOP_WAIT`] for the thread: it checks the flag between
+    /// directories, but a single listing can block (a hung network mount); then it is left to end
+    /// with the process.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let deadline = Instant::now() + STOP_WAIT;
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                tracing::warn!("the watcher did not stop in time; leaving it");
+            }
         }
     }
 }
@@ -113,7 +141,7 @@ fn debug_limit() -> bool {
 
 fn run(libraries: &dyn Fn() -> Vec<Arc<Library>>, stop: &AtomicBool, states: &States) {
     let (tx, rx): (Sender<Raw>, Receiver<Raw>) = unbounded();
-    let mut watchers: HashMap<Key, (PathBuf, Option<RecommendedWatcher>)> = HashMap::new();
+    let mut watchers: HashMap<Key, Watched> = HashMap::new();
     let mut degraded: HashMap<Key, Instant> = HashMap::new();
     let mut pending: HashMap<Key, Pending> = HashMap::new();
     let mut libs: HashMap<Uuid, Arc<Library>> = HashMap::new();
@@ -130,6 +158,7 @@ fn run(libraries: &dyn Fn() -> Vec<Arc<Library>>, stop: &AtomicBool, states: &St
                 &mut pending,
                 states,
                 &tx,
+                stop,
             );
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
@@ -145,6 +174,20 @@ fn run(libraries: &dyn Fn() -> Vec<Arc<Library>>, stop: &AtomicBool, states: &St
                 match raw.event {
                     Ok(ev) if ev.need_rescan() || overflow => p.full = true,
                     Ok(ev) => {
+                        let appeared = matches!(
+                            ev.kind,
+                            notify::EventKind::Create(_)
+                                | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
+                        );
+                        if appeared && let Some(w) = watchers.get_mut(&raw.key) {
+                            for path in &ev.paths {
+                                // A folder created or moved in: watch it and what it holds.
+                                if let Err(e) = w.watch_new(path, stop) {
+                                    tracing::warn!(location = raw.key.1, error = %e, "cannot watch a new folder; rescanning the location");
+                                    p.full = true;
+                                }
+                            }
+                        }
                         for path in ev.paths {
                             // The directory whose listing changed; for a directory itself
                             // (created, removed, renamed) that is its parent.
@@ -233,14 +276,15 @@ fn apply_ready(libs: &HashMap<Uuid, Arc<Library>>, pending: &mut HashMap<Key, Pe
 /// Brings the watchers in line with the libraries' watched, scanned locations.
 fn sync(
     libs: &HashMap<Uuid, Arc<Library>>,
-    watchers: &mut HashMap<Key, (PathBuf, Option<RecommendedWatcher>)>,
+    watchers: &mut HashMap<Key, Watched>,
     degraded: &mut HashMap<Key, Instant>,
     pending: &mut HashMap<Key, Pending>,
     states: &States,
     tx: &Sender<Raw>,
+    stop: &AtomicBool,
 ) {
     let mut wanted: HashMap<Key, PathBuf> = HashMap::new();
-    let mut off: Vec<Key> = Vec::new();
+    let mut off: Vec<(Key, String)> = Vec::new();
     let volumes = crate::volume::detect().unwrap_or_default();
     for lib in libs.values() {
         // Volumes that went away or came back (perhaps at another mount point).
@@ -258,38 +302,41 @@ fn sync(
         };
         for loc in locs {
             let key = (lib.id, loc.id);
-            // Watch once the first scan is done, so events never race the initial index.
-            if loc.watch && loc.online && loc.last_scan_at.is_some() && loc.path.0.is_dir() {
+            if let Some(why) = crate::volume::refused_location(&loc.path.0) {
+                // Added by an older build: never watched, never rescanned on its own.
+                off.push((key, format!("off: {why}")));
+            } else if loc.watch && loc.online && loc.last_scan_at.is_some() && loc.path.0.is_dir() {
+                // Watch once the first scan is done, so events never race the initial index.
                 wanted.insert(key, loc.path.0.clone());
             } else {
-                off.push(key);
+                off.push((key, "off".into()));
             }
         }
     }
-    watchers.retain(|k, (path, _)| wanted.get(k) == Some(path));
+    watchers.retain(|k, w| wanted.get(k) == Some(&w.root));
     degraded.retain(|k, _| watchers.contains_key(k) || !wanted.contains_key(k));
-    let mut st = states.lock().unwrap_or_else(|p| p.into_inner());
-    st.retain(|k, _| wanted.contains_key(k) || off.contains(k));
-    for k in off {
-        st.insert(k, "off".into());
+    {
+        let mut st = states.lock().unwrap_or_else(|p| p.into_inner());
+        st.retain(|k, _| wanted.contains_key(k) || off.iter().any(|(o, _)| o == k));
+        for (k, why) in off {
+            st.insert(k, why);
+        }
     }
     for (key, path) in wanted {
         if watchers.contains_key(&key) {
             continue;
         }
-        let tx = tx.clone();
-        let made = if debug_limit() {
-            Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch))
-        } else {
-            notify::recommended_watcher(move |event| {
-                let _ = tx.send(Raw { key, event });
-            })
-            .and_then(|mut w| w.watch(&path, RecursiveMode::Recursive).map(|()| w))
-        };
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        // The states lock is not held while a tree is walked: clients asking for a state
+        // meanwhile see `starting`.
+        let made = Watched::start(key, &path, tx.clone(), stop);
+        let mut st = states.lock().unwrap_or_else(|p| p.into_inner());
         match made {
             Ok(w) => {
                 st.insert(key, "live".into());
-                watchers.insert(key, (path, Some(w)));
+                watchers.insert(key, w);
             }
             Err(e) => {
                 let why = match e.kind {
@@ -304,10 +351,93 @@ fn sync(
                         DEGRADED_RESCAN.as_secs() / 60
                     ),
                 );
-                watchers.insert(key, (path, None));
+                let dev = std::fs::metadata(&path).map(|m| m.dev()).unwrap_or(0);
+                watchers.insert(
+                    key,
+                    Watched {
+                        root: path,
+                        dev,
+                        watcher: None,
+                    },
+                );
                 degraded.insert(key, Instant::now());
                 rescan_now(pending, key);
             }
         }
+    }
+}
+
+impl Watched {
+    /// Watches every directory of the location (as the indexer sees it).
+    fn start(key: Key, root: &Path, tx: Sender<Raw>, stop: &AtomicBool) -> notify::Result<Watched> {
+        if debug_limit() {
+            return Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch));
+        }
+        let dev = std::fs::metadata(root).map_err(notify::Error::io)?.dev();
+        let watcher = RecommendedWatcher::new(
+            move |event| {
+                let _ = tx.send(Raw { key, event });
+            },
+            // Never follow links out of the location (we only watch non-recursively anyway).
+            Config::default().with_follow_symlinks(false),
+        )?;
+        let mut w = Watched {
+            root: root.to_path_buf(),
+            dev,
+            watcher: Some(watcher),
+        };
+        let n = w.watch_tree(root, stop)?;
+        tracing::debug!(location = key.1, dirs = n, "watching");
+        Ok(w)
+    }
+
+    /// Watches `path` and the directories under it if it is a directory of this location's
+    /// filesystem (not a link); anything else is ignored.
+    fn watch_new(&mut self, path: &Path, stop: &AtomicBool) -> notify::Result<usize> {
+        match std::fs::symlink_metadata(path) {
+            Ok(md) if md.is_dir() && md.dev() == self.dev && path.starts_with(&self.root) => {
+                self.watch_tree(path, stop)
+            }
+            _ => Ok(0),
+        }
+    }
+
+    /// One non-recursive watch per directory under `top`: symbolic links are not followed and
+    /// other filesystems are not entered. Folders that vanish meanwhile are skipped; running
+    /// out of watches is an error. Returns the number of directories watched.
+    fn watch_tree(&mut self, top: &Path, stop: &AtomicBool) -> notify::Result<usize> {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return Ok(0);
+        };
+        let mut stack = vec![top.to_path_buf()];
+        let mut n = 0;
+        while let Some(dir) = stack.pop() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => n += 1,
+                Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => continue,
+                Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => return Err(e),
+                Err(e) => {
+                    // Unreadable (permission denied): the indexer records it as a per-path
+                    // problem too; the rest of the tree is still watched.
+                    tracing::debug!(dir = %dir.display(), error = %e, "not watched");
+                    continue;
+                }
+            }
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                // `file_type` does not follow links: a link to a folder is not a folder here.
+                if e.file_type().is_ok_and(|t| t.is_dir())
+                    && e.metadata().is_ok_and(|m| m.dev() == self.dev)
+                {
+                    stack.push(e.path());
+                }
+            }
+        }
+        Ok(n)
     }
 }

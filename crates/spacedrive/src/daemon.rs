@@ -5,7 +5,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -29,12 +30,42 @@ struct Daemon {
     node: Node,
     started: Instant,
     socket: PathBuf,
+    /// Set once a stop began; a second signal then exits at once.
+    stopping: AtomicBool,
 }
+
+/// How long a stop waits for libraries to close before the process exits anyway.
+const STOP_GRACE: Duration = Duration::from_secs(4);
 
 /// Runs the daemon in the foreground until it is told to stop.
 pub fn run(data_dir: &Path) -> Result<()> {
     // Signals are taken by a dedicated thread; block them everywhere else first.
+    // The signal thread starts before the node opens: a daemon that is told to stop while it is
+    // still starting (resuming jobs, setting up watches) stops too.
     let signals = block_signals();
+    let ready: Arc<OnceLock<Arc<Daemon>>> = Arc::default();
+    let r = ready.clone();
+    std::thread::Builder::new()
+        .name("sd-signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            loop {
+                // SAFETY: `signals` is a valid, initialised signal set and `sig` a valid out-pointer.
+                if unsafe { libc::sigwait(&signals, &mut sig) } != 0 {
+                    continue;
+                }
+                tracing::info!(signal = sig, "stopping on signal");
+                match r.get() {
+                    // A second signal while stopping: stop at once (jobs resume from their
+                    // last checkpoint, as after a crash).
+                    Some(d) if !d.stopping.swap(true, Ordering::SeqCst) => {
+                        let d = d.clone();
+                        std::thread::spawn(move || d.stop());
+                    }
+                    _ => std::process::exit(0),
+                }
+            }
+        })?;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
@@ -53,19 +84,11 @@ pub fn run(data_dir: &Path) -> Result<()> {
         node,
         started: Instant::now(),
         socket,
+        stopping: AtomicBool::new(false),
     });
+    let _ = ready.set(daemon.clone());
     tracing::info!(pid = std::process::id(), socket = %daemon.socket.display(), "daemon ready");
 
-    let d = daemon.clone();
-    std::thread::Builder::new()
-        .name("sd-signals".into())
-        .spawn(move || {
-            let mut sig: libc::c_int = 0;
-            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
-                tracing::info!(signal = sig, "stopping on signal");
-                d.stop();
-            }
-        })?;
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
@@ -112,8 +135,25 @@ fn err(e: &sd_core::Error) -> ApiError {
 }
 
 impl Daemon {
-    fn stop(&self) {
-        self.node.shutdown();
+    /// Closes the libraries (jobs stop at a checkpoint) and exits. Whatever a job or the watcher
+    /// is doing, the process is gone within [`STOP_GRACE`]: what did not reach a checkpoint by
+    /// then resumes from the last one, exactly as after a crash.
+    fn stop(self: &Arc<Self>) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let d = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("sd-shutdown".into())
+            .spawn(move || {
+                d.node.shutdown();
+                let _ = done_tx.send(());
+            });
+        if done.recv_timeout(STOP_GRACE).is_err() {
+            tracing::warn!(
+                "libraries did not close within {} s; exiting anyway (jobs resume from their last checkpoint)",
+                STOP_GRACE.as_secs()
+            );
+        }
         let _ = std::fs::remove_file(&self.socket);
         tracing::info!("daemon stopped");
         std::process::exit(0);

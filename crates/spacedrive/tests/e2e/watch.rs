@@ -237,3 +237,165 @@ fn running_out_of_watches_marks_the_location_and_rescans_it() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// inotify watches the daemon holds (every inotify instance it has open).
+fn inotify_watches(pid: i32) -> usize {
+    let mut n = 0;
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let is_inotify =
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().contains("inotify"));
+        if is_inotify {
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .unwrap_or_default();
+            n += info
+                .lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count();
+        }
+    }
+    n
+}
+
+/// Issue 10.2: a link out of the location costs no watch and no rescan; the location's own
+/// folders (including ones created later) are watched.
+#[test]
+fn the_watcher_never_follows_links_out_of_the_location() {
+    let sd = Sd::new();
+    let root = sd.tmp.path().join("loc");
+    let elsewhere = sd.tmp.path().join("elsewhere");
+    write(&root.join("a/one.txt"), b"1");
+    for i in 0..40 {
+        write(&elsewhere.join(format!("d{i}/sub/x.txt")), b"x");
+    }
+    std::os::unix::fs::symlink(&elsewhere, root.join("link")).unwrap();
+    std::os::unix::fs::symlink(&root, root.join("a/loop")).unwrap();
+    sd.ok(["library", "create", "W"]);
+    sd.json(["location".as_ref(), "add".as_ref(), root.as_os_str()]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sd.json(["location", "info", "1"])["watcher"] != "live" {
+        assert!(Instant::now() < deadline, "the watcher never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = sd.daemon_pid().unwrap();
+    // The location has two folders (root, a): the 81 folders behind the link are not watched.
+    assert_eq!(
+        inotify_watches(pid),
+        2,
+        "one watch per folder of the location"
+    );
+
+    // A change out there starts nothing.
+    let jobs_before = sd.json(["job", "list"]).as_array().unwrap().len();
+    write(&elsewhere.join("d3/sub/new.txt"), b"outside");
+    std::fs::create_dir(elsewhere.join("d7/newdir")).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        sd.json(["job", "list"]).as_array().unwrap().len(),
+        jobs_before,
+        "a change outside the location must not rescan it"
+    );
+
+    // A folder created inside is watched, and so are the changes in it.
+    let appears = |rel: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !sd.tree("W", &root).contains_key(rel.as_bytes()) {
+            assert!(Instant::now() < deadline, "{rel} never indexed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    write(&root.join("b/c/deep.txt"), b"deep");
+    appears("b/c/deep.txt");
+    write(&root.join("b/c/later.txt"), b"later");
+    appears("b/c/later.txt");
+    assert_eq!(inotify_watches(pid), 4);
+}
+
+/// Issue 10.2: kernel interfaces are refused as locations, with the reason.
+#[test]
+fn pseudo_filesystems_are_refused_as_locations() {
+    let sd = Sd::new();
+    sd.ok(["library", "create", "W"]);
+    for p in ["/sys", "/proc", "/dev", "/sys/kernel", "/proc/self"] {
+        let err = sd.fails(["location", "add", p]);
+        assert_eq!(err["code"], "invalid", "{p}: {err}");
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("kernel interface"),
+            "{p}: {err}"
+        );
+    }
+    assert_eq!(sd.json(["location", "list"]).as_array().unwrap().len(), 0);
+}
+
+/// Issue 10.2: `stop` and SIGTERM end the daemon within seconds whatever a job is doing (here an
+/// index job stuck for 60 s between two commits); the job resumes at the next start.
+#[test]
+fn stop_and_sigterm_work_whatever_a_job_is_doing() {
+    let mut sd = Sd::new();
+    let root = sd.tmp.path().join("slow");
+    for i in 0..5 {
+        write(&root.join(format!("d{i}/f.txt")), b"f");
+    }
+    sd.env("SPACEDRIVE_DEBUG_THROTTLE_MS", "60000");
+    sd.ok(["library", "create", "W"]);
+    let job = sd.json([
+        "location".as_ref(),
+        "add".as_ref(),
+        root.as_os_str(),
+        "--detach".as_ref(),
+    ])["job_id"]
+        .as_i64()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500)); // inside the first 60 s sleep
+    let t = Instant::now();
+    sd.ok(["stop"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert!(sd.daemon_pid().is_none());
+
+    // Again with SIGTERM.
+    let job2 = sd.json(["job", "info", &job.to_string()]);
+    assert_eq!(job2["state"], "running", "{job2}");
+    let pid = sd.daemon_pid().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "SIGTERM ignored for {:?}",
+            t.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing lost: without the throttle, the job resumes and completes.
+    sd.clear_env();
+    let done = sd.wait_job("W", job);
+    assert_eq!(done["state"], "completed", "{done}");
+    settles(&sd, &root, "resumed after stop");
+}
