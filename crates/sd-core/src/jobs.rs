@@ -355,6 +355,16 @@ fn run_job(lib: &Arc<Library>, id: i64, control: &Arc<Control>) {
         }
     }
     if let Ok(info) = get(lib, id) {
+        if let JobSpec::Index(p) = &info.spec
+            && info.state.is_final()
+            && let Err(e) = crate::location::index_job_ended(
+                lib,
+                p.location_id,
+                info.state == JobState::Cancelled,
+            )
+        {
+            tracing::warn!(error = %e, "starting the follow-up rescan");
+        }
         lib.bus.emit(Event::Job(info));
     }
     // Someone searches this library: have its index ready for the next query.

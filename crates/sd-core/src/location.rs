@@ -246,7 +246,11 @@ pub struct Changes {
 
 /// Applies `changes`; when the rules changed, queues a rescan so the index follows them.
 /// Returns the updated location and the rescan job, if one was started.
-pub fn update(lib: &Arc<Library>, id: i64, changes: Changes) -> Result<(Location, Option<i64>)> {
+pub fn update(
+    lib: &Arc<Library>,
+    id: i64,
+    changes: Changes,
+) -> Result<(Location, Option<RulesRescan>)> {
     let loc = get(lib, id)?;
     let mut rules = loc.rules.clone();
     if let Some(v) = changes.system_defaults {
@@ -273,8 +277,8 @@ pub fn update(lib: &Arc<Library>, id: i64, changes: Changes) -> Result<(Location
         )?;
         Ok(())
     })?;
-    let job = if rules_changed && loc.online {
-        Some(rescan(lib, id)?.0)
+    let rescan = if rules_changed && loc.online {
+        Some(rescan_for_rules(lib, id)?)
     } else {
         None
     };
@@ -283,9 +287,79 @@ pub fn update(lib: &Arc<Library>, id: i64, changes: Changes) -> Result<(Location
         "location.update",
         serde_json::to_value(&changes)?,
         vec![loc.path.0.to_string_lossy().into_owned()],
-        serde_json::json!({"location_id": id, "rescan_job": job}),
+        serde_json::json!({"location_id": id, "rescan": rescan}),
     )?;
-    Ok((get(lib, id)?, job))
+    Ok((get(lib, id)?, rescan))
+}
+
+/// How new rules reach the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "when", rename_all = "snake_case")]
+pub enum RulesRescan {
+    /// A full rescan started now, as this job.
+    Now { job: i64 },
+    /// An index job that read the old rules is running (or paused): a full rescan starts when it
+    /// ends.
+    After { job: i64 },
+}
+
+/// Starts a full rescan under the location's current rules, or — when an index job is running,
+/// which read the rules before they changed — asks for one when that job ends.
+fn rescan_for_rules(lib: &Arc<Library>, id: i64) -> Result<RulesRescan> {
+    let loc = get(lib, id)?;
+    if let Some(job) = active_job(lib, &loc)? {
+        set_rescan_after(lib, id, true)?;
+        // The job may have ended between the check and the flag: then nobody would see it.
+        if active_job(lib, &get(lib, id)?)?.is_some() {
+            return Ok(RulesRescan::After { job });
+        }
+    }
+    Ok(RulesRescan::Now {
+        job: start_rescan(lib, &get(lib, id)?, Vec::new())?,
+    })
+}
+
+fn set_rescan_after(lib: &Library, id: i64, on: bool) -> Result<()> {
+    lib.writer.run(move |c| {
+        c.execute(
+            "UPDATE locations SET rescan_after = ?2 WHERE id = ?1",
+            params![id, on],
+        )?;
+        Ok(())
+    })
+}
+
+/// Called when index job `job` of location `id` has ended: starts the follow-up rescan asked
+/// for while it ran (rules changed), unless the user cancelled the job.
+pub(crate) fn index_job_ended(lib: &Arc<Library>, id: i64, cancelled: bool) -> Result<Option<i64>> {
+    let pending: bool = lib
+        .reader()?
+        .query_row(
+            "SELECT rescan_after FROM locations WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false);
+    if !pending {
+        return Ok(None);
+    }
+    if cancelled {
+        // A later scan reads the current rules anyway.
+        set_rescan_after(lib, id, false)?;
+        return Ok(None);
+    }
+    let loc = get(lib, id)?;
+    if !loc.online || active_job(lib, &loc)?.is_some() {
+        return Ok(None); // offline: rescanned when back; busy: that job's end comes here again
+    }
+    let job = start_rescan(lib, &loc, Vec::new())?;
+    tracing::info!(
+        location = id,
+        job,
+        "rescanning under the rules changed during the last scan"
+    );
+    Ok(Some(job))
 }
 
 /// The location holding `path`: the innermost one, if locations nest.
@@ -389,6 +463,7 @@ fn start_rescan(lib: &Arc<Library>, loc: &Location, subtrees: Vec<i64>) -> Resul
     }
     let id = loc.id;
     let root = loc.root_entry_id;
+    let full = subtrees.is_empty();
     let job = lib.writer.transaction(move |tx| {
         let seeds = if subtrees.is_empty() {
             vec![root]
@@ -401,6 +476,10 @@ fn start_rescan(lib: &Arc<Library>, loc: &Location, subtrees: Vec<i64>) -> Resul
             subtrees,
         });
         let job = jobs::insert(tx, &spec, &IndexProgress::default())?;
+        if full {
+            // This job reads the current rules: no follow-up needed.
+            tx.execute("UPDATE locations SET rescan_after = 0 WHERE id = ?1", [id])?;
+        }
         for seed in seeds {
             crate::index::seed_checkpoint(tx, job, seed)?;
         }

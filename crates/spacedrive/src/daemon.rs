@@ -351,8 +351,13 @@ impl Daemon {
                 changes,
             } => {
                 let lib = self.lib(library.as_deref())?;
-                let (location, job) = location::update(&lib, id, changes).map_err(e)?;
-                Ok(json!({ "location": location, "rescan_job": job }))
+                let (location, rescan) = location::update(&lib, id, changes).map_err(e)?;
+                let (now, after) = match rescan {
+                    Some(location::RulesRescan::Now { job }) => (Some(job), None),
+                    Some(location::RulesRescan::After { job }) => (None, Some(job)),
+                    None => (None, None),
+                };
+                Ok(json!({ "location": location, "rescan_job": now, "rescan_after_job": after }))
             }
             Request::LocationRemove { library, id } => {
                 let lib = self.lib(library.as_deref())?;

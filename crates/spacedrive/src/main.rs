@@ -1341,6 +1341,7 @@ fn location_cmd(
                         "location {id} is already being indexed by job {}",
                         started.job_id
                     );
+                    // `follow` says so if that job is paused, and returns.
                 }
             }
             follow(client, library, started, detach, json)?;
@@ -1455,6 +1456,10 @@ fn location_cmd(
             println!("updated location {id}");
             if let Some(job) = v["rescan_job"].as_i64() {
                 println!("rules changed: rescanning as job {job} (`spacedrive job monitor {job}`)");
+            } else if let Some(job) = v["rescan_after_job"].as_i64() {
+                println!(
+                    "rules changed while job {job} indexes this location: it is rescanned under the new rules when job {job} ends"
+                );
             }
         }
         LocationCmd::Remove { id } => {
@@ -1471,7 +1476,7 @@ fn location_cmd(
     Ok(())
 }
 
-/// Streams job `id` until it ends, with a progress bar on stderr unless `json`; returns its
+/// Streams job `id` until it ends or is paused, with a progress bar on stderr unless `json`; returns its
 /// final state.
 fn watch_job(client: &Client, lib: Option<String>, id: i64, json: bool) -> Result<JobInfo> {
     let mut last: Option<JobInfo> = None;
@@ -1492,7 +1497,9 @@ fn watch_job(client: &Client, lib: Option<String>, id: i64, json: bool) -> Resul
                 }
                 output::update_bar(b, &job);
             }
-            let done = job.state.is_final();
+            // A paused job would keep this command waiting until someone resumes it: say so
+            // (the caller does) and return.
+            let done = job.state.is_final() || job.state == sd_core::jobs::JobState::Paused;
             last = Some(job);
             Ok(!done)
         },
@@ -1501,7 +1508,7 @@ fn watch_job(client: &Client, lib: Option<String>, id: i64, json: bool) -> Resul
         b.finish_and_clear();
     }
     match last {
-        Some(j) if j.state.is_final() => Ok(j),
+        Some(j) if j.state.is_final() || j.state == sd_core::jobs::JobState::Paused => Ok(j),
         _ => bail!(
             "lost track of job {id}: the daemon stopped; it resumes when the daemon starts again"
         ),
@@ -1530,6 +1537,13 @@ fn follow(
             id: started.location.id,
         })?;
         return print_json(&serde_json::json!({ "location": location, "job": job }));
+    }
+    if job.state == sd_core::jobs::JobState::Paused {
+        println!(
+            "job {id} is paused; resume it with `spacedrive job resume {id}` (follow it with `spacedrive job monitor {id}`)",
+            id = job.id
+        );
+        return Ok(());
     }
     println!("{}", output::job_summary(&job));
     if job.state == sd_core::jobs::JobState::Failed {

@@ -382,3 +382,91 @@ fn unreadable_directories_are_counted_not_fatal() {
     assert_eq!(again["job"]["progress"]["errors"].as_u64().unwrap(), errors);
     assert_eq!(again["location"]["dirs"], r["location"]["dirs"]);
 }
+
+/// Issue 10.6: a rules change made while a scan runs is applied, by a full rescan when that scan
+/// (which read the old rules) ends.
+#[test]
+fn a_rules_change_during_a_scan_is_applied_after_it() {
+    let mut sd = Sd::new();
+    let root = sd.tmp.path().join("r");
+    for i in 0..6 {
+        write(&root.join(format!("d{i}/f.txt")), b"f");
+    }
+    write(&root.join("proj/.gitignore"), b"*.o\n");
+    write(&root.join("proj/main.o"), b"o");
+    write(&root.join("Thumbs.db"), b"t");
+    sd.ok(["library", "create", "R"]);
+    // Unwatched: no start-up rescan when the daemon starts again below.
+    sd.json([
+        "location".as_ref(),
+        "add".as_ref(),
+        root.as_os_str(),
+        "--no-watch".as_ref(),
+    ]);
+    assert_eq!(sd.json(["location", "info", "1"])["files"], 7);
+    // From now on each directory's commit takes 300 ms: the first change's scan is still
+    // running when the second change is made.
+    sd.ok(["stop"]);
+    sd.env("SPACEDRIVE_DEBUG_THROTTLE_MS", "300");
+    let first = sd.json(["location", "set", "1", "--gitignore", "off"]);
+    let job = first["rescan_job"]
+        .as_i64()
+        .expect("a rules change rescans");
+    let second = sd.json(["location", "set", "1", "--default-rules", "off"]);
+    assert!(second["rescan_job"].is_null(), "{second}");
+    assert_eq!(second["rescan_after_job"], job, "{second}");
+    let text = sd.ok(["location", "set", "1", "--ignore", "nothing-matches-this"]);
+    assert!(text.contains(&format!("when job {job} ends")), "{text}");
+    // Both changes end up applied: main.o (gitignore off) and Thumbs.db (defaults off).
+    super::wait_until(
+        "both rules applied",
+        std::time::Duration::from_secs(60),
+        || {
+            let info = sd.json(["location", "info", "1"]);
+            info["files"] == 9 && info["state"] == "ready"
+        },
+    );
+    let jobs = sd.json(["job", "list"]);
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["state"] == "completed"),
+        "{jobs}"
+    );
+}
+
+/// Issue 10.9: `location rescan` of a location whose index job is paused says so and returns.
+#[test]
+fn rescan_while_the_index_job_is_paused_returns() {
+    let mut sd = Sd::new();
+    let root = sd.tmp.path().join("p");
+    for i in 0..20 {
+        write(&root.join(format!("d{i}/f.txt")), b"f");
+    }
+    sd.env("SPACEDRIVE_DEBUG_THROTTLE_MS", "100");
+    sd.ok(["library", "create", "P"]);
+    sd.json([
+        "location".as_ref(),
+        "add".as_ref(),
+        root.as_os_str(),
+        "--detach".as_ref(),
+    ]);
+    sd.ok(["job", "pause", "1"]);
+    let t = std::time::Instant::now();
+    let out = sd.ok(["location", "rescan", "1"]);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(out.contains("already being indexed by job 1"), "{out}");
+    assert!(
+        out.contains("paused") && out.contains("job resume 1"),
+        "{out}"
+    );
+    let v = sd.json(["location", "rescan", "1"]);
+    assert_eq!(v["job"]["state"], "paused", "{v}");
+    sd.ok(["job", "resume", "1"]);
+    assert_eq!(sd.wait_job("P", 1)["state"], "completed");
+}
