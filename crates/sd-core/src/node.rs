@@ -64,6 +64,9 @@ pub struct Node {
     slots: Arc<RwLock<Vec<Slot>>>,
     settings: Mutex<Settings>,
     watch: Mutex<Option<crate::watch::Watch>>,
+    /// Held while a library is created, so two concurrent creations (two first `location add`s
+    /// on a fresh data folder) cannot both create one, or clash over its folder.
+    creating: Mutex<()>,
     _lock: File,
 }
 
@@ -97,6 +100,7 @@ impl Node {
             slots: Arc::new(RwLock::new(Vec::new())),
             settings: Mutex::new(settings),
             watch: Mutex::new(None),
+            creating: Mutex::new(()),
             _lock: lock,
         };
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(node.libraries_dir())
@@ -256,8 +260,29 @@ impl Node {
         Ok(())
     }
 
+    /// The library `selector` names; with none and no library at all yet, creates one named
+    /// `default_name` (then the flag is true). Concurrent callers get the same new library.
+    pub fn library_or_create(
+        &self,
+        selector: Option<&str>,
+        default_name: &str,
+    ) -> Result<(Arc<Library>, bool)> {
+        if selector.is_none() {
+            let _creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+            if self.slots().is_empty() {
+                return Ok((self.create_library_locked(default_name)?, true));
+            }
+        }
+        Ok((self.library(selector)?, false))
+    }
+
     /// Creates a library; the first one becomes the default.
     pub fn create_library(&self, name: &str) -> Result<Arc<Library>> {
+        let _creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        self.create_library_locked(name)
+    }
+
+    fn create_library_locked(&self, name: &str) -> Result<Arc<Library>> {
         let name = library::validate_name(name)?;
         self.check_name_free(&name, None)?;
         let lib = Library::create(&self.libraries_dir(), &name, &self.device, self.bus.clone())?;

@@ -53,10 +53,16 @@ impl Client {
         }
     }
 
-    /// Starts `spacedrive daemon` in the background and waits for its socket.
+    /// Starts `spacedrive daemon` in the background and waits for its socket. Clients starting
+    /// at the same moment take turns (`daemon.start.lock`): the first starts the daemon, the
+    /// others find it listening and connect, so exactly one daemon is ever started.
     fn start_daemon(&self, sock: &Path) -> Result<UnixStream> {
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("creating the data folder {}", self.data_dir.display()))?;
+        let _turn = StartTurn::take(&self.data_dir)?;
+        if let Ok(s) = UnixStream::connect(sock) {
+            return Ok(s); // another client started it while we waited for our turn
+        }
         let log_path = self.data_dir.join("daemon.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -145,6 +151,49 @@ impl Client {
             }
         }
         Ok(())
+    }
+}
+
+/// An exclusive `flock` on `<data>/daemon.start.lock`, released on drop (the file stays).
+struct StartTurn(std::fs::File);
+
+impl StartTurn {
+    fn take(data_dir: &Path) -> Result<StartTurn> {
+        use std::os::fd::AsRawFd;
+        let path = data_dir.join("daemon.start.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // The holder waits at most 15 s for its daemon; give it a little more.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // SAFETY: the descriptor belongs to `f`, which is open for the whole call.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(StartTurn(f));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(e).with_context(|| format!("locking {}", path.display()));
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "another spacedrive command has been starting the daemon for 20 s; see {}",
+                    data_dir.join("daemon.log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for StartTurn {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor belongs to `self.0`, still open here.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
     }
 }
 

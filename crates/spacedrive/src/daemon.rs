@@ -140,6 +140,8 @@ impl Daemon {
     /// then resumes from the last one, exactly as after a crash.
     fn stop(self: &Arc<Self>) {
         self.stopping.store(true, Ordering::SeqCst);
+        // First, so no new client connects to a daemon on its way out (it starts a new one).
+        let _ = std::fs::remove_file(&self.socket);
         let (done_tx, done) = std::sync::mpsc::channel();
         let d = self.clone();
         let _ = std::thread::Builder::new()
@@ -154,7 +156,6 @@ impl Daemon {
                 STOP_GRACE.as_secs()
             );
         }
-        let _ = std::fs::remove_file(&self.socket);
         tracing::info!("daemon stopped");
         std::process::exit(0);
     }
@@ -210,8 +211,12 @@ impl Daemon {
                 | Action::Rename { .. }
                 | Action::Delete { .. }
         );
-        if sel.is_none() && file_op && self.node.slots().is_empty() {
-            return self.node.create_library("My Library").map_err(|x| err(&x));
+        if file_op {
+            return self
+                .node
+                .library_or_create(sel, "My Library")
+                .map(|(lib, _)| lib)
+                .map_err(|x| err(&x));
         }
         self.lib(sel)
     }
@@ -278,15 +283,11 @@ impl Daemon {
                         ))));
                     }
                 }
-                let mut created_library = None;
-                let lib = match (library.as_deref(), self.node.slots().is_empty()) {
-                    (None, true) => {
-                        let lib = self.node.create_library("My Library").map_err(e)?;
-                        created_library = Some(lib.name());
-                        lib
-                    }
-                    (sel, _) => self.lib(sel)?,
-                };
+                let (lib, created) = self
+                    .node
+                    .library_or_create(library.as_deref(), "My Library")
+                    .map_err(e)?;
+                let created_library = created.then(|| lib.name());
                 let opts = AddOptions {
                     name,
                     mode,

@@ -261,3 +261,66 @@ fn library_names_exact_first_ambiguity_refused() {
         .collect();
     assert_eq!(names, ["Photos", "Work"]);
 }
+
+/// Processes running `spacedrive … daemon` for this installation's data folder.
+fn daemons_of(sd: &Sd) -> Vec<i32> {
+    let data = sd.data.as_os_str().as_encoded_bytes().to_vec();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        let zombie = std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        });
+        if !zombie && args.contains(&b"daemon".as_slice()) && args.contains(&data.as_slice()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Issue 10.7: concurrent first commands start exactly one daemon, and concurrent first
+/// `location add`s share the one default library they create.
+#[test]
+fn concurrent_first_commands_start_one_daemon_and_one_library() {
+    let sd = Sd::new();
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| sd.json(["library", "list"])))
+            .collect();
+        for r in runs {
+            r.join().unwrap();
+        }
+    });
+    let pid = sd.daemon_pid().unwrap();
+    // Daemons that lost the race would wait up to 5 s for the lock before giving up.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(daemons_of(&sd), [pid], "exactly one daemon process");
+    sd.ok(["stop"]);
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert!(daemons_of(&sd).is_empty(), "no daemon took over after stop");
+
+    // Fresh data folder, two first `location add`s at once.
+    let sd = Sd::new();
+    let (a, b) = (sd.tmp.path().join("a"), sd.tmp.path().join("b"));
+    super::write(&a.join("1.txt"), b"1");
+    super::write(&b.join("2.txt"), b"2");
+    std::thread::scope(|s| {
+        let x = s.spawn(|| sd.json(["location".as_ref(), "add".as_ref(), a.as_os_str()]));
+        let y = s.spawn(|| sd.json(["location".as_ref(), "add".as_ref(), b.as_os_str()]));
+        x.join().unwrap();
+        y.join().unwrap();
+    });
+    let libs = sd.json(["library", "list"]);
+    assert_eq!(libs.as_array().unwrap().len(), 1, "{libs}");
+    assert_eq!(sd.json(["location", "list"]).as_array().unwrap().len(), 2);
+}
