@@ -9,6 +9,7 @@
 //! crosses into another filesystem, and never treats an unreachable location root as "everything
 //! was deleted".
 
+mod departed;
 pub mod ephemeral;
 mod identify;
 pub(crate) mod scan;
@@ -195,6 +196,8 @@ pub fn run(
         missing: missing.into_iter().collect(),
         direct: HashMap::new(),
         inodes: None,
+        dev: loc.dev,
+        departed_waiting: None,
         progress,
     }));
 

@@ -140,14 +140,15 @@ pub struct AddOptions {
     pub watch: bool,
 }
 
-/// Adds `path` as a location and queues its first index job. Returns the location and the job id.
-/// `forbidden` is a folder the location may not overlap (the daemon's own data directory).
-pub fn add(
-    lib: &Arc<Library>,
+/// Checks that `path` can be the folder of a location (location `except` may already hold it):
+/// a directory, outside the data folder `forbidden`, not a kernel interface, overlapping no
+/// other location. Returns its canonical path and metadata.
+fn check_folder(
+    lib: &Library,
     path: &Path,
-    opts: AddOptions,
     forbidden: &Path,
-) -> Result<(Location, i64)> {
+    except: Option<i64>,
+) -> Result<(PathBuf, std::fs::Metadata)> {
     let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
     let md = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
     if !md.is_dir() {
@@ -170,8 +171,7 @@ pub fn add(
             "{why}; choose a folder of your own files"
         )));
     }
-    Rules::new(opts.rules.clone())?; // reject bad globs before anything is written
-    for loc in list(lib)? {
+    for loc in list(lib)?.into_iter().filter(|l| Some(l.id) != except) {
         let other = &loc.path.0;
         if path.starts_with(other) || other.starts_with(&path) {
             return Err(Error::Conflict(format!(
@@ -182,6 +182,19 @@ pub fn add(
             )));
         }
     }
+    Ok((path, md))
+}
+
+/// Adds `path` as a location and queues its first index job. Returns the location and the job id.
+/// `forbidden` is a folder the location may not overlap (the daemon's own data directory).
+pub fn add(
+    lib: &Arc<Library>,
+    path: &Path,
+    opts: AddOptions,
+    forbidden: &Path,
+) -> Result<(Location, i64)> {
+    Rules::new(opts.rules.clone())?; // reject bad globs before anything is written
+    let (path, md) = check_folder(lib, path, forbidden, None)?;
     let name = opts.name.clone().unwrap_or_else(|| {
         path.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -242,6 +255,8 @@ pub struct Changes {
     pub gitignore: Option<bool>,
     /// Replaces the custom ignore globs.
     pub ignore: Option<Vec<String>>,
+    /// The location's folder moved here (same files): the index is kept and rescanned.
+    pub path: Option<JsonPath>,
 }
 
 /// Applies `changes`; when the rules changed, queues a rescan so the index follows them.
@@ -250,8 +265,16 @@ pub fn update(
     lib: &Arc<Library>,
     id: i64,
     changes: Changes,
+    forbidden: &Path,
 ) -> Result<(Location, Option<RulesRescan>)> {
     let loc = get(lib, id)?;
+    let new_path = match &changes.path {
+        Some(p) => {
+            let (path, md) = check_folder(lib, &p.0, forbidden, Some(id))?;
+            (path != loc.path.0).then_some((path, md))
+        }
+        None => None,
+    };
     let mut rules = loc.rules.clone();
     if let Some(v) = changes.system_defaults {
         rules.system_defaults = v;
@@ -263,21 +286,28 @@ pub fn update(
         rules.ignore = v;
     }
     Rules::new(rules.clone())?; // reject bad globs before anything is written
-    let rules_changed = rules != loc.rules;
+    let rules_changed = rules != loc.rules || new_path.is_some();
     let name = changes.name.clone().unwrap_or(loc.name.clone());
     if name.trim().is_empty() {
         return Err(Error::Invalid("a location name cannot be empty".into()));
     }
     let watch = changes.watch.unwrap_or(loc.watch);
     let rules_json = serde_json::to_string(&rules)?;
-    lib.writer.run(move |c| {
-        c.execute(
+    let root = loc.root_entry_id;
+    let moved = new_path
+        .as_ref()
+        .map(|(p, md)| (p.clone(), md.dev(), md.ino()));
+    lib.writer.transaction(move |tx| {
+        tx.execute(
             "UPDATE locations SET name = ?2, watch = ?3, rules = ?4 WHERE id = ?1",
             params![id, name, watch, rules_json],
         )?;
+        if let Some((path, dev, ino)) = &moved {
+            set_path(tx, id, root, path, *dev, *ino)?;
+        }
         Ok(())
     })?;
-    let rescan = if rules_changed && loc.online {
+    let rescan = if rules_changed && (loc.online || new_path.is_some()) {
         Some(rescan_for_rules(lib, id)?)
     } else {
         None
@@ -290,6 +320,31 @@ pub fn update(
         serde_json::json!({"location_id": id, "rescan": rescan}),
     )?;
     Ok((get(lib, id)?, rescan))
+}
+
+/// Points location `id` (root entry `root`) at `path`, where its folder now is: the volume link
+/// is redone by the next volume check, and the caller rescans.
+pub(crate) fn set_path(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    root: i64,
+    path: &Path,
+    dev: u64,
+    ino: u64,
+) -> Result<()> {
+    let root_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "/".into());
+    tx.execute(
+        "UPDATE locations SET path = ?2, dev = ?3, online = 1, volume_id = NULL, volume_path = NULL WHERE id = ?1",
+        params![id, names::to_sql(path.as_os_str()), dev as i64],
+    )?;
+    tx.execute(
+        "UPDATE entries SET name = ?2, inode = ?3 WHERE id = ?1",
+        params![root, names::to_sql(&root_name), ino as i64],
+    )?;
+    Ok(())
 }
 
 /// How new rules reach the index.

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_volumes.sql"),
     include_str!("../migrations/0006_actions.sql"),
     include_str!("../migrations/0007_rescan_after.sql"),
+    include_str!("../migrations/0008_departed.sql"),
 ];
 
 /// The schema version this build writes.

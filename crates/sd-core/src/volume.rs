@@ -523,7 +523,7 @@ pub fn track(lib: &crate::library::Library, volumes: &[Volume]) -> Result<Vec<i6
                 }
             }
             let mut path = loc.path.0.clone();
-            let online = match volume_id {
+            let (online, volume_here) = match volume_id {
                 Some(vid) => {
                     let fp: String = tx.query_row("SELECT fingerprint FROM volumes WHERE id = ?1", [vid], |r| r.get(0))?;
                     match vols.iter().find(|v| v.fingerprint.as_deref() == Some(fp.as_str())) {
@@ -537,13 +537,26 @@ pub fn track(lib: &crate::library::Library, volumes: &[Volume]) -> Result<Vec<i6
                                 )?;
                                 path = expected;
                             }
-                            path.is_dir()
+                            (path.is_dir(), true)
                         }
-                        None => false,
+                        None => (false, false),
                     }
                 }
-                None => path.is_dir(),
+                None => (path.is_dir(), true),
             };
+            if !online && volume_here {
+                // The drive is here but the folder is not: renamed in place? Found by the
+                // identity of its root (same filesystem, same inode) among its old siblings.
+                let inode: Option<i64> = tx
+                    .query_row("SELECT inode FROM entries WHERE id = ?1", [loc.root_entry_id], |r| r.get(0))
+                    .ok();
+                if let Some(found) = inode.and_then(|i| renamed_root(&path, loc.dev, i as u64)) {
+                    tracing::info!(location = loc.id, from = %path.display(), to = %found.display(), "location folder renamed; following it");
+                    crate::location::set_path(tx, loc.id, loc.root_entry_id, &found, loc.dev, inode.unwrap_or(0) as u64)?;
+                    back.push(loc.id); // online again, rescanned at its new path
+                    continue;
+                }
+            }
             if online != was_online {
                 tx.execute("UPDATE locations SET online = ?2 WHERE id = ?1", params![loc.id, online])?;
                 if online {
@@ -552,6 +565,18 @@ pub fn track(lib: &crate::library::Library, volumes: &[Volume]) -> Result<Vec<i6
             }
         }
         Ok(back)
+    })
+}
+
+/// A directory beside `old` (which is gone) that is the same directory: same filesystem, same
+/// inode. Only the old parent is read, so a folder renamed in place is found; one moved further
+/// away needs `location set ID --path`.
+fn renamed_root(old: &Path, dev: u64, inode: u64) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = old.parent()?;
+    std::fs::read_dir(parent).ok()?.flatten().find_map(|e| {
+        let md = std::fs::symlink_metadata(e.path()).ok()?;
+        (md.is_dir() && md.ino() == inode && md.dev() == dev).then(|| e.path())
     })
 }
 

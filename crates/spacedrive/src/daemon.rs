@@ -352,7 +352,8 @@ impl Daemon {
                 changes,
             } => {
                 let lib = self.lib(library.as_deref())?;
-                let (location, rescan) = location::update(&lib, id, changes).map_err(e)?;
+                let (location, rescan) =
+                    location::update(&lib, id, changes, &self.node.data_dir).map_err(e)?;
                 let (now, after) = match rescan {
                     Some(location::RulesRescan::Now { job }) => (Some(job), None),
                     Some(location::RulesRescan::After { job }) => (None, Some(job)),

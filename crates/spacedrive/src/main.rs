@@ -367,6 +367,9 @@ enum LocationCmd {
         /// Replace the custom ignore globs (repeatable; --ignore '' clears them)
         #[arg(long, value_name = "GLOB")]
         ignore: Option<Vec<String>>,
+        /// The location's folder was moved here: keep its index, tags and notes, and rescan
+        #[arg(long, value_name = "FOLDER")]
+        path: Option<PathBuf>,
     },
 }
 
@@ -1437,8 +1440,11 @@ fn location_cmd(
             default_rules,
             gitignore,
             ignore,
+            path,
         } => {
+            let path = path.map(|p| absolute(&p)).transpose()?.map(JsonPath);
             let changes = sd_core::location::Changes {
+                path,
                 name,
                 watch,
                 system_defaults: default_rules,
@@ -1455,10 +1461,10 @@ fn location_cmd(
             }
             println!("updated location {id}");
             if let Some(job) = v["rescan_job"].as_i64() {
-                println!("rules changed: rescanning as job {job} (`spacedrive job monitor {job}`)");
+                println!("rescanning as job {job} (`spacedrive job monitor {job}`)");
             } else if let Some(job) = v["rescan_after_job"].as_i64() {
                 println!(
-                    "rules changed while job {job} indexes this location: it is rescanned under the new rules when job {job} ends"
+                    "job {job} is indexing this location: it is rescanned again, under the new settings, when job {job} ends"
                 );
             }
         }

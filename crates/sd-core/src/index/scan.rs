@@ -50,6 +50,10 @@ pub(crate) struct ScanState {
     pub direct: HashMap<i64, Sums>,
     /// inode → entry ids of the location, loaded the first time a rescan meets an unknown name.
     pub inodes: Option<InodeMap>,
+    /// The location's filesystem (`st_dev`): with the inode, a file's identity across locations.
+    pub dev: u64,
+    /// Whether organisation waits in `departed` for a file of this filesystem (asked once).
+    pub departed_waiting: Option<bool>,
     pub progress: IndexProgress,
 }
 
@@ -278,6 +282,12 @@ fn insert(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) -> R
     if let Some(m) = st.inodes.as_mut() {
         m.add(c.inode, id);
     }
+    if st.departed_waiting.is_none() {
+        st.departed_waiting = Some(super::departed::any_waiting(tx, st.dev)?);
+    }
+    if st.departed_waiting == Some(true) {
+        super::departed::arrive(tx, st.dev, id, c)?;
+    }
     Ok(id)
 }
 
@@ -451,6 +461,8 @@ pub(crate) fn delete_missing(tx: &Transaction<'_>, st: &mut ScanState) -> Result
         .prepare("SELECT entry_id FROM index_missing WHERE job_id = ?1")?
         .query_map([st.job_id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    // Tags and notes on what leaves may belong to a file that moved to another location.
+    super::departed::leave(tx, st.location_id, st.dev, &ids)?;
     let mut del = tx.prepare_cached(
         "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT e.id FROM entries e JOIN sub ON e.parent_id = sub.id)
          DELETE FROM entries WHERE id IN sub",

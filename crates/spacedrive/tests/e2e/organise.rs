@@ -314,3 +314,174 @@ fn tags_favourites_and_notes() {
     ]);
     assert_eq!(sd.json(["search", "plan"])["total"], 1);
 }
+
+fn attached(sd: &Sd, path: &Path) -> serde_json::Value {
+    sd.json(["file".as_ref(), "info".as_ref(), path.as_os_str()])["attached"].clone()
+}
+
+/// Issue 10.8: a tagged, annotated file moved with a plain `mv` from one location to another
+/// keeps its tag and note, whichever location is rescanned first.
+#[test]
+fn organisation_follows_a_file_moved_between_locations() {
+    let sd = Sd::new();
+    let (one, two) = (sd.tmp.path().join("one"), sd.tmp.path().join("two"));
+    write(&one.join("first.txt"), b"first");
+    write(&one.join("second.txt"), b"second");
+    write(&one.join("sub/deep.txt"), b"deep");
+    write(&two.join("other.txt"), b"other");
+    for root in [&one, &two] {
+        sd.json([
+            "location".as_ref(),
+            "add".as_ref(),
+            root.as_os_str(),
+            "--no-watch".as_ref(),
+        ]);
+    }
+    sd.ok(["tag", "create", "Keep"]);
+    for f in ["first.txt", "second.txt", "sub/deep.txt"] {
+        let p = one.join(f);
+        sd.ok([
+            "tag".as_ref(),
+            "apply".as_ref(),
+            "Keep".as_ref(),
+            p.as_os_str(),
+        ]);
+        sd.ok([
+            "note".as_ref(),
+            p.as_os_str(),
+            format!("note of {f}").as_ref(),
+        ]);
+    }
+    sd.ok(["favorite".as_ref(), one.join("first.txt").as_os_str()]);
+
+    // The source location is rescanned first: the organisation waits for the file.
+    std::fs::rename(one.join("first.txt"), two.join("first.txt")).unwrap();
+    std::fs::rename(one.join("sub"), two.join("sub")).unwrap();
+    sd.json(["location", "rescan", "1"]);
+    sd.json(["location", "rescan", "2"]);
+    let a = attached(&sd, &two.join("first.txt"));
+    assert_eq!(a["tags"], serde_json::json!(["Keep"]), "{a}");
+    assert_eq!(a["note"], "note of first.txt");
+    assert_eq!(a["favorite"], true);
+    let a = attached(&sd, &two.join("sub/deep.txt"));
+    assert_eq!(
+        a["tags"],
+        serde_json::json!(["Keep"]),
+        "a file inside a moved folder: {a}"
+    );
+    assert_eq!(a["note"], "note of sub/deep.txt");
+
+    // The destination is rescanned first: the entry there gets it when the source lets go.
+    std::fs::rename(one.join("second.txt"), two.join("second.txt")).unwrap();
+    sd.json(["location", "rescan", "2"]);
+    sd.json(["location", "rescan", "1"]);
+    let a = attached(&sd, &two.join("second.txt"));
+    assert_eq!(a["tags"], serde_json::json!(["Keep"]), "{a}");
+    assert_eq!(a["note"], "note of second.txt");
+
+    // Exactly the three moved files carry the tag, nothing else.
+    let hits = sd.json(["search", "", "--tag", "Keep"]);
+    assert_eq!(hits["total"], 3, "{hits}");
+}
+
+/// Issue 10.8: a location whose folder is renamed in place follows it; one moved further away
+/// is pointed at its new place with `location set ID --path`, keeping entries, tags and notes.
+#[test]
+fn a_moved_location_folder_is_followed_or_set() {
+    let sd = Sd::new();
+    let root = sd.tmp.path().join("photos");
+    write(&root.join("a/pic.jpg"), b"jpeg");
+    sd.json(["location".as_ref(), "add".as_ref(), root.as_os_str()]);
+    sd.ok(["tag", "create", "Keep"]);
+    sd.ok([
+        "tag".as_ref(),
+        "apply".as_ref(),
+        "Keep".as_ref(),
+        root.join("a/pic.jpg").as_os_str(),
+    ]);
+    let id = sd.json([
+        "file".as_ref(),
+        "info".as_ref(),
+        root.join("a/pic.jpg").as_os_str(),
+    ])["entry"]["id"]
+        .clone();
+
+    // Renamed in place: found by the folder's identity, followed, rescanned.
+    let renamed = sd.tmp.path().join("pictures");
+    std::fs::rename(&root, &renamed).unwrap();
+    super::wait_until(
+        "the location follows its renamed folder",
+        std::time::Duration::from_secs(20),
+        || {
+            let info = sd.json(["location", "info", "1"]);
+            json_path(&info["path"]) == renamed
+                && info["online"] == true
+                && info["state"] == "ready"
+        },
+    );
+    let hits = sd.json(["search", "pic"]);
+    assert_eq!(
+        json_path(&hits["hits"][0]["path"]),
+        renamed.join("a/pic.jpg"),
+        "{hits}"
+    );
+    assert_eq!(hits["total"], 1, "no stale result at the old path: {hits}");
+    let info = sd.json([
+        "file".as_ref(),
+        "info".as_ref(),
+        renamed.join("a/pic.jpg").as_os_str(),
+    ]);
+    assert_eq!(info["entry"]["id"], id, "same entry");
+    assert_eq!(info["attached"]["tags"], serde_json::json!(["Keep"]));
+
+    // Moved elsewhere: offline until the user says where it went.
+    let far = sd.tmp.path().join("archive/2026/pictures");
+    std::fs::create_dir_all(far.parent().unwrap()).unwrap();
+    std::fs::rename(&renamed, &far).unwrap();
+    super::wait_until(
+        "the location goes offline",
+        std::time::Duration::from_secs(20),
+        || sd.json(["location", "info", "1"])["online"] == false,
+    );
+    let set = sd.json([
+        "location".as_ref(),
+        "set".as_ref(),
+        "1".as_ref(),
+        "--path".as_ref(),
+        far.as_os_str(),
+    ]);
+    let job = set["rescan_job"]
+        .as_i64()
+        .expect("a moved folder is rescanned");
+    assert_eq!(sd.wait_job("My Library", job)["state"], "completed");
+    let info = sd.json([
+        "file".as_ref(),
+        "info".as_ref(),
+        far.join("a/pic.jpg").as_os_str(),
+    ]);
+    assert_eq!(info["entry"]["id"], id, "same entry: {info}");
+    assert_eq!(info["attached"]["tags"], serde_json::json!(["Keep"]));
+    let loc = sd.json(["location", "info", "1"]);
+    assert_eq!(json_path(&loc["path"]), far);
+    assert_eq!(loc["online"], true);
+    // A folder that is not a directory, or overlaps another location, is refused.
+    let other = sd.tmp.path().join("other");
+    write(&other.join("f"), b"f");
+    sd.json(["location".as_ref(), "add".as_ref(), other.as_os_str()]);
+    let err = sd.fails([
+        "location".as_ref(),
+        "set".as_ref(),
+        "1".as_ref(),
+        "--path".as_ref(),
+        other.join("f").as_os_str(),
+    ]);
+    assert_eq!(err["code"], "invalid", "{err}");
+    let err = sd.fails([
+        "location".as_ref(),
+        "set".as_ref(),
+        "1".as_ref(),
+        "--path".as_ref(),
+        other.as_os_str(),
+    ]);
+    assert_eq!(err["code"], "conflict", "{err}");
+}
