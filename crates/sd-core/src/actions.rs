@@ -39,26 +39,26 @@ pub enum Action {
     /// `content`: attach to the files' content (every copy) instead of the entries.
     TagApply {
         tag: String,
-        paths: Vec<PathBuf>,
+        paths: Vec<JsonPath>,
         content: bool,
     },
     TagRemove {
         tag: String,
-        paths: Vec<PathBuf>,
+        paths: Vec<JsonPath>,
         content: bool,
     },
     Favorite {
-        paths: Vec<PathBuf>,
+        paths: Vec<JsonPath>,
         content: bool,
         on: bool,
     },
     Hide {
-        paths: Vec<PathBuf>,
+        paths: Vec<JsonPath>,
         content: bool,
         on: bool,
     },
     Note {
-        path: PathBuf,
+        path: JsonPath,
         content: bool,
         text: Option<String>,
     },
@@ -124,13 +124,13 @@ impl Action {
             | Action::TagDelete { path, .. } => vec![path.clone()],
             Action::TagApply { tag, paths, .. } | Action::TagRemove { tag, paths, .. } => {
                 std::iter::once(tag.clone())
-                    .chain(paths.iter().map(|p| show(p)))
+                    .chain(paths.iter().map(|p| show(&p.0)))
                     .collect()
             }
             Action::Favorite { paths, .. } | Action::Hide { paths, .. } => {
-                paths.iter().map(|p| show(p)).collect()
+                paths.iter().map(|p| show(&p.0)).collect()
             }
-            Action::Note { path, .. } => vec![show(path)],
+            Action::Note { path, .. } => vec![show(&path.0)],
             Action::Copy { sources, dest, .. } | Action::Move { sources, dest, .. } => sources
                 .iter()
                 .chain(std::iter::once(dest))
@@ -177,7 +177,8 @@ struct MovedPair {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Trashed {
-    trash_info: String,
+    /// The item's `.trashinfo` file (any bytes: the trashed name may not be UTF-8).
+    trash_info: JsonPath,
     to: JsonPath,
 }
 
@@ -202,11 +203,12 @@ pub struct Preview {
 }
 
 /// Resolves paths to targets before the write transaction (reads only).
-fn targets(lib: &Library, paths: &[PathBuf], content: bool) -> Result<Vec<Target>> {
+fn targets(lib: &Library, paths: &[JsonPath], content: bool) -> Result<Vec<Target>> {
     let conn = lib.reader()?;
     paths
         .iter()
         .map(|p| {
+            let p = &p.0;
             let (_, id) = crate::query::resolve(lib, p)?;
             if !content {
                 return Ok(Target::Entry(id));
@@ -351,7 +353,7 @@ fn undo_request(rev: Reverse) -> std::result::Result<(fileops::Request, Vec<Path
                 op: OpKind::Restore,
                 pairs: items
                     .into_iter()
-                    .map(|t| (JsonPath(PathBuf::from(t.trash_info)), Some(t.to)))
+                    .map(|t| (t.trash_info, Some(t.to)))
                     .collect(),
                 policy: ConflictPolicy::Ask,
             };
@@ -431,7 +433,7 @@ pub fn preview(lib: &Library, action: &Action) -> Result<Preview> {
             (
                 paths
                     .iter()
-                    .map(|p| format!("{verb} {tag:?}: {on} {}", p.display()))
+                    .map(|p| format!("{verb} {tag:?}: {on} {}", p.0.display()))
                     .collect(),
                 true,
                 None,
@@ -447,7 +449,7 @@ pub fn preview(lib: &Library, action: &Action) -> Result<Preview> {
             (
                 paths
                     .iter()
-                    .map(|p| format!("{what}: {}", p.display()))
+                    .map(|p| format!("{what}: {}", p.0.display()))
                     .collect(),
                 true,
                 None,
@@ -455,8 +457,8 @@ pub fn preview(lib: &Library, action: &Action) -> Result<Preview> {
         }
         Action::Note { path, text, .. } => (
             vec![match text {
-                Some(t) => format!("note on {}: {t:?}", path.display()),
-                None => format!("remove the note on {}", path.display()),
+                Some(t) => format!("note on {}: {t:?}", path.0.display()),
+                None => format!("remove the note on {}", path.0.display()),
             }],
             true,
             None,

@@ -732,7 +732,7 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let action = sd_core::actions::Action::Note {
-                path,
+                path: JsonPath(path),
                 content,
                 text,
             };
@@ -796,7 +796,7 @@ fn mark(
     let paths = m
         .paths
         .iter()
-        .map(|p| absolute(p))
+        .map(|p| absolute(p).map(JsonPath))
         .collect::<Result<Vec<_>>>()?;
     let (content, on) = (m.content, !m.off);
     let action = match which {
@@ -913,7 +913,7 @@ fn tag_cmd(client: &Client, library: Option<String>, cmd: TagCmd, json: bool) ->
     let abs = |paths: &[PathBuf]| {
         paths
             .iter()
-            .map(|p| absolute(p))
+            .map(|p| absolute(p).map(JsonPath))
             .collect::<Result<Vec<_>>>()
     };
     let v = match cmd {
@@ -1170,7 +1170,7 @@ fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
             format!("{verb} library")
         };
         println!("{verb} {:?} ({})", info.name, info.id);
-        println!("  folder: {}", info.path.display());
+        println!("  folder: {}", info.path.0.display());
     };
     match cmd {
         LibraryCmd::Create { name } => {
@@ -1201,7 +1201,7 @@ fn library_cmd(client: &Client, cmd: LibraryCmd, json: bool) -> Result<()> {
                         l.status.clone(),
                         l.error
                             .clone()
-                            .unwrap_or_else(|| l.path.display().to_string()),
+                            .unwrap_or_else(|| l.path.0.display().to_string()),
                     ]
                 })
                 .collect();

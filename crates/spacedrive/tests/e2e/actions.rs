@@ -594,3 +594,69 @@ fn a_move_across_filesystems_keeps_the_entry_and_its_tags() {
     let back = sd.json(["file", "info", home.join("report.pdf").to_str().unwrap()]);
     assert_eq!(back["entry"]["id"], before["entry"]["id"]);
 }
+
+/// Issue 10, item 4: a name that is not UTF-8 works in every command that takes a path —
+/// organising (tag, note, favourite, hide, on the entry and on its content) and trash + undo.
+#[test]
+fn non_utf8_names_work_in_every_path_command() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let sd = Sd::new();
+    let root = sd.tmp.path().join("docs");
+    let odd = root.join(OsString::from_vec(b"x\xffy.txt".to_vec()));
+    write(&odd, b"odd name, ordinary bytes");
+    let arg = |p: &Path| p.as_os_str().to_os_string();
+    sd.ok([
+        "location".into(),
+        "add".into(),
+        arg(&root),
+        "--no-watch".into(),
+        "--mode".into(),
+        "content".into(),
+    ]);
+    sd.ok(["tag", "create", "Odd"]);
+    sd.ok(["tag".into(), "apply".into(), "Odd".into(), arg(&odd)]);
+    sd.ok([
+        "tag".into(),
+        "apply".into(),
+        "Odd".into(),
+        arg(&odd),
+        "--content".into(),
+    ]);
+    sd.ok(["note".into(), arg(&odd), "a note".into()]);
+    sd.ok([
+        "note".into(),
+        arg(&odd),
+        "on all copies".into(),
+        "--content".into(),
+    ]);
+    sd.ok(["favorite".into(), arg(&odd)]);
+    sd.ok(["hide".into(), arg(&odd), "--content".into()]);
+    let mut info_args: Vec<OsString> = vec!["file".into(), "info".into(), arg(&odd)];
+    let info = sd.json(info_args.clone());
+    let a = &info["attached"];
+    assert_eq!(a["tags"], serde_json::json!(["Odd"]), "{info}");
+    assert_eq!(a["content_tags"], serde_json::json!(["Odd"]), "{info}");
+    assert_eq!(a["note"], "a note", "{info}");
+    assert_eq!(a["content_note"], "on all copies", "{info}");
+    assert_eq!(a["favorite"], true, "{info}");
+    assert_eq!(a["hidden"], true, "{info}");
+    assert_eq!(json_path(&info["entry"]["path"]), odd);
+    // Each of those is undoable like any other organising change.
+    sd.ok(["undo"]);
+    assert_eq!(sd.json(info_args.clone())["attached"]["hidden"], false);
+
+    // Trash, then undo: it comes back from the freedesktop trash under its exact name.
+    sd.ok(["rm".into(), arg(&odd)]);
+    assert!(!odd.exists());
+    let trashed = sd.tmp.path().join("xdg/Trash/files");
+    assert!(
+        std::fs::read_dir(&trashed).unwrap().count() == 1,
+        "in the trash"
+    );
+    sd.ok(["undo"]);
+    assert_eq!(std::fs::read(&odd).unwrap(), b"odd name, ordinary bytes");
+    assert_eq!(std::fs::read_dir(&trashed).unwrap().count(), 0);
+    info_args.insert(0, "--json".into());
+    assert!(sd.cmd(info_args).status.success(), "indexed again");
+}
