@@ -226,23 +226,33 @@ fn targets(lib: &Library, paths: &[JsonPath], content: bool) -> Result<Vec<Targe
         .collect()
 }
 
-/// The undo to run for audit row `id` (or the latest undoable one).
+/// The undo to run for audit row `id`, or for the last action ([`audit::bare_undo`]: refused,
+/// with the alternative named, when the last action cannot be undone).
 fn reverse_of(lib: &Library, id: Option<i64>) -> Result<(i64, Reverse)> {
     let conn = lib.reader()?;
     let id = match id {
         Some(id) => id,
-        None => audit::last_undoable(&conn)?.ok_or_else(|| {
-            Error::NotFound(
-                "nothing to undo: no completed, undoable action in the audit log".into(),
-            )
+        None => audit::bare_undo(&conn)?.map_err(|why| {
+            if why.starts_with("nothing to undo") {
+                Error::NotFound(why)
+            } else {
+                Error::Invalid(why)
+            }
         })?,
     };
     let (row, undo) = audit::get(&conn, id)?;
     if let Some(by) = row.undone_by {
-        return Err(Error::Conflict(format!(
-            "action {id} ({}) was already undone by action {by}",
-            row.kind
-        )));
+        let (undoer, _) = audit::get(&conn, by)?;
+        return Err(Error::Conflict(match undoer.undone_by {
+            Some(redo) => format!(
+                "action {id} ({}) was undone by action {by} and redone by action {redo}; to reverse it again, run `spacedrive undo {redo}`",
+                row.kind
+            ),
+            None => format!(
+                "action {id} ({}) was already undone by action {by}; `spacedrive undo {by}` redoes it",
+                row.kind
+            ),
+        }));
     }
     if row.result != Outcome::Completed && undo.is_none() {
         return Err(Error::Invalid(format!(
@@ -252,7 +262,7 @@ fn reverse_of(lib: &Library, id: Option<i64>) -> Result<(i64, Reverse)> {
     }
     let undo = undo.ok_or_else(|| {
         Error::Invalid(format!(
-            "action {id} ({}) cannot be undone (copies, permanent deletes, overwrites and tag deletions are not reversible)",
+            "action {id} ({}) cannot be undone (copies, permanent deletes, overwrites, tag deletions and library or location changes are not reversible)",
             row.kind
         ))
     })?;
@@ -519,9 +529,14 @@ pub fn commit(lib: &Arc<Library>, action: Action) -> Result<serde_json::Value> {
                 start_file_op(lib, &action, req, Some(id))
             }
             Err(rev) => {
-                let out =
+                let effect = describe_reverse(&rev);
+                let mut out =
                     organise_commit(lib, &action, Some(id), move |tx| apply_reverse(tx, rev))?;
                 lib.touch_meta();
+                if let Some(o) = out.as_object_mut() {
+                    o.insert("undid".into(), id.into());
+                    o.insert("effect".into(), effect.into());
+                }
                 Ok(out)
             }
         };
@@ -552,10 +567,17 @@ fn start_file_op(
             .find(|s| s.op == fileops::StepOp::Conflict)
             .and_then(|s| s.note.clone())
             .unwrap_or_default();
-        return Err(Error::Conflict(format!(
-            "{} destination(s) already exist ({first}); choose what to do with --on-conflict skip, overwrite or keep-both. Nothing was changed.",
-            plan.unresolved
-        )));
+        // An undo puts things back exactly where they were, so it has no conflict policy.
+        return Err(Error::Conflict(match undoes {
+            Some(id) => format!(
+                "{} place(s) to put back are taken ({first}); move what is there out of the way, then run `spacedrive undo {id}` again. Nothing was changed.",
+                plan.unresolved
+            ),
+            None => format!(
+                "{} destination(s) already exist ({first}); choose what to do with --on-conflict skip, overwrite or keep-both. Nothing was changed.",
+                plan.unresolved
+            ),
+        }));
     }
     if let Some(s) = plan.space.iter().find(|s| !s.ok)
         && !skip_space_check()

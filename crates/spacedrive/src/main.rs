@@ -99,7 +99,8 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         limit: usize,
     },
-    /// Reverse an action: a rename, move, trash or tag change (the latest one by default)
+    /// Reverse an action: a rename, move, trash or tag change — the last action by default
+    /// (refused, naming what `undo ID` could reverse, when the last action cannot be undone)
     Undo(actions_cmd::UndoArgs),
     /// Check the audit log
     #[command(subcommand)]
@@ -1026,7 +1027,7 @@ fn tag_cmd(client: &Client, library: Option<String>, cmd: TagCmd, json: bool) ->
             "deleted tag {d} ({} tags; removed from {} files and {} contents)",
             v["tags"], v["removed_from_entries"], v["removed_from_contents"]
         ),
-        _ => println!("{v}"),
+        _ => println!("done (audit row {})", v["audit_id"]),
     }
     Ok(())
 }
