@@ -213,15 +213,31 @@ fn targets(lib: &Library, paths: &[JsonPath], content: bool) -> Result<Vec<Targe
             if !content {
                 return Ok(Target::Entry(id));
             }
-            let cid: Option<i64> = conn
-                .query_row("SELECT content_id FROM entry_content WHERE entry_id = ?1", [id], |r| r.get(0))
-                .optional()?;
-            cid.map(Target::Content).ok_or_else(|| {
+            let content_of = || -> Result<Option<i64>> {
+                Ok(conn
+                    .query_row("SELECT content_id FROM entry_content WHERE entry_id = ?1", [id], |r| r.get(0))
+                    .optional()?)
+            };
+            let cid = content_of()?.ok_or_else(|| {
                 Error::Invalid(format!(
                     "{} has no content identity (not a file, empty, or its location is shallow); drop --content to attach to this entry only",
                     p.display()
                 ))
-            })
+            })?;
+            // "Every copy" means files with identical bytes: confirm (and split off
+            // near-duplicates) before acting, and refuse while a copy cannot be confirmed.
+            let unconfirmed = crate::copies::confirm(lib, &[cid])?;
+            if let Some(first) = unconfirmed.first() {
+                return Err(Error::Invalid(format!(
+                    "cannot confirm that every copy of {} holds the same bytes: {} file(s) sharing its sampled id could not be read ({}: {}). Reconnect or rescan them, or drop --content to act on this file only. Nothing was changed.",
+                    p.display(),
+                    unconfirmed.len(),
+                    first.path.0.display(),
+                    first.message
+                )));
+            }
+            let cid = content_of()?.unwrap_or(cid);
+            Ok(Target::Content(cid))
         })
         .collect()
 }

@@ -1142,8 +1142,26 @@ fn print_file_info(info: &sd_core::dupes::FileInfo) {
             if c.other_copies.is_empty() {
                 println!("  no other copies indexed");
             } else {
-                println!("  {} other copies:", c.other_copies.len());
+                println!("  {} other copies (identical bytes):", c.other_copies.len());
                 for p in &c.other_copies {
+                    println!("    {}", p.0.to_string_lossy());
+                }
+            }
+            if !c.unconfirmed.is_empty() {
+                println!(
+                    "  {} unconfirmed (same sampled id; could not be read to compare, so not counted as copies):",
+                    c.unconfirmed.len()
+                );
+                for p in &c.unconfirmed {
+                    println!("    {}", p.0.to_string_lossy());
+                }
+            }
+            if !c.near_duplicates.is_empty() {
+                println!(
+                    "  {} near-duplicates (same size and sampled id, different bytes: not copies):",
+                    c.near_duplicates.len()
+                );
+                for p in &c.near_duplicates {
                     println!("    {}", p.0.to_string_lossy());
                 }
             }
