@@ -39,26 +39,26 @@ pub enum Action {
     /// `content`: attach to the files' content (every copy) instead of the entries.
     TagApply {
         tag: String,
-        paths: Vec<PathBuf>,
+        paths: Vec<JsonPath>,
         content: bool,
     },
     TagRemove {
         tag: String,
-        paths: Vec<PathBuf>,
+        paths: Vec<JsonPath>,
         content: bool,
     },
     Favorite {
-        paths: Vec<PathBuf>,
+        paths: Vec<JsonPath>,
         content: bool,
         on: bool,
     },
     Hide {
-        paths: Vec<PathBuf>,
+        paths: Vec<JsonPath>,
         content: bool,
         on: bool,
     },
     Note {
-        path: PathBuf,
+        path: JsonPath,
         content: bool,
         text: Option<String>,
     },
@@ -124,13 +124,13 @@ impl Action {
             | Action::TagDelete { path, .. } => vec![path.clone()],
             Action::TagApply { tag, paths, .. } | Action::TagRemove { tag, paths, .. } => {
                 std::iter::once(tag.clone())
-                    .chain(paths.iter().map(|p| show(p)))
+                    .chain(paths.iter().map(|p| show(&p.0)))
                     .collect()
             }
             Action::Favorite { paths, .. } | Action::Hide { paths, .. } => {
-                paths.iter().map(|p| show(p)).collect()
+                paths.iter().map(|p| show(&p.0)).collect()
             }
-            Action::Note { path, .. } => vec![show(path)],
+            Action::Note { path, .. } => vec![show(&path.0)],
             Action::Copy { sources, dest, .. } | Action::Move { sources, dest, .. } => sources
                 .iter()
                 .chain(std::iter::once(dest))
@@ -177,7 +177,8 @@ struct MovedPair {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Trashed {
-    trash_info: String,
+    /// The item's `.trashinfo` file (any bytes: the trashed name may not be UTF-8).
+    trash_info: JsonPath,
     to: JsonPath,
 }
 
@@ -202,45 +203,72 @@ pub struct Preview {
 }
 
 /// Resolves paths to targets before the write transaction (reads only).
-fn targets(lib: &Library, paths: &[PathBuf], content: bool) -> Result<Vec<Target>> {
+fn targets(lib: &Library, paths: &[JsonPath], content: bool) -> Result<Vec<Target>> {
     let conn = lib.reader()?;
     paths
         .iter()
         .map(|p| {
+            let p = &p.0;
             let (_, id) = crate::query::resolve(lib, p)?;
             if !content {
                 return Ok(Target::Entry(id));
             }
-            let cid: Option<i64> = conn
-                .query_row("SELECT content_id FROM entry_content WHERE entry_id = ?1", [id], |r| r.get(0))
-                .optional()?;
-            cid.map(Target::Content).ok_or_else(|| {
+            let content_of = || -> Result<Option<i64>> {
+                Ok(conn
+                    .query_row("SELECT content_id FROM entry_content WHERE entry_id = ?1", [id], |r| r.get(0))
+                    .optional()?)
+            };
+            let cid = content_of()?.ok_or_else(|| {
                 Error::Invalid(format!(
                     "{} has no content identity (not a file, empty, or its location is shallow); drop --content to attach to this entry only",
                     p.display()
                 ))
-            })
+            })?;
+            // "Every copy" means files with identical bytes: confirm (and split off
+            // near-duplicates) before acting, and refuse while a copy cannot be confirmed.
+            let unconfirmed = crate::copies::confirm(lib, &[cid])?;
+            if let Some(first) = unconfirmed.first() {
+                return Err(Error::Invalid(format!(
+                    "cannot confirm that every copy of {} holds the same bytes: {} file(s) sharing its sampled id could not be read ({}: {}). Reconnect or rescan them, or drop --content to act on this file only. Nothing was changed.",
+                    p.display(),
+                    unconfirmed.len(),
+                    first.path.0.display(),
+                    first.message
+                )));
+            }
+            let cid = content_of()?.unwrap_or(cid);
+            Ok(Target::Content(cid))
         })
         .collect()
 }
 
-/// The undo to run for audit row `id` (or the latest undoable one).
+/// The undo to run for audit row `id`, or for the last action ([`audit::bare_undo`]: refused,
+/// with the alternative named, when the last action cannot be undone).
 fn reverse_of(lib: &Library, id: Option<i64>) -> Result<(i64, Reverse)> {
     let conn = lib.reader()?;
     let id = match id {
         Some(id) => id,
-        None => audit::last_undoable(&conn)?.ok_or_else(|| {
-            Error::NotFound(
-                "nothing to undo: no completed, undoable action in the audit log".into(),
-            )
+        None => audit::bare_undo(&conn)?.map_err(|why| {
+            if why.starts_with("nothing to undo") {
+                Error::NotFound(why)
+            } else {
+                Error::Invalid(why)
+            }
         })?,
     };
     let (row, undo) = audit::get(&conn, id)?;
     if let Some(by) = row.undone_by {
-        return Err(Error::Conflict(format!(
-            "action {id} ({}) was already undone by action {by}",
-            row.kind
-        )));
+        let (undoer, _) = audit::get(&conn, by)?;
+        return Err(Error::Conflict(match undoer.undone_by {
+            Some(redo) => format!(
+                "action {id} ({}) was undone by action {by} and redone by action {redo}; to reverse it again, run `spacedrive undo {redo}`",
+                row.kind
+            ),
+            None => format!(
+                "action {id} ({}) was already undone by action {by}; `spacedrive undo {by}` redoes it",
+                row.kind
+            ),
+        }));
     }
     if row.result != Outcome::Completed && undo.is_none() {
         return Err(Error::Invalid(format!(
@@ -250,7 +278,7 @@ fn reverse_of(lib: &Library, id: Option<i64>) -> Result<(i64, Reverse)> {
     }
     let undo = undo.ok_or_else(|| {
         Error::Invalid(format!(
-            "action {id} ({}) cannot be undone (copies, permanent deletes, overwrites and tag deletions are not reversible)",
+            "action {id} ({}) cannot be undone (copies, permanent deletes, overwrites, tag deletions and library or location changes are not reversible)",
             row.kind
         ))
     })?;
@@ -351,7 +379,7 @@ fn undo_request(rev: Reverse) -> std::result::Result<(fileops::Request, Vec<Path
                 op: OpKind::Restore,
                 pairs: items
                     .into_iter()
-                    .map(|t| (JsonPath(PathBuf::from(t.trash_info)), Some(t.to)))
+                    .map(|t| (t.trash_info, Some(t.to)))
                     .collect(),
                 policy: ConflictPolicy::Ask,
             };
@@ -431,7 +459,7 @@ pub fn preview(lib: &Library, action: &Action) -> Result<Preview> {
             (
                 paths
                     .iter()
-                    .map(|p| format!("{verb} {tag:?}: {on} {}", p.display()))
+                    .map(|p| format!("{verb} {tag:?}: {on} {}", p.0.display()))
                     .collect(),
                 true,
                 None,
@@ -447,7 +475,7 @@ pub fn preview(lib: &Library, action: &Action) -> Result<Preview> {
             (
                 paths
                     .iter()
-                    .map(|p| format!("{what}: {}", p.display()))
+                    .map(|p| format!("{what}: {}", p.0.display()))
                     .collect(),
                 true,
                 None,
@@ -455,8 +483,8 @@ pub fn preview(lib: &Library, action: &Action) -> Result<Preview> {
         }
         Action::Note { path, text, .. } => (
             vec![match text {
-                Some(t) => format!("note on {}: {t:?}", path.display()),
-                None => format!("remove the note on {}", path.display()),
+                Some(t) => format!("note on {}: {t:?}", path.0.display()),
+                None => format!("remove the note on {}", path.0.display()),
             }],
             true,
             None,
@@ -517,9 +545,14 @@ pub fn commit(lib: &Arc<Library>, action: Action) -> Result<serde_json::Value> {
                 start_file_op(lib, &action, req, Some(id))
             }
             Err(rev) => {
-                let out =
+                let effect = describe_reverse(&rev);
+                let mut out =
                     organise_commit(lib, &action, Some(id), move |tx| apply_reverse(tx, rev))?;
                 lib.touch_meta();
+                if let Some(o) = out.as_object_mut() {
+                    o.insert("undid".into(), id.into());
+                    o.insert("effect".into(), effect.into());
+                }
                 Ok(out)
             }
         };
@@ -550,10 +583,17 @@ fn start_file_op(
             .find(|s| s.op == fileops::StepOp::Conflict)
             .and_then(|s| s.note.clone())
             .unwrap_or_default();
-        return Err(Error::Conflict(format!(
-            "{} destination(s) already exist ({first}); choose what to do with --on-conflict skip, overwrite or keep-both. Nothing was changed.",
-            plan.unresolved
-        )));
+        // An undo puts things back exactly where they were, so it has no conflict policy.
+        return Err(Error::Conflict(match undoes {
+            Some(id) => format!(
+                "{} place(s) to put back are taken ({first}); move what is there out of the way, then run `spacedrive undo {id}` again. Nothing was changed.",
+                plan.unresolved
+            ),
+            None => format!(
+                "{} destination(s) already exist ({first}); choose what to do with --on-conflict skip, overwrite or keep-both. Nothing was changed.",
+                plan.unresolved
+            ),
+        }));
     }
     if let Some(s) = plan.space.iter().find(|s| !s.ok)
         && !skip_space_check()

@@ -63,7 +63,13 @@ pub struct AuditRow {
     pub targets: Vec<String>,
     pub result: Outcome,
     pub summary: serde_json::Value,
+    /// `undo ID` reverses it: it left undo data and has not been undone. For an undo row that
+    /// is a redo.
     pub undoable: bool,
+    /// An action, an undo of one, or a redo (an undo of an undo).
+    pub role: Role,
+    /// A bare `undo` would reverse this row now.
+    pub next_undo: bool,
     pub job_id: Option<i64>,
     /// The row this action reversed, if it was an undo.
     pub undoes: Option<i64>,
@@ -72,6 +78,41 @@ pub struct AuditRow {
     pub created_at: i64,
     pub finished_at: i64,
     pub hash: String,
+}
+
+/// Where a row stands in the undo history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A change the user asked for (files, organisation, libraries, locations).
+    Action,
+    /// The reversal of an action or of a redo.
+    Undo,
+    /// The reversal of an undo: the action's change, made again.
+    Redo,
+}
+
+/// The role of a row that reverses `undoes` (`None`: an action): the parity of its chain.
+fn role_of(conn: &rusqlite::Connection, undoes: Option<i64>) -> Result<Role> {
+    let mut depth = 0u32;
+    let mut next = undoes;
+    // Each row can only reverse an earlier one, so the chain ends; the bound is belt and braces.
+    while let Some(id) = next
+        && depth < 100_000
+    {
+        depth += 1;
+        next = conn
+            .query_row("SELECT undoes FROM audit_log WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten();
+    }
+    Ok(match depth {
+        0 => Role::Action,
+        d if d % 2 == 1 => Role::Undo,
+        _ => Role::Redo,
+    })
 }
 
 /// The stored columns that the hash covers, in order.
@@ -226,7 +267,7 @@ fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<Read> {
     ))
 }
 
-fn view(s: Stored, hash: &[u8], undone_by: Option<i64>) -> AuditRow {
+fn view(s: Stored, hash: &[u8], undone_by: Option<i64>, role: Role) -> AuditRow {
     AuditRow {
         id: s.id,
         device: s.device,
@@ -235,7 +276,9 @@ fn view(s: Stored, hash: &[u8], undone_by: Option<i64>) -> AuditRow {
         targets: serde_json::from_str(&s.targets).unwrap_or_default(),
         result: Outcome::parse(&s.result),
         summary: serde_json::from_str(&s.summary).unwrap_or(serde_json::Value::Null),
-        undoable: s.undo.is_some() && undone_by.is_none() && s.result == "completed",
+        undoable: s.undo.is_some() && undone_by.is_none(),
+        role,
+        next_undo: false,
         job_id: s.job_id,
         undoes: s.undoes,
         undone_by,
@@ -255,7 +298,13 @@ pub fn list(lib: &Library, limit: usize) -> Result<Vec<AuditRow>> {
     let mut out = Vec::new();
     for row in rows {
         let (s, _, hash, undone_by) = row?;
-        out.push(view(s, &hash, undone_by));
+        let role = role_of(&conn, s.undoes)?;
+        out.push(view(s, &hash, undone_by, role));
+    }
+    if let Ok(next) = bare_undo(&conn)?
+        && let Some(r) = out.iter_mut().find(|r| r.id == next)
+    {
+        r.next_undo = true;
     }
     Ok(out)
 }
@@ -274,21 +323,110 @@ pub(crate) fn get(
         .optional()?
         .ok_or_else(|| Error::NotFound(format!("no action {id} in the audit log")))?;
     let undo = s.undo.as_deref().map(serde_json::from_str).transpose()?;
-    Ok((view(s, &hash, undone_by), undo))
+    let role = role_of(conn, s.undoes)?;
+    Ok((view(s, &hash, undone_by, role), undo))
 }
 
-/// The latest completed action that can still be undone (undos themselves are skipped, so
-/// repeated undos walk back through history; an undo is redone by naming it).
-pub(crate) fn last_undoable(conn: &rusqlite::Connection) -> Result<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT a.id FROM audit_log a WHERE a.undo IS NOT NULL AND a.result = 'completed' AND a.undoes IS NULL
-               AND NOT EXISTS (SELECT 1 FROM audit_log u WHERE u.undoes = a.id AND u.result = 'completed')
-             ORDER BY a.id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
+/// What a bare `undo` reverses: the last row of the log that is still in effect, if it can be
+/// undone. `Err` holds why not, in words for the user.
+///
+/// Rows already undone, and failed or cancelled actions that changed nothing, are passed over;
+/// so are undo rows (an undo is redone only by naming it), so repeated undos walk back through
+/// history. A last action that cannot be undone (a copy, a permanent delete, a tag deletion, a
+/// location change…) stops the walk: a bare `undo` never reaches past it to an older action,
+/// and the message names the action that `undo ID` could reverse instead.
+pub(crate) fn bare_undo(conn: &rusqlite::Connection) -> Result<std::result::Result<i64, String>> {
+    let mut q = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM audit_log a ORDER BY a.id DESC"
+    ))?;
+    let mut rows = q.query([])?;
+    let mut last: Option<AuditRow> = None;
+    let mut alternative: Option<AuditRow> = None;
+    let mut latest_undo: Option<AuditRow> = None;
+    while let Some(r) = rows.next()? {
+        let (s, _, hash, undone_by) = stored(r)?;
+        let has_undo = s.undo.is_some();
+        let role = role_of(conn, s.undoes)?;
+        let row = view(s, &hash, undone_by, role);
+        if row.undone_by.is_some() || changed_nothing(&row, has_undo) {
+            continue;
+        }
+        if row.role == Role::Undo {
+            if last.is_none() && latest_undo.is_none() {
+                latest_undo = Some(row);
+            }
+            continue;
+        }
+        if last.is_none() {
+            if row.undoable {
+                return Ok(Ok(row.id));
+            }
+            last = Some(row);
+        } else if row.undoable {
+            alternative = Some(row);
+            break;
+        }
+    }
+    let instead = match &alternative {
+        Some(a) => format!(
+            "The latest action that can be undone is {}: run `spacedrive undo {}` to reverse it.",
+            describe(a),
+            a.id
+        ),
+        None => "No earlier action can be undone either.".into(),
+    };
+    let redo = latest_undo.as_ref().map(|u| {
+        format!(
+            "The latest undo, {}, reversed action {}; `spacedrive undo {}` redoes it.",
+            u.id,
+            u.undoes.unwrap_or_default(),
+            u.id
         )
-        .optional()?)
+    });
+    Ok(Err(match (last, redo) {
+        (Some(l), None) => format!(
+            "the last action, {}{} cannot be undone ({NOT_REVERSIBLE}), and a bare `undo` only reverses the last action. Nothing was changed. {instead}",
+            describe(&l),
+            outcome_note(&l)
+        ),
+        (Some(l), Some(redo)) => format!(
+            "nothing more to undo: the action before your undos, {}{} cannot be undone ({NOT_REVERSIBLE}). {instead} {redo}",
+            describe(&l),
+            outcome_note(&l)
+        ),
+        (None, Some(redo)) => format!("nothing to undo: every action has been undone. {redo}"),
+        (None, None) => "nothing to undo: no action in the audit log can be undone".into(),
+    }))
+}
+
+const NOT_REVERSIBLE: &str = "copies, permanent deletes, overwrites, tag deletions and library or location changes are not reversible";
+
+/// A failed or cancelled action that did nothing (every step failed or none ran).
+fn changed_nothing(row: &AuditRow, has_undo: bool) -> bool {
+    row.result != Outcome::Completed
+        && !has_undo
+        && row.summary.get("done").and_then(|d| d.as_u64()) == Some(0)
+}
+
+/// `12 (file.rename: /home/me/a.txt, b.txt)`.
+pub fn describe(row: &AuditRow) -> String {
+    let mut targets = row.targets.join(", ");
+    if targets.chars().count() > 80 {
+        targets = targets.chars().take(79).collect::<String>() + "…";
+    }
+    if targets.is_empty() {
+        format!("{} ({})", row.id, row.kind)
+    } else {
+        format!("{} ({}: {targets})", row.id, row.kind)
+    }
+}
+
+fn outcome_note(row: &AuditRow) -> &'static str {
+    match row.result {
+        Outcome::Completed => ",",
+        Outcome::Failed => ", which failed part-way,",
+        Outcome::Cancelled => ", which was cancelled part-way,",
+    }
 }
 
 /// Result of checking the hash chain.

@@ -189,7 +189,7 @@ fn group(size: u64, cas_id: &str, integrity: Option<String>, files: Vec<Candidat
 }
 
 /// Runs `f` over `items` on two threads, keeping order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
     let slots: Vec<std::sync::Mutex<&mut Option<R>>> =
@@ -224,10 +224,17 @@ pub fn in_library(lib: &Library, min_size: u64) -> Result<DupReport> {
         dirs.insert(loc.id, DirPaths::load(&conn, &loc)?);
     }
     let shared: Vec<(i64, String, i64)> = conn
-        .prepare("SELECT id, size FROM content_identities WHERE copies >= 2 AND size >= ?1")?
+        .prepare(
+            "SELECT id, size, digest FROM content_identities WHERE copies >= 2 AND size >= ?1",
+        )?
         .query_map([min_size.max(1) as i64], |r| {
-            let id: i64 = r.get(0)?;
-            Ok((id, content::cas_id_of_key(id), r.get(1)?))
+            let digest: Vec<u8> = r.get(2)?;
+            // The cas_id is the sampled digest's, also for an identity split off by full hash.
+            Ok((
+                r.get(0)?,
+                content::hex(&digest[..8.min(digest.len())]),
+                r.get(1)?,
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut members = conn.prepare(
@@ -239,6 +246,7 @@ pub fn in_library(lib: &Library, min_size: u64) -> Result<DupReport> {
     let mut scanned = 0u64;
     let mut hashed = 0u64;
     let mut to_store: Vec<(i64, [u8; 32])> = Vec::new();
+    let mut touched: Vec<i64> = Vec::new();
     for (cid, cas_id, size) in shared {
         let size = size as u64;
         // One candidate per inode (per location: inodes are per filesystem).
@@ -320,6 +328,9 @@ pub fn in_library(lib: &Library, min_size: u64) -> Result<DupReport> {
             fresh,
         } = confirm(size, &cas_id, files, &known);
         hashed += read;
+        if !fresh.is_empty() {
+            touched.push(cid);
+        }
         for (i, d) in fresh {
             for id in &by_inode[&order[i as usize]].ids {
                 to_store.push((*id, d));
@@ -334,6 +345,10 @@ pub fn in_library(lib: &Library, min_size: u64) -> Result<DupReport> {
                 tx.prepare_cached("UPDATE entry_content SET integrity = ?2 WHERE entry_id = ?1")?;
             for (id, d) in to_store {
                 q.execute(params![id, d.as_slice()])?;
+            }
+            // Identities found to hold different bytes are split (copies.rs).
+            for cid in touched {
+                crate::copies::split(tx, cid)?;
             }
             Ok(())
         })?;
@@ -497,60 +512,115 @@ pub struct ContentInfo {
     pub uuid: String,
     pub kind: String,
     pub mime: Option<String>,
+    /// Files with exactly these bytes, this one included (`1 + other_copies`).
     pub copies: u64,
-    /// Every other indexed path with this content (any location).
+    /// Every other indexed path with identical bytes (any location): the same cas_id, and for
+    /// files over 100 KiB the same full-file BLAKE3 too.
     pub other_copies: Vec<JsonPath>,
+    /// Files sharing the sampled cas_id whose bytes could not be compared (unreadable, offline,
+    /// changed since indexed): not counted as copies.
+    pub unconfirmed: Vec<JsonPath>,
+    /// Files sharing the size and sampled cas_id but with different bytes: not copies.
+    pub near_duplicates: Vec<JsonPath>,
     pub integrity: Option<String>,
     pub queued_for_intelligence: bool,
 }
 
-/// Details of an indexed file: type, content identity, other copies.
+/// Details of an indexed file: type, content identity, other copies (confirmed by full hash,
+/// see [`crate::copies`]).
 pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
     let (loc, id) = crate::query::resolve(lib, path)?;
     let conn = lib.reader()?;
     let own = crate::query::entry_path(&conn, loc.root_entry_id, &loc.path.0, id)?
         .ok_or_else(|| Error::NotFound(format!("{} is not in the index", path.display())))?;
     let entry = crate::query::entry_view(&conn, id, &own)?;
-    let row: Option<(i64, Option<Vec<u8>>)> = conn
-        .query_row(
-            "SELECT content_id, integrity FROM entry_content WHERE entry_id = ?1",
-            [id],
-            |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let content = match row {
+    let content_of = || -> Result<Option<(i64, Option<Vec<u8>>)>> {
+        Ok(conn
+            .query_row(
+                "SELECT content_id, integrity FROM entry_content WHERE entry_id = ?1",
+                [id],
+                |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    };
+    if let Some((cid, _)) = content_of()? {
+        // Unreadable copies stay unconfirmed; they are listed as such below.
+        crate::copies::confirm(lib, &[cid])?;
+    }
+    let content = match content_of()? {
         None => None,
         Some((cid, integrity)) => {
-            let (kind, mime, copies): (String, Option<String>, i64) = conn.query_row(
-                "SELECT kind, mime, copies FROM content_identities WHERE id = ?1",
+            let (kind, mime, digest, size, split_from): (
+                String,
+                Option<String>,
+                Vec<u8>,
+                i64,
+                Option<i64>,
+            ) = conn.query_row(
+                "SELECT kind, mime, digest, size, split_from FROM content_identities WHERE id = ?1",
                 [cid],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )?;
-            let cas_id = content::cas_id_of_key(cid);
-            let mut others = Vec::new();
+            let cas_id = content::hex(&digest[..8.min(digest.len())]);
+            let exact = size as u64 <= content::WHOLE_FILE_LIMIT;
             let mut dirs: HashMap<i64, DirPaths> = HashMap::new();
             let locs: HashMap<i64, location::Location> = location::list_with(&conn)?
                 .into_iter()
                 .map(|l| (l.id, l))
                 .collect();
-            let mut q = conn.prepare("SELECT e.location_id, e.parent_id, e.name FROM entry_content ec JOIN entries e ON e.id = ec.entry_id
-               WHERE ec.content_id = ?1 AND ec.entry_id != ?2")?;
-            let mut rows = q.query(params![cid, id])?;
-            while let Some(r) = rows.next()? {
-                let (l, parent, name): (i64, i64, OsString) =
-                    (r.get(0)?, r.get(1)?, crate::names::from_sql(r.get_ref(2)?)?);
-                let Some(loc) = locs.get(&l) else { continue };
-                let paths = match dirs.entry(l) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(DirPaths::load(&conn, loc)?)
+            // (path, integrity) of the members of identities matching `sql`'s (?1, ?2).
+            let mut members =
+                |sql: &str, a: i64, b: i64| -> Result<Vec<(JsonPath, Option<Vec<u8>>)>> {
+                    let mut out = Vec::new();
+                    let mut q = conn.prepare(sql)?;
+                    let mut rows = q.query(params![a, b])?;
+                    while let Some(r) = rows.next()? {
+                        let (l, parent, name, integ): (i64, i64, OsString, Option<Vec<u8>>) = (
+                            r.get(0)?,
+                            r.get(1)?,
+                            crate::names::from_sql(r.get_ref(2)?)?,
+                            r.get(3)?,
+                        );
+                        let Some(loc) = locs.get(&l) else { continue };
+                        let paths = match dirs.entry(l) {
+                            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                            std::collections::hash_map::Entry::Vacant(v) => {
+                                v.insert(DirPaths::load(&conn, loc)?)
+                            }
+                        };
+                        if let Some(d) = paths.dir(parent) {
+                            out.push((JsonPath(d.join(name)), integ));
+                        }
                     }
+                    Ok(out)
                 };
-                if let Some(d) = paths.dir(parent) {
-                    others.push(JsonPath(d.join(name)));
+            let mut others = Vec::new();
+            let mut unconfirmed = Vec::new();
+            for (p, integ) in members(
+                "SELECT e.location_id, e.parent_id, e.name, ec.integrity FROM entry_content ec JOIN entries e ON e.id = ec.entry_id
+                  WHERE ec.content_id = ?1 AND ec.entry_id != ?2",
+                cid,
+                id,
+            )? {
+                if exact || (integ.is_some() && integ == integrity) {
+                    others.push(p);
+                } else {
+                    unconfirmed.push(p);
                 }
             }
+            let mut near: Vec<JsonPath> = members(
+                "SELECT e.location_id, e.parent_id, e.name, ec.integrity FROM content_identities s
+                   JOIN entry_content ec ON ec.content_id = s.id JOIN entries e ON e.id = ec.entry_id
+                  WHERE (s.split_from = ?1 OR s.id = ?1) AND s.id != ?2",
+                split_from.unwrap_or(cid),
+                cid,
+            )?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
             others.sort();
+            unconfirmed.sort();
+            near.sort();
             let queued: bool = conn.query_row(
                 "SELECT count(*) > 0 FROM intelligence_queue WHERE content_id = ?1",
                 [cid],
@@ -561,8 +631,10 @@ pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
                 cas_id,
                 kind,
                 mime,
-                copies: copies as u64,
+                copies: 1 + others.len() as u64,
                 other_copies: others,
+                unconfirmed,
+                near_duplicates: near,
                 integrity: integrity.map(|d| content::hex(&d)),
                 queued_for_intelligence: queued,
             })

@@ -19,6 +19,7 @@ pub mod actions;
 pub mod audit;
 pub mod content;
 pub mod control;
+pub mod copies;
 pub mod device;
 pub mod dupes;
 mod error;

@@ -53,6 +53,28 @@ pub fn to_value(name: &OsStr) -> Value {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JsonPath(pub PathBuf);
 
+impl JsonPath {
+    /// The path as one string for a TEXT column: itself when UTF-8, else its JSON
+    /// `{"bytes": …}` form — which no path can be taken for, since it is not absolute.
+    pub fn to_text(&self) -> String {
+        match self.0.to_str() {
+            Some(s) if !s.starts_with('{') => s.to_owned(),
+            _ => serde_json::json!({"bytes": STANDARD.encode(self.0.as_os_str().as_bytes())})
+                .to_string(),
+        }
+    }
+
+    /// The inverse of [`JsonPath::to_text`].
+    pub fn from_text(s: &str) -> JsonPath {
+        if s.starts_with('{')
+            && let Ok(p) = serde_json::from_str::<JsonPath>(s)
+        {
+            return p;
+        }
+        JsonPath(PathBuf::from(s))
+    }
+}
+
 impl From<PathBuf> for JsonPath {
     fn from(p: PathBuf) -> Self {
         JsonPath(p)
@@ -134,5 +156,18 @@ mod tests {
         assert_eq!(back.0, raw);
         let text: JsonPath = serde_json::from_str(r#""/tmp/café""#).unwrap();
         assert_eq!(text.0, PathBuf::from("/tmp/café"));
+    }
+
+    #[test]
+    fn any_path_round_trips_through_text() {
+        for raw in [
+            &b"/tmp/x\xffy.txt"[..],
+            b"/tmp/plain.txt",
+            b"{odd",
+            b"{\"bytes\":\"AA==\"}",
+        ] {
+            let p = JsonPath(PathBuf::from(OsString::from_vec(raw.to_vec())));
+            assert_eq!(JsonPath::from_text(&p.to_text()), p, "{raw:?}");
+        }
     }
 }

@@ -313,9 +313,14 @@ pub struct Attached {
 
 /// What is attached to entry `id` (and its content, if identified).
 pub fn attached(conn: &Connection, id: i64) -> Result<Attached> {
+    // Only a confirmed member of its content identity carries what is attached to the content.
     let content: Option<i64> = conn
         .query_row(
-            "SELECT content_id FROM entry_content WHERE entry_id = ?1",
+            &format!(
+                "SELECT ec.content_id FROM entry_content ec JOIN content_identities ci ON ci.id = ec.content_id
+                  WHERE ec.entry_id = ?1 AND {}",
+                crate::copies::CONFIRMED_MEMBER
+            ),
             [id],
             |r| r.get(0),
         )

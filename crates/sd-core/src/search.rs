@@ -382,7 +382,9 @@ fn tagged(conn: &Connection, tag_ids: &[i64]) -> Result<HashSet<i64>> {
     let mut q = conn.prepare(&format!(
         "SELECT entry_id FROM tag_assignments WHERE tag_id IN ({list}) AND entry_id IS NOT NULL
          UNION SELECT ec.entry_id FROM tag_assignments t JOIN entry_content ec ON ec.content_id = t.content_id
-          WHERE t.tag_id IN ({list})"
+           JOIN content_identities ci ON ci.id = ec.content_id
+          WHERE t.tag_id IN ({list}) AND {}",
+        crate::copies::CONFIRMED_MEMBER
     ))?;
     let ids = q
         .query_map([], |r| r.get(0))?
@@ -394,7 +396,9 @@ fn flagged(conn: &Connection, column: &str) -> Result<HashSet<i64>> {
     let mut q = conn.prepare(&format!(
         "SELECT entry_id FROM user_metadata WHERE {column} = 1 AND entry_id IS NOT NULL
          UNION SELECT ec.entry_id FROM user_metadata m JOIN entry_content ec ON ec.content_id = m.content_id
-          WHERE m.{column} = 1"
+           JOIN content_identities ci ON ci.id = ec.content_id
+          WHERE m.{column} = 1 AND {}",
+        crate::copies::CONFIRMED_MEMBER
     ))?;
     let ids = q
         .query_map([], |r| r.get(0))?

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_actions.sql"),
     include_str!("../migrations/0007_rescan_after.sql"),
     include_str!("../migrations/0008_departed.sql"),
+    include_str!("../migrations/0009_exact_content.sql"),
 ];
 
 /// The schema version this build writes.

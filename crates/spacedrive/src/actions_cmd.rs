@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use sd_core::actions::{Action, Preview};
-use sd_core::audit::{AuditRow, Verification};
+use sd_core::audit::{AuditRow, Role, Verification};
 use sd_core::fileops::{ConflictPolicy, Plan, StepOp};
 use sd_core::jobs::{JobInfo, JobState};
 use sd_core::names::{JsonName, JsonPath};
@@ -85,7 +85,8 @@ pub struct RmArgs {
 
 #[derive(Args)]
 pub struct UndoArgs {
-    /// The action to reverse (see `history`); the latest undoable one by default
+    /// The action to reverse (see `history`). Without it: the last action, if it can be undone
+    /// (undos are skipped, so repeated undos walk back; naming an undo redoes it)
     id: Option<i64>,
     #[arg(long)]
     preview: bool,
@@ -111,7 +112,7 @@ fn shown(p: &JsonPath) -> String {
 /// Prints a plan for people: totals, strategy, space, conflicts, then the first steps.
 pub fn print_preview(p: &Preview, all: bool) {
     if let Some(plan) = &p.plan {
-        print_plan(plan, all);
+        print_plan(plan, all, p.undoes);
     }
     for e in &p.effects {
         println!("  {e}");
@@ -124,7 +125,9 @@ pub fn print_preview(p: &Preview, all: bool) {
     }
 }
 
-fn print_plan(plan: &Plan, all: bool) {
+/// `undoes`: the plan is an undo's, which puts things back where they were and takes no
+/// conflict policy.
+fn print_plan(plan: &Plan, all: bool, undoes: Option<i64>) {
     println!(
         "{}: {} files, {} folders, {} symlinks, {}",
         plan.op.as_str(),
@@ -155,7 +158,13 @@ fn print_plan(plan: &Plan, all: bool) {
             "conflicts: {} destinations exist{}",
             plan.conflicts,
             if plan.unresolved > 0 {
-                format!(", {} need a decision (--on-conflict)", plan.unresolved)
+                match undoes {
+                    Some(id) => format!(
+                        ", {} in the way: move them elsewhere, then `spacedrive undo {id}` again",
+                        plan.unresolved
+                    ),
+                    None => format!(", {} need a decision (--on-conflict)", plan.unresolved),
+                }
             } else {
                 String::new()
             }
@@ -260,7 +269,11 @@ fn commit(
         if json {
             return print_json(&answer);
         }
-        println!("done: {answer}");
+        // Only an undo of an organising change answers without a job.
+        match (answer["undid"].as_i64(), answer["effect"].as_str()) {
+            (Some(id), Some(effect)) => println!("undid action {id}: {effect}"),
+            _ => println!("done (audit row {})", answer["audit_id"]),
+        }
         return Ok(());
     };
     let job: JobInfo = serde_json::from_value(job.clone())?;
@@ -418,13 +431,22 @@ pub fn history(client: &Client, lib: Option<String>, limit: usize, json: bool) -
             if targets.chars().count() > 60 {
                 targets = targets.chars().take(59).collect::<String>() + "…";
             }
-            let undo = match (r.undone_by, r.undoes, r.undoable) {
-                (Some(by), _, _) => format!("undone by {by}"),
-                (None, Some(of), true) => format!("undoes {of}; undoable"),
-                (None, Some(of), false) => format!("undoes {of}"),
-                (None, None, true) => "undoable".into(),
-                (None, None, false) => "-".into(),
+            let mut undo = match (r.role, r.undoes, r.undone_by, r.undoable) {
+                (_, _, Some(by), _) => format!("undone by {by}"),
+                (Role::Undo, Some(of), None, true) => {
+                    format!("undoes {of}; `undo {}` redoes", r.id)
+                }
+                (Role::Undo, Some(of), None, false) => format!("undoes {of}"),
+                (Role::Redo, Some(of), None, _) => format!("redoes (undoes {of})"),
+                (_, _, None, true) => "undoable".into(),
+                (_, _, None, false) => "not undoable".into(),
             };
+            if r.role == Role::Redo && r.undoable && r.undone_by.is_none() {
+                undo.push_str("; undoable");
+            }
+            if r.next_undo {
+                undo.push_str(" (next `undo`)");
+            }
             vec![
                 r.id.to_string(),
                 output::time_ms(r.finished_at),

@@ -3,8 +3,6 @@
 //! stream of `{"event": …}` lines. Documented in docs/API.md; the CLI and every other client use
 //! exactly this.
 
-use std::path::PathBuf;
-
 use sd_core::index::ephemeral::Scope;
 use sd_core::location::IndexMode;
 use sd_core::names::JsonPath;
@@ -176,7 +174,7 @@ pub struct Status {
 pub struct LibrarySummary {
     pub id: Option<String>,
     pub name: String,
-    pub path: PathBuf,
+    pub path: JsonPath,
     pub default: bool,
     /// `open`, or why it is unavailable (`library_locked`, `newer_version`, `corrupt`, …).
     pub status: String,
@@ -189,7 +187,7 @@ pub struct LibrarySummary {
 pub struct LibraryInfo {
     pub id: String,
     pub name: String,
-    pub path: PathBuf,
+    pub path: JsonPath,
     pub created_at: i64,
     pub schema_version: i64,
     pub config_version: u32,

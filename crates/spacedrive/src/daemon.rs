@@ -507,7 +507,7 @@ impl Daemon {
                 Slot::Open(l) => api::LibrarySummary {
                     id: Some(l.id.to_string()),
                     name: l.name(),
-                    path: l.dir().to_path_buf(),
+                    path: sd_core::names::JsonPath(l.dir().to_path_buf()),
                     default: default == Some(l.id)
                         || (default.is_none() && self.node.libraries().len() == 1),
                     status: "open".into(),
@@ -517,7 +517,7 @@ impl Daemon {
                 Slot::Unavailable(u) => api::LibrarySummary {
                     id: None,
                     name: u.name,
-                    path: u.dir,
+                    path: sd_core::names::JsonPath(u.dir),
                     default: false,
                     status: u.code,
                     error: Some(u.reason),
@@ -538,7 +538,7 @@ impl Daemon {
         Ok(api::LibraryInfo {
             id: lib.id.to_string(),
             name: lib.name(),
-            path: lib.dir().to_path_buf(),
+            path: sd_core::names::JsonPath(lib.dir().to_path_buf()),
             created_at: config.created_at,
             schema_version: q("PRAGMA user_version")?,
             config_version: config.version,

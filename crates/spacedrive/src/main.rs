@@ -99,7 +99,8 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         limit: usize,
     },
-    /// Reverse an action: a rename, move, trash or tag change (the latest one by default)
+    /// Reverse an action: a rename, move, trash or tag change — the last action by default
+    /// (refused, naming what `undo ID` could reverse, when the last action cannot be undone)
     Undo(actions_cmd::UndoArgs),
     /// Check the audit log
     #[command(subcommand)]
@@ -735,7 +736,7 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let action = sd_core::actions::Action::Note {
-                path,
+                path: JsonPath(path),
                 content,
                 text,
             };
@@ -799,7 +800,7 @@ fn mark(
     let paths = m
         .paths
         .iter()
-        .map(|p| absolute(p))
+        .map(|p| absolute(p).map(JsonPath))
         .collect::<Result<Vec<_>>>()?;
     let (content, on) = (m.content, !m.off);
     let action = match which {
@@ -916,7 +917,7 @@ fn tag_cmd(client: &Client, library: Option<String>, cmd: TagCmd, json: bool) ->
     let abs = |paths: &[PathBuf]| {
         paths
             .iter()
-            .map(|p| absolute(p))
+            .map(|p| absolute(p).map(JsonPath))
             .collect::<Result<Vec<_>>>()
     };
     let v = match cmd {
@@ -1029,7 +1030,7 @@ fn tag_cmd(client: &Client, library: Option<String>, cmd: TagCmd, json: bool) ->
             "deleted tag {d} ({} tags; removed from {} files and {} contents)",
             v["tags"], v["removed_from_entries"], v["removed_from_contents"]
         ),
-        _ => println!("{v}"),
+        _ => println!("done (audit row {})", v["audit_id"]),
     }
     Ok(())
 }
@@ -1144,8 +1145,26 @@ fn print_file_info(info: &sd_core::dupes::FileInfo) {
             if c.other_copies.is_empty() {
                 println!("  no other copies indexed");
             } else {
-                println!("  {} other copies:", c.other_copies.len());
+                println!("  {} other copies (identical bytes):", c.other_copies.len());
                 for p in &c.other_copies {
+                    println!("    {}", p.0.to_string_lossy());
+                }
+            }
+            if !c.unconfirmed.is_empty() {
+                println!(
+                    "  {} unconfirmed (same sampled id; could not be read to compare, so not counted as copies):",
+                    c.unconfirmed.len()
+                );
+                for p in &c.unconfirmed {
+                    println!("    {}", p.0.to_string_lossy());
+                }
+            }
+            if !c.near_duplicates.is_empty() {
+                println!(
+                    "  {} near-duplicates (same size and sampled id, different bytes: not copies):",
+                    c.near_duplicates.len()
+                );
+                for p in &c.near_duplicates {
                     println!("    {}", p.0.to_string_lossy());
                 }
             }
@@ -1173,7 +1192,7 @@ fn library_cmd(client: &Client, lib: Option<String>, cmd: LibraryCmd, json: bool
             format!("{verb} library")
         };
         println!("{verb} {:?} ({})", info.name, info.id);
-        println!("  folder: {}", info.path.display());
+        println!("  folder: {}", info.path.0.display());
     };
     match cmd {
         LibraryCmd::Create { name } => {
@@ -1204,7 +1223,7 @@ fn library_cmd(client: &Client, lib: Option<String>, cmd: LibraryCmd, json: bool
                         l.status.clone(),
                         l.error
                             .clone()
-                            .unwrap_or_else(|| l.path.display().to_string()),
+                            .unwrap_or_else(|| l.path.0.display().to_string()),
                     ]
                 })
                 .collect();

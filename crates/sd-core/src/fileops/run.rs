@@ -928,7 +928,7 @@ fn trash(r: &mut Runner<'_>, seq: i64, p: &Path) {
         .unwrap_or_default()
         .into_iter()
         .find(|i| !before.contains(&i.id))
-        .map(|i| i.id.to_string_lossy().into_owned());
+        .map(|i| JsonPath(PathBuf::from(i.id)).to_text());
     r.progress.trashed += 1;
     r.progress.bytes_done += r
         .index
@@ -1113,7 +1113,7 @@ pub(crate) fn summarize(
                     i.step
                         .note
                         .as_ref()
-                        .map(|id| serde_json::json!({"trash_info": id, "to": i.step.src}))
+                        .map(|id| serde_json::json!({"trash_info": JsonPath::from_text(id), "to": i.step.src}))
                 })
                 .collect();
             (!restores.is_empty()).then(|| serde_json::json!({"restore": restores}))

@@ -119,7 +119,20 @@ pub(crate) fn run(
     let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Work>| {
         produce_candidates(&db, loc_id, dirs, &tx, control)
     })?;
+    // Hash what the pass could not reach (copies in other locations) and split identities
+    // whose files differ: a content identity holds only identical bytes (copies.rs).
+    let unconfirmed = if stopped.is_ok() {
+        crate::copies::settle(lib, loc_id)?
+    } else {
+        Vec::new()
+    };
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    for e in unconfirmed {
+        st.progress.errors += 1;
+        if st.progress.error_samples.len() < 50 {
+            st.progress.error_samples.push(e);
+        }
+    }
     st.progress.integrity_ms += started.elapsed().as_millis() as u64;
     Ok(stopped)
 }

@@ -378,7 +378,7 @@ fn undo_reverses_rename_move_trash_and_tags_and_is_audited() {
     let info = sd.json(["file", "info", root.join("a.txt").to_str().unwrap()]);
     assert!(info.to_string().contains("Work"), "tag back: {info}");
 
-    // A copy cannot be undone, and says so (and `undo` alone skips it).
+    // A copy cannot be undone, and says so (and a bare `undo` refuses rather than reach past it).
     sd.ok([
         "cp",
         root.join("a.txt").to_str().unwrap(),
@@ -393,6 +393,8 @@ fn undo_reverses_rename_move_trash_and_tags_and_is_audited() {
         .unwrap();
     assert_eq!(copy["undoable"], false);
     let e = sd.fails(["undo", &copy["id"].to_string(), "--preview"]);
+    assert!(e.to_string().contains("cannot be undone"), "{e}");
+    let e = sd.fails(["undo"]);
     assert!(e.to_string().contains("cannot be undone"), "{e}");
     assert!(root.join("archive/a.txt").exists());
 
@@ -593,4 +595,198 @@ fn a_move_across_filesystems_keeps_the_entry_and_its_tags() {
     sd.ok(["undo"]);
     let back = sd.json(["file", "info", home.join("report.pdf").to_str().unwrap()]);
     assert_eq!(back["entry"]["id"], before["entry"]["id"]);
+}
+
+/// Issue 10, item 4: a name that is not UTF-8 works in every command that takes a path —
+/// organising (tag, note, favourite, hide, on the entry and on its content) and trash + undo.
+#[test]
+fn non_utf8_names_work_in_every_path_command() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let sd = Sd::new();
+    let root = sd.tmp.path().join("docs");
+    let odd = root.join(OsString::from_vec(b"x\xffy.txt".to_vec()));
+    write(&odd, b"odd name, ordinary bytes");
+    let arg = |p: &Path| p.as_os_str().to_os_string();
+    sd.ok([
+        "location".into(),
+        "add".into(),
+        arg(&root),
+        "--no-watch".into(),
+        "--mode".into(),
+        "content".into(),
+    ]);
+    sd.ok(["tag", "create", "Odd"]);
+    sd.ok(["tag".into(), "apply".into(), "Odd".into(), arg(&odd)]);
+    sd.ok([
+        "tag".into(),
+        "apply".into(),
+        "Odd".into(),
+        arg(&odd),
+        "--content".into(),
+    ]);
+    sd.ok(["note".into(), arg(&odd), "a note".into()]);
+    sd.ok([
+        "note".into(),
+        arg(&odd),
+        "on all copies".into(),
+        "--content".into(),
+    ]);
+    sd.ok(["favorite".into(), arg(&odd)]);
+    sd.ok(["hide".into(), arg(&odd), "--content".into()]);
+    let mut info_args: Vec<OsString> = vec!["file".into(), "info".into(), arg(&odd)];
+    let info = sd.json(info_args.clone());
+    let a = &info["attached"];
+    assert_eq!(a["tags"], serde_json::json!(["Odd"]), "{info}");
+    assert_eq!(a["content_tags"], serde_json::json!(["Odd"]), "{info}");
+    assert_eq!(a["note"], "a note", "{info}");
+    assert_eq!(a["content_note"], "on all copies", "{info}");
+    assert_eq!(a["favorite"], true, "{info}");
+    assert_eq!(a["hidden"], true, "{info}");
+    assert_eq!(json_path(&info["entry"]["path"]), odd);
+    // Each of those is undoable like any other organising change.
+    sd.ok(["undo"]);
+    assert_eq!(sd.json(info_args.clone())["attached"]["hidden"], false);
+
+    // Trash, then undo: it comes back from the freedesktop trash under its exact name.
+    sd.ok(["rm".into(), arg(&odd)]);
+    assert!(!odd.exists());
+    let trashed = sd.tmp.path().join("xdg/Trash/files");
+    assert!(
+        std::fs::read_dir(&trashed).unwrap().count() == 1,
+        "in the trash"
+    );
+    sd.ok(["undo"]);
+    assert_eq!(std::fs::read(&odd).unwrap(), b"odd name, ordinary bytes");
+    assert_eq!(std::fs::read_dir(&trashed).unwrap().count(), 0);
+    info_args.insert(0, "--json".into());
+    assert!(sd.cmd(info_args).status.success(), "indexed again");
+}
+
+/// The audit row of the newest action of `kind`.
+fn newest(sd: &Sd, kind: &str) -> Value {
+    let log = sd.json(["history"]);
+    log.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == kind)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} in {log}"))
+}
+
+/// Issue 10, item 10: a bare `undo` reverses the last action or refuses — it never reaches past
+/// an action that cannot be undone to an older one; `history` and `undo` agree on what a bare
+/// undo does (undos are skipped, naming one redoes it); organising undos print words, not JSON;
+/// undo conflicts do not suggest an option `undo` does not take.
+#[test]
+fn bare_undo_never_reaches_past_an_action_it_cannot_undo() {
+    let sd = Sd::new();
+    let root = sd.tmp.path().join("docs");
+    let (a, b, c) = (root.join("a.txt"), root.join("b.txt"), root.join("c.txt"));
+    write(&a, b"alpha");
+    write(&c, b"gamma");
+    sd.ok(["location", "add", root.to_str().unwrap(), "--no-watch"]);
+
+    // rename a b; rm --permanent --yes c; undo → refused, the rename stays, and it is named.
+    sd.ok(["rename", a.to_str().unwrap(), "b.txt"]);
+    let rename = newest(&sd, "file.move")["id"].as_i64().unwrap();
+    sd.ok(["rm", "--permanent", "--yes", c.to_str().unwrap()]);
+    for args in [vec!["undo"], vec!["undo", "--preview"]] {
+        let e = sd.fails(&args);
+        let msg = e["message"].as_str().unwrap();
+        assert!(msg.contains("cannot be undone"), "{msg}");
+        assert!(msg.contains("file.delete"), "names the last action: {msg}");
+        assert!(
+            msg.contains(&format!("spacedrive undo {rename}")),
+            "names what can be undone instead: {msg}"
+        );
+    }
+    let out = sd.cmd(["undo"]);
+    assert!(!out.status.success());
+    assert!(
+        b.exists() && !a.exists(),
+        "the older rename was not reverted"
+    );
+    // history agrees: the delete is not undoable and no row is marked as the next undo.
+    let log = sd.json(["history"]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["next_undo"] == false),
+        "{log}"
+    );
+    assert_eq!(newest(&sd, "file.delete")["undoable"], false);
+    // Named explicitly, the rename is undone.
+    sd.ok(["undo", &rename.to_string()]);
+    assert!(a.exists() && !b.exists());
+
+    // The same after a tag deletion; an organising undo prints words, not JSON.
+    sd.ok(["tag", "create", "Keep"]);
+    sd.ok(["tag", "create", "Gone"]);
+    sd.ok(["tag", "apply", "Keep", a.to_str().unwrap()]);
+    let apply = newest(&sd, "tag.apply")["id"].as_i64().unwrap();
+    sd.ok(["tag", "delete", "Gone", "--yes"]);
+    let e = sd.fails(["undo"]);
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.contains("tag.delete") && msg.contains(&format!("undo {apply}")),
+        "{msg}"
+    );
+    let info = sd.json(["file", "info", a.to_str().unwrap()]);
+    assert_eq!(
+        info["attached"]["tags"],
+        serde_json::json!(["Keep"]),
+        "not reversed: {info}"
+    );
+    let out = sd.ok(["undo", &apply.to_string()]);
+    assert!(out.starts_with(&format!("undid action {apply}: ")), "{out}");
+    assert!(!out.contains('{'), "no raw JSON: {out}");
+
+    // Everything undone: `undo` says so and how to redo; history marks the undo as the redo.
+    let sd = Sd::new();
+    let root = sd.tmp.path().join("docs");
+    let (a, b) = (root.join("a.txt"), root.join("b.txt"));
+    write(&a, b"alpha");
+    sd.ok(["location", "add", root.to_str().unwrap(), "--no-watch"]);
+    sd.ok(["rename", a.to_str().unwrap(), "b.txt"]);
+    sd.ok(["undo"]);
+    assert!(a.exists());
+    let undo = newest(&sd, "undo");
+    assert_eq!(undo["role"], "undo");
+    assert_eq!(undo["undoable"], true, "naming an undo redoes it");
+    let e = sd.fails(["undo"]);
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.starts_with("nothing"), "{msg}");
+    assert!(
+        msg.contains(&format!("`spacedrive undo {}` redoes it", undo["id"])),
+        "{msg}"
+    );
+    let text = sd.ok(["history"]);
+    assert!(
+        text.contains(&format!("`undo {}` redoes", undo["id"])),
+        "{text}"
+    );
+    // Redo it by name; now a bare undo reverses the redo, and history says so first.
+    sd.ok(["undo", &undo["id"].to_string()]);
+    assert!(b.exists() && !a.exists());
+    let redo = newest(&sd, "undo");
+    assert_eq!(redo["role"], "redo");
+    assert_eq!(redo["next_undo"], true);
+    sd.ok(["undo"]);
+    assert!(a.exists() && !b.exists());
+
+    // A conflict in an undo says what to do — without an option `undo` does not accept.
+    sd.ok(["rename", a.to_str().unwrap(), "b.txt"]);
+    write(&a, b"a new file where the old name was");
+    let e = sd.fails(["undo"]);
+    let msg = e["message"].as_str().unwrap();
+    assert!(!msg.contains("--on-conflict"), "{msg}");
+    assert!(
+        msg.contains("out of the way") && msg.contains("spacedrive undo"),
+        "{msg}"
+    );
+    let preview = sd.ok(["undo", "--preview"]);
+    assert!(!preview.contains("--on-conflict"), "{preview}");
+    assert!(sd.cmd(["undo", "--on-conflict", "skip"]).status.code() == Some(2));
 }

@@ -279,3 +279,167 @@ fn hard_links_and_empty_files_are_not_duplicates() {
     assert_eq!(l["groups"][0]["files"].as_array().unwrap().len(), 2, "{l}");
     assert_eq!(l["wasted_bytes"], 200_000);
 }
+
+/// 300 KiB of bytes that differ from file to file only where `mark` says: at an offset the
+/// sampled cas_id (BRIEF §3) never reads, so every variant has the same size and cas_id.
+fn near_duplicate(mark: u8) -> Vec<u8> {
+    let size = 300 * 1024;
+    let mut b: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+    // Sampled: [0, 8192), 10,240 bytes at 8192 + i·((size − 16384) / 4), the last 8192.
+    let step = (size - 16384) / 4;
+    let middle = 8192 + 10240 + 1000;
+    assert!(middle < 8192 + step, "between the first and second samples");
+    b[middle] = mark;
+    b
+}
+
+/// Issue 10, item 3: files with the same size and sampled cas_id but different bytes are never
+/// one content — not in `file info`'s copies, not for `--content` tags, favourites and notes, not
+/// in search by those, however the files arrive (other locations, later rescans).
+#[test]
+fn near_duplicates_are_never_copies() {
+    let sd = Sd::new();
+    let one = sd.tmp.path().join("one");
+    let two = sd.tmp.path().join("two");
+    let orig = one.join("orig.bin");
+    let copy = two.join("copy.bin");
+    let near1 = two.join("near1.bin");
+    let near2 = two.join("near2.bin");
+    write(&orig, &near_duplicate(0));
+    write(&copy, &near_duplicate(0));
+    write(&near1, &near_duplicate(1));
+    write(&near2, &near_duplicate(2));
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    // The lone original is indexed first; its near-duplicates arrive in another location.
+    for loc in [&one, &two] {
+        sd.ok([
+            "location",
+            "add",
+            &s(loc),
+            "--mode",
+            "content",
+            "--no-watch",
+        ]);
+    }
+    let info = |p: &Path| sd.json(["file", "info", &s(p)]);
+    let paths = |v: &serde_json::Value| -> Vec<String> {
+        let mut out: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_owned())
+            .collect();
+        out.sort();
+        out
+    };
+    let o = info(&orig);
+    let n1 = info(&near1);
+    assert_eq!(
+        o["content"]["cas_id"], n1["content"]["cas_id"],
+        "same sampled id"
+    );
+    assert_ne!(o["content"]["integrity"], n1["content"]["integrity"]);
+    assert_eq!(paths(&o["content"]["other_copies"]), vec![s(&copy)], "{o}");
+    assert_eq!(o["content"]["copies"], 2);
+    assert_eq!(
+        paths(&o["content"]["near_duplicates"]),
+        vec![s(&near1), s(&near2)],
+        "{o}"
+    );
+    assert_eq!(
+        paths(&n1["content"]["other_copies"]),
+        Vec::<String>::new(),
+        "{n1}"
+    );
+    let text = sd.ok(["file", "info", &s(&orig)]);
+    assert!(text.contains("1 other copies"), "{text}");
+    assert!(text.contains("2 near-duplicates"), "{text}");
+
+    // Acting on "every copy" reaches exactly the identical files.
+    sd.ok(["tag", "create", "Orig"]);
+    sd.ok(["tag", "apply", "Orig", "--content", &s(&orig)]);
+    sd.ok(["favorite", "--content", &s(&orig)]);
+    sd.ok(["note", &s(&orig), "the original bytes", "--content"]);
+    for p in [&orig, &copy] {
+        let a = &info(p)["attached"];
+        assert_eq!(
+            a["content_tags"],
+            serde_json::json!(["Orig"]),
+            "{}: {a}",
+            p.display()
+        );
+        assert_eq!(a["favorite"], true);
+        assert_eq!(a["content_note"], "the original bytes");
+    }
+    for p in [&near1, &near2] {
+        let a = &info(p)["attached"];
+        assert_eq!(
+            a["content_tags"],
+            serde_json::json!([]),
+            "{}: {a}",
+            p.display()
+        );
+        assert_eq!(a["favorite"], false);
+        assert_eq!(a["content_note"], serde_json::Value::Null);
+    }
+    let found = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["search", "--limit", "100"];
+        all.extend_from_slice(args);
+        let r = sd.json(all);
+        let mut v: Vec<String> = r["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["path"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let expected = {
+        let mut v = vec![s(&orig), s(&copy)];
+        v.sort();
+        v
+    };
+    assert_eq!(found(&["--tag", "Orig"]), expected);
+    assert_eq!(found(&["--favorite"]), expected);
+
+    // A near-duplicate that arrives later is not a copy either; an identical file is one.
+    let near3 = one.join("near3.bin");
+    let copy2 = one.join("copy2.bin");
+    write(&near3, &near_duplicate(1));
+    write(&copy2, &near_duplicate(0));
+    sd.ok(["location", "rescan", "1"]);
+    let n3 = info(&near3);
+    assert_eq!(
+        paths(&n3["content"]["other_copies"]),
+        vec![s(&near1)],
+        "{n3}"
+    );
+    assert_eq!(
+        n3["attached"]["content_tags"],
+        serde_json::json!([]),
+        "{n3}"
+    );
+    let c2 = info(&copy2);
+    assert_eq!(
+        c2["attached"]["content_tags"],
+        serde_json::json!(["Orig"]),
+        "{c2}"
+    );
+    let mut expected = vec![s(&orig), s(&copy), s(&copy2)];
+    expected.sort();
+    assert_eq!(found(&["--tag", "Orig"]), expected);
+    // `dupes` agrees: two groups, never one spanning different bytes.
+    let d = sd.json(["dupes"]);
+    let groups: Vec<Vec<String>> = d["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| paths(&g["files"]))
+        .collect();
+    assert_eq!(groups.len(), 2, "{d}");
+    assert!(groups.contains(&expected), "{d}");
+    let mut near = vec![s(&near1), s(&near3)];
+    near.sort();
+    assert!(groups.contains(&near), "{d}");
+}
