@@ -10,7 +10,7 @@
 //! let node = Node::open(std::path::Path::new("/tmp/sd-data"))?;
 //! let lib = node.create_library("My Files")?;
 //! let opts = AddOptions { name: None, mode: IndexMode::Shallow, rules: RuleConfig::default(), watch: true };
-//! let (loc, job) = location::add(&lib, std::path::Path::new("/home/me/Documents"), opts, &node.data_dir)?;
+//! let (loc, job) = node.add_location(&lib, std::path::Path::new("/home/me/Documents"), opts)?;
 //! println!("indexing location {} as job {job}", loc.id);
 //! # Ok(()) }
 //! ```

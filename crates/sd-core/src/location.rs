@@ -185,13 +185,16 @@ fn check_folder(
     Ok((path, md))
 }
 
-/// Adds `path` as a location and queues its first index job. Returns the location and the job id.
+/// Adds `path` as a location and starts its first index job. Returns the location and the job id.
 /// `forbidden` is a folder the location may not overlap (the daemon's own data directory).
+/// `before_index` runs once the location exists and before its job starts (the node sets up
+/// its watch there).
 pub fn add(
     lib: &Arc<Library>,
     path: &Path,
     opts: AddOptions,
     forbidden: &Path,
+    before_index: &dyn Fn(&Location),
 ) -> Result<(Location, i64)> {
     Rules::new(opts.rules.clone())?; // reject bad globs before anything is written
     let (path, md) = check_folder(lib, path, forbidden, None)?;
@@ -233,6 +236,7 @@ pub fn add(
         tx.execute("UPDATE locations SET last_job_id = ?2 WHERE id = ?1", params![loc_id, job])?;
         Ok((loc_id, job))
     })?;
+    before_index(&get(lib, loc_id)?);
     jobs::start(lib, job_id)?;
     let loc = get(lib, loc_id)?;
     crate::audit::record(

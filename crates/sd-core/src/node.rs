@@ -133,13 +133,15 @@ impl Node {
                 .push(slot);
         }
         let volumes = crate::volume::detect().unwrap_or_default();
+        let mut catch_up = Vec::new();
         for lib in node.libraries() {
             crate::volume::track(&lib, &volumes)?;
             let resumed = jobs::resume_interrupted(&lib)?;
             if !resumed.is_empty() {
                 tracing::info!(library = %lib.name(), ?resumed, "resuming interrupted jobs");
             }
-            // Changes made while no daemon watched: a rescan of every watched location.
+            // Changes made while no daemon watched: every watched location is rescanned (below,
+            // once its watch is live).
             for loc in crate::location::list(&lib)? {
                 if loc.watch
                     && loc.online
@@ -147,13 +149,20 @@ impl Node {
                     && crate::volume::refused_location(&loc.path.0).is_none()
                     && loc.path.0.is_dir()
                 {
-                    crate::location::rescan_if_idle(&lib, loc.id)?;
+                    catch_up.push((lib.clone(), loc));
                 }
             }
         }
         let slots = node.slots.clone();
-        *node.watch.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(crate::watch::Watch::start(move || open_libraries(&slots)));
+        let watch = crate::watch::Watch::start(move || open_libraries(&slots));
+        // Watch first, then rescan: nothing changed between the rescan's walk and the watch
+        // going live can be missed. (A location that cannot be watched yet is rescanned
+        // anyway; the watch thread marks it degraded.)
+        for (lib, loc) in catch_up {
+            watch.watch_now(lib.id, loc.id, &loc.path.0);
+            crate::location::rescan_if_idle(&lib, loc.id)?;
+        }
+        *node.watch.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch);
         Ok(node)
     }
 
@@ -182,6 +191,28 @@ impl Node {
             Some(w) => w.state(library, location),
             None => "off".into(),
         }
+    }
+
+    /// Adds a location to `lib` and starts indexing it — after its watch is live when it is
+    /// watched, so a file created while (or right after) the first scan walks is not missed.
+    pub fn add_location(
+        &self,
+        lib: &Arc<Library>,
+        path: &Path,
+        opts: crate::location::AddOptions,
+    ) -> Result<(crate::location::Location, i64)> {
+        let watch = opts.watch;
+        crate::location::add(lib, path, opts, &self.data_dir, &|loc| {
+            if watch
+                && let Some(w) = self
+                    .watch
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+            {
+                w.watch_now(lib.id, loc.id, &loc.path.0);
+            }
+        })
     }
 
     /// The default library's id, if one is set and open.

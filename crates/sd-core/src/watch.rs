@@ -73,6 +73,10 @@ pub struct Watch {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     states: States,
+    /// Where watchers send their events (the watch thread reads them).
+    events: Sender<Raw>,
+    /// Watches set up by [`Watch::watch_now`], handed to the watch thread.
+    adopt: Sender<(Key, Watched)>,
 }
 
 impl Watch {
@@ -80,15 +84,51 @@ impl Watch {
     pub fn start(libraries: impl Fn() -> Vec<Arc<Library>> + Send + 'static) -> Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let states: States = Arc::default();
-        let (s, st) = (stop.clone(), states.clone());
+        let (events, events_rx) = unbounded();
+        let (adopt, adopt_rx) = unbounded();
+        let (s, st, tx) = (stop.clone(), states.clone(), events.clone());
         let thread = std::thread::Builder::new()
             .name("sd-watch".into())
-            .spawn(move || run(&libraries, &s, &st))
+            .spawn(move || {
+                run(
+                    &libraries,
+                    &s,
+                    &st,
+                    Channels {
+                        tx,
+                        rx: events_rx,
+                        adopt: adopt_rx,
+                    },
+                )
+            })
             .ok();
         Watch {
             stop,
             thread,
             states,
+            events,
+            adopt,
+        }
+    }
+
+    /// Watches location `location` of `library` (folder `path`) now, in the caller's thread, so
+    /// that a scan started afterwards misses nothing: every change from here on is an event.
+    /// Returns false when it could not be watched (the watch thread then retries and marks the
+    /// location degraded as usual).
+    pub fn watch_now(&self, library: Uuid, location: i64, path: &std::path::Path) -> bool {
+        let key = (library, location);
+        match Watched::start(key, path, self.events.clone(), &self.stop) {
+            Ok(w) => {
+                self.states
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, "live".into());
+                self.adopt.send((key, w)).is_ok()
+            }
+            Err(e) => {
+                tracing::debug!(location, error = %e, "cannot watch yet");
+                false
+            }
         }
     }
 
@@ -139,8 +179,20 @@ fn debug_limit() -> bool {
     std::env::var_os("SPACEDRIVE_DEBUG_WATCH_LIMIT").is_some_and(|v| v == "1")
 }
 
-fn run(libraries: &dyn Fn() -> Vec<Arc<Library>>, stop: &AtomicBool, states: &States) {
-    let (tx, rx): (Sender<Raw>, Receiver<Raw>) = unbounded();
+/// The watch thread's ends of its channels.
+struct Channels {
+    tx: Sender<Raw>,
+    rx: Receiver<Raw>,
+    adopt: Receiver<(Key, Watched)>,
+}
+
+fn run(
+    libraries: &dyn Fn() -> Vec<Arc<Library>>,
+    stop: &AtomicBool,
+    states: &States,
+    ch: Channels,
+) {
+    let Channels { tx, rx, adopt } = ch;
     let mut watchers: HashMap<Key, Watched> = HashMap::new();
     let mut degraded: HashMap<Key, Instant> = HashMap::new();
     let mut pending: HashMap<Key, Pending> = HashMap::new();
@@ -148,6 +200,12 @@ fn run(libraries: &dyn Fn() -> Vec<Arc<Library>>, stop: &AtomicBool, states: &St
     let mut last_sync = Instant::now() - SYNC_EVERY;
     let overflow = debug_overflow();
     while !stop.load(Ordering::Relaxed) {
+        // Watches set up before a location's first scan: they replace any set up here, which
+        // may have come later than that scan's walk.
+        for (key, w) in adopt.try_iter() {
+            degraded.remove(&key);
+            watchers.insert(key, w);
+        }
         if last_sync.elapsed() >= SYNC_EVERY {
             last_sync = Instant::now();
             libs = libraries().into_iter().map(|l| (l.id, l)).collect();
@@ -160,6 +218,8 @@ fn run(libraries: &dyn Fn() -> Vec<Arc<Library>>, stop: &AtomicBool, states: &St
                 &tx,
                 stop,
             );
+            // Changes in libraries that are gone go with them.
+            pending.retain(|k, _| libs.contains_key(&k.0));
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
             // Opening or reading a file changes nothing in the index (and the indexer's own reads
@@ -236,8 +296,7 @@ fn apply_ready(libs: &HashMap<Uuid, Arc<Library>>, pending: &mut HashMap<Key, Pe
         .collect();
     for key in ready {
         let Some(lib) = libs.get(&key.0) else {
-            pending.remove(&key);
-            continue;
+            continue; // a library newer than the last sync: applied after the next one
         };
         if crate::fileops::busy(lib, key.1) {
             continue; // a file operation is changing it and updates the index itself; apply after
@@ -305,8 +364,8 @@ fn sync(
             if let Some(why) = crate::volume::refused_location(&loc.path.0) {
                 // Added by an older build: never watched, never rescanned on its own.
                 off.push((key, format!("off: {why}")));
-            } else if loc.watch && loc.online && loc.last_scan_at.is_some() && loc.path.0.is_dir() {
-                // Watch once the first scan is done, so events never race the initial index.
+            } else if loc.watch && loc.online && loc.path.0.is_dir() {
+                // Also during the first scan: its events are applied when it ends.
                 wanted.insert(key, loc.path.0.clone());
             } else {
                 off.push((key, "off".into()));

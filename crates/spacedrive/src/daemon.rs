@@ -294,8 +294,7 @@ impl Daemon {
                     rules,
                     watch,
                 };
-                let (location, job_id) =
-                    location::add(&lib, &path.0, opts, &self.node.data_dir).map_err(e)?;
+                let (location, job_id) = self.node.add_location(&lib, &path.0, opts).map_err(e)?;
                 // Link it to its volume now rather than at the watcher's next sync.
                 if let Ok(volumes) = sd_core::volume::detect() {
                     let _ = sd_core::volume::track(&lib, &volumes);

@@ -399,3 +399,62 @@ fn stop_and_sigterm_work_whatever_a_job_is_doing() {
     assert_eq!(done["state"], "completed", "{done}");
     settles(&sd, &root, "resumed after stop");
 }
+
+/// Issue 11: a file created right after `location add` returns is indexed (the watch is live
+/// before the first scan walks), as are files created while a 20k-file tree is being scanned and
+/// right after the daemon starts again.
+#[test]
+fn changes_right_after_add_during_the_scan_and_after_restart_are_indexed() {
+    let sd = Sd::new();
+    sd.ok(["library", "create", "W"]);
+    for i in 0..3 {
+        let root = sd.tmp.path().join(format!("quick{i}"));
+        write(&root.join("seed.txt"), b"s");
+        sd.json(["location".as_ref(), "add".as_ref(), root.as_os_str()]);
+        write(&root.join("right-after.txt"), b"now");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let rel = format!("quick{i}");
+        while !sd
+            .tree("W", &root)
+            .contains_key(b"right-after.txt".as_slice())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{rel}: a file created right after `location add` was never indexed"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // A 20k-file tree: changes made while its first scan runs, in folders already listed and not.
+    let big = sd.tmp.path().join("big");
+    for d in 0..20 {
+        let dir = big.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..1000 {
+            std::fs::write(dir.join(format!("f{f}")), b"").unwrap();
+        }
+    }
+    sd.json([
+        "location".as_ref(),
+        "add".as_ref(),
+        big.as_os_str(),
+        "--detach".as_ref(),
+    ]);
+    for d in (0..20).step_by(3) {
+        write(&big.join(format!("d{d:02}/during.txt")), b"during");
+        std::fs::create_dir_all(big.join(format!("d{d:02}/newdir"))).unwrap();
+        write(&big.join(format!("d{d:02}/newdir/x.txt")), b"x");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_file(big.join("d19/f999")).unwrap();
+    settles(&sd, &big, "changes during the first scan");
+
+    // Changes while no daemon runs, and right after it starts again.
+    sd.ok(["stop"]);
+    write(&big.join("d00/while-down.txt"), b"down");
+    sd.json(["location", "list"]); // starts the daemon
+    write(&big.join("d01/right-after-start.txt"), b"up");
+    write(&big.join("d05/newdir/after-start.txt"), b"up");
+    settles(&sd, &big, "changes around a restart");
+}
