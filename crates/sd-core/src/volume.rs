@@ -293,7 +293,9 @@ fn fsid_fingerprint(mount_point: &Path, fs_type: &str) -> Option<String> {
         return None;
     }
     let c = CString::new(mount_point.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `statvfs` is plain old data, for which all-zero bytes are a valid value.
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path alive for the call; `s` is a valid, writable statvfs.
     if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 || s.f_fsid == 0 {
         return None;
     }
@@ -307,7 +309,9 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
 
 fn statvfs(path: &Path) -> Option<(u64, u64)> {
     let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `statvfs` is plain old data, for which all-zero bytes are a valid value.
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path alive for the call; `s` is a valid, writable statvfs.
     if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
         return None;
     }
@@ -625,6 +629,7 @@ pub fn speed_test(dir: &Path, bytes: u64) -> Result<Speed> {
     }
     f.sync_all().map_err(|e| Error::io(&path, e))?;
     let write_s = t.elapsed().as_secs_f64();
+    // SAFETY: `f` is open for the call; the advice only drops cached pages of this file.
     unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
     let mut r = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
     let mut buf = vec![0u8; 1 << 20];

@@ -10,6 +10,42 @@ use sd_core::query::SortBy;
 use sd_core::rules::RuleConfig;
 use serde::{Deserialize, Serialize};
 
+/// The largest request a transport accepts, in bytes. Checked while reading, before anything is
+/// parsed, so an oversized request costs at most this much memory.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// Reads one request line (the Unix socket's framing) with the limits every transport applies:
+/// at most [`MAX_REQUEST_BYTES`], valid UTF-8, a known method with valid parameters. The error is
+/// the message of a `bad_request` answer.
+pub fn read_request<R: std::io::BufRead>(r: &mut R) -> Result<Request, String> {
+    use std::io::{BufRead, Read};
+    let mut buf = Vec::new();
+    r.by_ref()
+        .take(MAX_REQUEST_BYTES as u64 + 1)
+        .read_until(b'\n', &mut buf)
+        .map_err(|e| format!("reading the request: {e}"))?;
+    if buf.len() > MAX_REQUEST_BYTES {
+        return Err(format!(
+            "request larger than {} bytes; send less per call",
+            MAX_REQUEST_BYTES
+        ));
+    }
+    parse_request(&buf)
+}
+
+/// Parses one request body with the same limits as [`read_request`].
+pub fn parse_request(body: &[u8]) -> Result<Request, String> {
+    if body.len() > MAX_REQUEST_BYTES {
+        return Err(format!(
+            "request larger than {MAX_REQUEST_BYTES} bytes; send less per call"
+        ));
+    }
+    let text = std::str::from_utf8(body).map_err(|e| {
+        format!("request is not valid UTF-8 (byte {}); paths that are not UTF-8 go as {{\"bytes\": base64}}", e.valid_up_to())
+    })?;
+    serde_json::from_str(text).map_err(|e| format!("malformed request: {e}"))
+}
+
 /// Every call a client can make. `library` is a name or id; omitted, the default library is used.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "method", content = "params")]

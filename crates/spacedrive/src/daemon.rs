@@ -1,7 +1,7 @@
 //! The daemon: owns a [`Node`], serves the API on a Unix socket (mode 0600), and stops cleanly
 //! on `daemon.stop`, SIGTERM or SIGINT, leaving running jobs resumable.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -74,11 +74,9 @@ pub fn run(data_dir: &Path) -> Result<()> {
     let socket = socket_path(data_dir);
     // We hold the daemon lock, so a socket file left here is a stale one from a killed daemon.
     let _ = std::fs::remove_file(&socket);
-    let old_umask = unsafe { libc::umask(0o077) };
-    let listener =
-        UnixListener::bind(&socket).with_context(|| format!("listening on {}", socket.display()));
-    unsafe { libc::umask(old_umask) };
-    let listener = listener?;
+    // The data folder is 0700, so nobody else can reach the socket before it is made 0600.
+    let listener = UnixListener::bind(&socket)
+        .with_context(|| format!("listening on {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     let daemon = Arc::new(Daemon {
         node,
@@ -116,6 +114,8 @@ fn send(out: &mut UnixStream, v: &Value) -> std::io::Result<()> {
 }
 
 fn block_signals() -> libc::sigset_t {
+    // SAFETY: `sigset_t` is plain old data (all-zero is valid, and sigemptyset initialises it);
+    // the calls get valid pointers to it, and pthread_sigmask accepts a null old-set pointer.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -162,13 +162,11 @@ impl Daemon {
 
     fn serve(self: &Arc<Self>, stream: UnixStream) -> Result<()> {
         let mut reader = BufReader::new(stream.try_clone()?);
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
         let mut out = stream;
-        let req: Request = match serde_json::from_str(&line) {
+        let req: Request = match api::read_request(&mut reader) {
             Ok(r) => r,
             Err(e) => {
-                let body = json!({"error": {"code": "bad_request", "message": format!("malformed request: {e}")}});
+                let body = json!({"error": {"code": "bad_request", "message": e}});
                 send(&mut out, &body)?;
                 return Ok(());
             }

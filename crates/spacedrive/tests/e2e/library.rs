@@ -324,3 +324,51 @@ fn concurrent_first_commands_start_one_daemon_and_one_library() {
     assert_eq!(libs.as_array().unwrap().len(), 1, "{libs}");
     assert_eq!(sd.json(["location", "list"]).as_array().unwrap().len(), 2);
 }
+
+/// Issue 11: the socket answers an oversized or non-UTF-8 request with `bad_request` (it used to
+/// read a 50 MB line whole, and close the connection on invalid UTF-8).
+#[test]
+fn oversized_and_invalid_requests_get_bad_request() {
+    use std::io::{BufRead, BufReader, Write};
+    let sd = Sd::new();
+    sd.json(["library", "list"]); // starts the daemon
+    let ask = |body: Vec<u8>| -> serde_json::Value {
+        let s = std::os::unix::net::UnixStream::connect(sd.data.join("daemon.sock")).unwrap();
+        let mut w = s.try_clone().unwrap();
+        // The daemon answers before the whole body is sent: write from another thread.
+        let writer = std::thread::spawn(move || {
+            let _ = w.write_all(&body);
+        });
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        let _ = writer.join();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    };
+    let t = std::time::Instant::now();
+    let mut huge = b"{\"method\": \"search.query\", \"params\": {\"query\": \"".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 50 << 20));
+    let v = ask(huge);
+    assert_eq!(v["error"]["code"], "bad_request", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than"),
+        "{v}"
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    let v = ask(b"{\"method\": \"library.use\", \"params\": {\"library\": \"\xff\"}}\n".to_vec());
+    assert_eq!(v["error"]["code"], "bad_request", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("UTF-8"),
+        "{v}"
+    );
+    let v = ask(b"{\"method\": \"no.such\"}\n".to_vec());
+    assert_eq!(v["error"]["code"], "bad_request", "{v}");
+    // The daemon is still there.
+    sd.json(["library", "list"]);
+}
