@@ -62,3 +62,4 @@ for q in ("report", "café", "json"):
     ours, peer = res[f"spacedrive search {q}"], res[f"plocate {q}"]
     print(f"CLI end to end '{q}': spacedrive {ours:6.1f} ms  plocate {peer:6.1f} ms  ratio {ours/peer:4.2f}x  (target <= 2x)")
 PY
+"$sd" --data-dir "$data" stop >/dev/null   # leave no daemon behind
