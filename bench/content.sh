@@ -3,24 +3,32 @@
 # same run:
 #   - content phase files/s, against a bare sampled-hash pass over the same files
 #     (crates/sd-core/examples/sampled_pass.rs);
-#   - `spacedrive dupes TREE` (not indexed, warm cache) against jdupes, rdfind, fclones
-#     (../shared/bench/peers.sh dupes), and its groups against truth_dups.py;
+#   - `spacedrive dupes TREE` (not indexed, warm cache) against jdupes, rdfind, fclones (and
+#     czkawka with WITH_CZKAWKA=1), each installed when missing or skipped with a message, and its
+#     groups against crates/spacedrive/tests/dupes_truth.py, the tests' independent ground truth;
 #   - `spacedrive dupes` on the already indexed library.
 #
-#   bench/content.sh [WORKDIR]      # default /tmp/sd-bench; the tree is generated once
+#   bench/content.sh [WORKDIR]      # default /tmp/sd-bench; the tree (sd-treegen) is made once
+#   FILES=5000 RUNS=1 bench/content.sh /tmp/sd-smoke   # a quick run on a smaller tree
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/sd-bench}
 runs=${RUNS:-5}
-shared=${SHARED:-$here/../shared}
 sd=$here/target/release/spacedrive
-tree=$work/real100k
+files=${FILES:-100000}
+tree=$work/real$((files / 1000))k
 data=$work/data-content
 mkdir -p "$work"
-command -v jdupes >/dev/null && command -v rdfind >/dev/null && command -v fclones >/dev/null && command -v hyperfine >/dev/null \
-  || "$shared/bench/peers.sh" install
+. "$here/bench/common.sh"
+need hyperfine
+# Duplicate finders (byte-exact groups), each as: name, command.
+peers=()
+want jdupes && peers+=(jdupes "sh -c 'jdupes -r $tree > /dev/null 2>&1'")
+want fclones && peers+=(fclones "sh -c 'fclones group -. -A $tree -o /dev/null 2>/dev/null'")
+want rdfind && peers+=(rdfind "sh -c 'rdfind -outputname /tmp/peer-rdfind.txt $tree > /dev/null 2>&1'")
+want czkawka_cli && peers+=(czkawka "sh -c 'czkawka_cli dup -d $tree -H -m 1 -N -M -W > /dev/null 2>&1'")
 (cd "$here" && cargo build --release -q && cargo build --release -q --example sampled_pass)
-[ -f "$tree.stats.json" ] || python3 "$shared/corpus/gen_corpus.py" "$tree" -n 100000 >/dev/null
+gen_tree "$tree" -n "$files"
 
 find "$tree" -type f -size +0 -print0 > "$work/files.nul"
 cat "$work/files.nul" | xargs -0 cat > /dev/null        # warm the page cache
@@ -52,9 +60,8 @@ print(f"ratio                {secs/bare:7.2f}x the bare pass  (target <= 1.5x)")
 PY
 
 # 2. Duplicates on the path, cold (not indexed), against peers.
-mapfile -t peers < <("$shared/bench/peers.sh" dupes "$tree")
 args=()
-for p in "${peers[@]}"; do args+=(-n "$(echo "$p" | awk '{print $3}')" "$p"); done
+for ((i = 0; i < ${#peers[@]}; i += 2)); do args+=(-n "${peers[i]}" "${peers[i + 1]}"); done
 hyperfine -N -w 1 -r "$runs" --export-json "$work/dupes.json" \
   -n spacedrive "$sd --data-dir $work/data-cold --json dupes $tree" "${args[@]}" >/dev/null
 "$sd" --data-dir "$work/data-cold" stop >/dev/null 2>&1 || true
@@ -63,17 +70,17 @@ hyperfine -N -w 1 -r "$runs" --export-json "$work/dupes.json" \
 hyperfine -N -w 1 -r 10 --export-json "$work/dupes-indexed.json" -n "spacedrive dupes (indexed)" "$sd --data-dir $data --json dupes" >/dev/null
 
 # Same groups as the ground truth?
-truth=$(python3 "$shared/bench/truth_dups.py" "$tree")
+python3 "$here/crates/spacedrive/tests/dupes_truth.py" "$tree" > "$work/dupes-truth.json"
 "$sd" --data-dir "$data" --json dupes > "$work/dupes-indexed-out.json"
 "$sd" --data-dir "$work/data-cold" --json dupes "$tree" > "$work/dupes-cold-out.json"
 "$sd" --data-dir "$work/data-cold" stop >/dev/null 2>&1 || true
 "$sd" --data-dir "$data" stop >/dev/null
-python3 - "$work" "$truth" <<'PY' | tee -a "$report"
+python3 - "$work" <<'PY' | tee -a "$report"
 import json, sys
-work, truth = sys.argv[1], sys.argv[2]
+work = sys.argv[1]
 ours = json.load(open(f"{work}/dupes-indexed-out.json"))
 cold = json.load(open(f"{work}/dupes-cold-out.json"))
-t = dict(kv.split("=") for kv in truth.split())
+t = json.load(open(f"{work}/dupes-truth.json"))
 res = {r["command"]: r["median"] for r in json.load(open(f"{work}/dupes.json"))["results"]}
 idx = json.load(open(f"{work}/dupes-indexed.json"))["results"][0]["median"]
 us = res.pop("spacedrive")
@@ -83,7 +90,7 @@ for name, secs in sorted(res.items(), key=lambda kv: kv[1]):
 print(f"dupes (indexed)      {idx:7.3f} s  (target < 1 s)")
 for label, r in (("path", cold), ("indexed", ours)):
     got = (len(r["groups"]), r["duplicate_files"], r["redundant_files"], r["wasted_bytes"])
-    want = (int(t["dup_groups"]), int(t["files_in_groups"]), int(t["redundant"]), int(t["redundant_bytes"]))
-    print(f"groups ({label:7s})     {got} vs truth_dups {want}: {'SAME' if got == want else 'DIFFERENT'}")
+    want = (t["dup_groups"], t["files_in_groups"], t["redundant"], t["redundant_bytes"])
+    print(f"groups ({label:7s})     {got} vs dupes_truth.py {want}: {'SAME' if got == want else 'DIFFERENT'}")
 PY
 echo "report: $report"

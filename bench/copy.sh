@@ -11,15 +11,16 @@
 #   bench/copy.sh [WORKDIR]       # default /tmp/sd-bench; the tree is generated once
 #   RUNS=5 bench/copy.sh /work/corpora
 #
-# Needs: root (for the tmpfs mount), rsync (installed with apt-get when missing), python3,
-# a release build. The same-filesystem target is WORKDIR/copy-dst (SAMEFS to change it).
+# Needs: root (for the tmpfs mount), python3; rsync is installed when missing (bench/common.sh),
+# the tree comes from sd-treegen. The same-filesystem target is WORKDIR/copy-dst (SAMEFS to
+# change it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/sd-bench}
 runs=${RUNS:-3}
-shared=${SHARED:-$here/../shared}
 sd=$here/target/release/spacedrive
-tree=$work/real100k
+files=${FILES:-100000}   # FILES=2000 RUNS=1 for a quick run
+tree=$work/real$((files / 1000))k
 samefs=${SAMEFS:-$work/copy-dst}
 tmpfs=${TMPFS:-/mnt/sd-bench-tmpfs}
 mkdir -p "$work"
@@ -27,9 +28,10 @@ export SPACEDRIVE_DATA_DIR=$work/data-copy
 XDG_DATA_HOME=$(mktemp -d)
 export XDG_DATA_HOME
 
-command -v rsync >/dev/null || { apt-get update -qq && apt-get install -y -qq rsync >/dev/null; }
+. "$here/bench/common.sh"
+need rsync
 (cd "$here" && cargo build --release -q -p spacedrive)
-[ -f "$tree.stats.json" ] || python3 "$shared/corpus/gen_corpus.py" "$tree" -n 100000 >/dev/null
+gen_tree "$tree" -n "$files"
 
 name=$(basename "$tree")
 mounted=

@@ -3,33 +3,38 @@
 # trees, in the same run, plus peak RSS, library bytes per entry and hierarchy-query latency.
 #
 #   bench/index.sh [WORKDIR]        # default WORKDIR: /tmp/sd-bench (corpora are generated once)
-#   RUNS=5 TREES="tiny1m real100k" bench/index.sh
+#   RUNS=5 TREES="tiny1m real100k" bench/index.sh    # trees: tinyN{k,m}, realN{k,m} files
 #
-# Needs: python3, hyperfine, plocate (installed with apt-get when missing), a release build.
+# Needs: python3; hyperfine and plocate are installed when missing (bench/common.sh), trees come
+# from sd-treegen, the project's generator.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/sd-bench}
 runs=${RUNS:-5}
 trees=${TREES:-"tiny1m real100k"}
-shared=${SHARED:-$here/../shared}
 sd=$here/target/release/spacedrive
 mkdir -p "$work"
 
-command -v hyperfine >/dev/null && command -v updatedb >/dev/null || {
-  apt-get update -qq && apt-get install -y -qq hyperfine plocate >/dev/null
-}
+. "$here/bench/common.sh"
+need hyperfine
+have_updatedb=
+want updatedb && have_updatedb=1
 (cd "$here" && cargo build --release -q)
 
 gen() { # name -> path of a generated tree
   local name=$1 root=$work/$1
-  if [ ! -f "$root.stats.json" ]; then
-    rm -rf "$root"
-    case $name in
-      tiny1m) python3 "$shared/corpus/gen_corpus.py" "$root" -n 1000000 --profile tiny >/dev/null ;;
-      real100k) python3 "$shared/corpus/gen_corpus.py" "$root" -n 100000 >/dev/null ;;
-      *) echo "unknown tree $name" >&2; exit 2 ;;
-    esac
-  fi
+  local profile count
+  case $name in
+    tiny*) profile=tiny count=${name#tiny} ;;
+    real*) profile=realistic count=${name#real} ;;
+    *) echo "unknown tree $name (tinyNk, tinyNm, realNk)" >&2; exit 2 ;;
+  esac
+  case $count in
+    *m) count=$((${count%m} * 1000000)) ;;
+    *k) count=$((${count%k} * 1000)) ;;
+    *) echo "unknown tree $name (tinyNk, tinyNm, realNk)" >&2; exit 2 ;;
+  esac
+  gen_tree "$root" -n "$count" --profile "$profile" >&2
   echo "$root"
 }
 
@@ -43,13 +48,17 @@ for name in $trees; do
   "$sd" --data-dir "$data" stop >/dev/null 2>&1 || true
   rm -rf "$data"
 
-  walk=$("$shared/bench/peers.sh" walk "$tree" | head -1)
-  updatedb_cmd=$("$shared/bench/peers.sh" index "$tree")
+  walk="sh -c 'find $tree -printf \"%i %s %T@ %p\\n\" > /dev/null'"   # the floor for a metadata walk
+  peer=(-n find "$walk")
+  prepares=(--prepare true)
+  if [ -n "$have_updatedb" ]; then   # a peer that builds a searchable filename database
+    peer+=(-n updatedb "sh -c 'rm -f /tmp/peer-plocate.db; updatedb -U $tree -o /tmp/peer-plocate.db --prunepaths \"\" --prunefs \"\" --prunenames \"\"'")
+    prepares+=(--prepare true)
+  fi
   fresh="$sd --data-dir $data location add $tree"
   prep="sh -c '$sd --data-dir $data stop >/dev/null 2>&1; rm -rf $data'"
   hyperfine -N -w 1 -r "$runs" --export-json "$work/$name-index.json" \
-    -n find "$walk" -n updatedb "$updatedb_cmd" \
-    --prepare 'true' --prepare 'true' --prepare "$prep" -n spacedrive-index "$fresh" >/dev/null
+    "${peer[@]}" "${prepares[@]}" --prepare "$prep" -n spacedrive-index "$fresh" >/dev/null
 
   # One more fresh index to read peak RSS (the daemon's VmHWM) and the library's size.
   eval "$prep"
@@ -91,9 +100,13 @@ idx, res, q = load("index"), load("rescan"), load("query")
 med = lambda r: r["median"]
 f = med(idx["find"])
 print(f"  find -printf          {f:8.3f} s")
-print(f"  updatedb (plocate)    {med(idx['updatedb']):8.3f} s   {med(idx['updatedb'])/f:5.2f}x find")
 o = med(idx["spacedrive-index"])
-print(f"  spacedrive index      {o:8.3f} s   {o/f:5.2f}x find   {o/med(idx['updatedb']):5.2f}x updatedb   (target <= 2x find)")
+if "updatedb" in idx:
+    u = med(idx["updatedb"])
+    print(f"  updatedb (plocate)    {u:8.3f} s   {u/f:5.2f}x find")
+    print(f"  spacedrive index      {o:8.3f} s   {o/f:5.2f}x find   {o/u:5.2f}x updatedb   (target <= 2x find)")
+else:
+    print(f"  spacedrive index      {o:8.3f} s   {o/f:5.2f}x find   (updatedb skipped)   (target <= 2x find)")
 rf, ro = med(res["find"]), med(res["spacedrive-rescan"])
 print(f"  spacedrive rescan     {ro:8.3f} s   {ro/rf:5.2f}x find (same run: find {rf:.3f} s)   (target <= 1.5x)")
 print(f"  entries               {entries:>10,}   {entries/o:,.0f} entries/s")

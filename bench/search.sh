@@ -3,25 +3,32 @@
 # over many queries) and CLI end-to-end against plocate on the same tree, in the same run; plus
 # the in-memory index's build time and the daemon's memory with it loaded.
 #
-#   bench/search.sh [WORKDIR]     # default /tmp/sd-bench; tree and library are made once
+#   bench/search.sh [WORKDIR]     # default /tmp/sd-bench; tree (sd-treegen) and library are made once
+#
+# Needs: python3; hyperfine and plocate are installed when missing (bench/common.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/sd-bench}
-shared=${SHARED:-$here/../shared}
 sd=$here/target/release/spacedrive
-tree=$work/tiny1m
+files=${FILES:-1000000}   # FILES=20000 for a quick run
+tree=$work/tiny$((files / 1000))k
+[ "$files" = 1000000 ] && tree=$work/tiny1m
 data=$work/data-search
-command -v hyperfine >/dev/null && command -v plocate >/dev/null || "$shared/bench/peers.sh" install
+. "$here/bench/common.sh"
+need hyperfine
+need plocate
+need updatedb
 (cd "$here" && cargo build --release -q)
 "$sd" --data-dir "$data" stop >/dev/null 2>&1 || true   # measure this build's daemon
-[ -f "$tree.stats.json" ] || python3 "$shared/corpus/gen_corpus.py" "$tree" -n 1000000 --profile tiny >/dev/null
+gen_tree "$tree" -n "$files" --profile tiny
 if ! "$sd" --data-dir "$data" --json location list 2>/dev/null | grep -q '"files"'; then
   "$sd" --data-dir "$data" location add "$tree" --no-watch >/dev/null
 fi
 # No watcher, so no start-up rescan runs beside the measurements.
 "$sd" --data-dir "$data" location set 1 --watch off >/dev/null
 "$sd" --data-dir "$data" stop >/dev/null
-eval "$("$shared/bench/peers.sh" index "$tree")"   # builds /tmp/peer-plocate.db
+rm -f /tmp/peer-plocate.db   # plocate's database of the same tree, nothing pruned
+updatedb -U "$tree" -o /tmp/peer-plocate.db --prunepaths "" --prunefs "" --prunenames ""
 
 queries=(report invoice café résumé json photo draft 2019 "summer 2019" mod.rs screenshot zzzz ab e IMG_)
 # Build the in-memory index once (reported), then measure warm queries.
@@ -55,3 +62,4 @@ for q in ("report", "café", "json"):
     ours, peer = res[f"spacedrive search {q}"], res[f"plocate {q}"]
     print(f"CLI end to end '{q}': spacedrive {ours:6.1f} ms  plocate {peer:6.1f} ms  ratio {ours/peer:4.2f}x  (target <= 2x)")
 PY
+"$sd" --data-dir "$data" stop >/dev/null   # leave no daemon behind

@@ -3,11 +3,17 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::{Sd, corpus, write};
+use super::{Sd, corpus_with_stats, json_path, write};
 
-/// `truth_dups.py` (shared/bench): groups, files in groups, redundant files, redundant bytes.
-fn truth(root: &Path) -> (u64, u64, u64, u64) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/truth_dups.py");
+/// What `dupes_truth.py` (an independent SHA-256 walk) finds: the counts, and each group as the
+/// sorted hex of every name in it relative to `root`.
+struct Truth {
+    counts: (u64, u64, u64, u64),
+    groups: Vec<Vec<String>>,
+}
+
+fn truth(root: &Path) -> Truth {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dupes_truth.py");
     let out = Command::new("python3")
         .arg(script)
         .arg(root)
@@ -18,20 +24,46 @@ fn truth(root: &Path) -> (u64, u64, u64, u64) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let field = |k: &str| -> u64 {
-        text.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-            .unwrap_or_else(|| panic!("{k} missing in {text}"))
-            .parse()
-            .unwrap()
-    };
-    (
-        field("dup_groups"),
-        field("files_in_groups"),
-        field("redundant"),
-        field("redundant_bytes"),
-    )
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("truth JSON");
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing"));
+    Truth {
+        counts: (
+            n("dup_groups"),
+            n("files_in_groups"),
+            n("redundant"),
+            n("redundant_bytes"),
+        ),
+        groups: serde_json::from_value(v["groups"].clone()).expect("groups"),
+    }
+}
+
+/// A report's groups in the truth's form: every name (files and hard links) as hex of the path
+/// relative to `root`, sorted.
+fn named_groups(r: &serde_json::Value, root: &Path) -> Vec<Vec<String>> {
+    let mut groups: Vec<Vec<String>> = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let mut names: Vec<String> = ["files", "hard_links"]
+                .iter()
+                .flat_map(|k| g[*k].as_array().unwrap())
+                .map(|p| {
+                    let rel = json_path(p);
+                    let rel = rel.strip_prefix(root).expect("under the root");
+                    rel.as_os_str()
+                        .as_encoded_bytes()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect()
+                })
+                .collect();
+            names.sort();
+            names
+        })
+        .collect();
+    groups.sort();
+    groups
 }
 
 fn summary(r: &serde_json::Value) -> (u64, u64, u64, u64) {
@@ -46,20 +78,33 @@ fn summary(r: &serde_json::Value) -> (u64, u64, u64, u64) {
 #[test]
 fn duplicate_groups_equal_the_ground_truth() {
     let sd = Sd::new();
-    let root = corpus(sd.tmp.path(), 20000);
-    let expected = truth(&root);
+    let (root, planted) = corpus_with_stats(sd.tmp.path(), 20000);
+    // Near-duplicates: same size and same sampled bytes (so the same cas_id), different middle.
+    // Calling them copies would make the groups below differ from the truth.
+    assert!(
+        planted.sampled_near_dup_groups > 0,
+        "the corpus has near-duplicates a sampled hash cannot tell apart: {planted:?}"
+    );
+    let truth = truth(&root);
+    let expected = truth.counts;
     assert!(
         expected.0 > 100,
         "the corpus has duplicate groups: {expected:?}"
     );
+    assert!(expected.2 >= planted.exact_dup_copies as u64);
 
     // Any path, not indexed: no library is created.
     let cold = sd.json(["dupes".as_ref(), root.as_os_str()]);
     assert_eq!(cold["source"], "path");
     assert_eq!(summary(&cold), expected);
     assert_eq!(sd.json(["library", "list"]).as_array().unwrap().len(), 0);
+    // Same groups, name for name (hard links included), not just the same counts.
+    assert!(
+        named_groups(&cold, &root) == truth.groups,
+        "dupes on the path differs from the ground truth's groups"
+    );
 
-    // The indexed library (no rules, so it sees every file truth_dups sees).
+    // The indexed library (no rules, so it sees every file the truth sees).
     let r = sd.json([
         "location".as_ref(),
         "add".as_ref(),
@@ -80,25 +125,10 @@ fn duplicate_groups_equal_the_ground_truth() {
     let lib = sd.json(["dupes"]);
     assert_eq!(lib["source"], "library");
     assert_eq!(summary(&lib), expected);
-    // Same groups, not just the same counts.
-    let groups = |r: &serde_json::Value| {
-        let mut g: Vec<Vec<String>> = r["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| {
-                g["files"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|f| f.to_string())
-                    .collect()
-            })
-            .collect();
-        g.sort();
-        g
-    };
-    assert_eq!(groups(&lib), groups(&cold));
+    assert!(
+        named_groups(&lib, &root) == truth.groups,
+        "dupes from the index differs from the ground truth's groups"
+    );
     // Groups come sorted by wasted bytes.
     let wasted: Vec<u64> = lib["groups"]
         .as_array()
@@ -107,11 +137,7 @@ fn duplicate_groups_equal_the_ground_truth() {
         .map(|g| g["wasted"].as_u64().unwrap())
         .collect();
     assert!(wasted.windows(2).all(|w| w[0] >= w[1]));
-    // Near-duplicates (same size, same samples, different middle) exist and were kept apart.
-    let stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root.with_extension("stats.json")).unwrap())
-            .unwrap();
-    assert!(stats["samesize_groups"].as_u64().unwrap() > 0);
+    // Groups over 100 KiB were confirmed by their full hash.
     assert!(
         lib["groups"]
             .as_array()

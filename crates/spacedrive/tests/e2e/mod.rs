@@ -218,27 +218,19 @@ pub fn json_path(v: &Value) -> PathBuf {
     }
 }
 
-/// The shared corpus generator (`../shared/corpus/gen_corpus.py`, beside the repository).
+/// A realistic tree of `n` files from the project's generator (`sd-treegen`, seed 42) at
+/// `dir/tree`: copies, near-duplicates, odd names, links, .gitignore projects.
 pub fn corpus(dir: &Path, n: usize) -> PathBuf {
-    let gen_py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gen_corpus.py");
-    assert!(
-        gen_py.exists(),
-        "corpus generator not found at {}",
-        gen_py.display()
-    );
+    corpus_with_stats(dir, n).0
+}
+
+/// `corpus`, with what the generator says it planted.
+pub fn corpus_with_stats(dir: &Path, n: usize) -> (PathBuf, sd_treegen::Stats) {
     let root = dir.join("tree");
-    let out = Command::new("python3")
-        .arg(&gen_py)
-        .arg(&root)
-        .args(["-n", &n.to_string()])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "gen_corpus failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    root
+    let options = sd_treegen::Options::new(sd_treegen::Profile::Realistic, n);
+    let stats = sd_treegen::generate(&root, &options)
+        .unwrap_or_else(|e| panic!("generating {}: {e}", root.display()));
+    (root, stats)
 }
 
 /// Counts from the independent os.walk script.
