@@ -271,7 +271,7 @@ fn meta(p: &Path) -> Result<Option<std::fs::Metadata>> {
 }
 
 fn mtime_ns(m: &std::fs::Metadata) -> i64 {
-    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+    crate::index::walk::mtime_ns(m)
 }
 
 /// Files, folders and bytes under `p` (itself included), not following symlinks.

@@ -186,11 +186,7 @@ pub fn add(
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_else(|| "/".into());
-    let (dev, ino, mtime) = (
-        md.dev(),
-        md.ino(),
-        md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-    );
+    let (dev, ino, mtime) = (md.dev(), md.ino(), crate::index::walk::mtime_ns(&md));
     let device = lib.device_row;
     let p = path.clone();
     let mode = opts.mode;

@@ -829,7 +829,9 @@ fn search_cmd(client: &Client, library: Option<String>, a: SearchArgs, json: boo
         })
         .collect::<Result<Vec<_>>>()?;
     let size = |s: &Option<String>| s.as_deref().map(parse_size).transpose();
-    let date = |s: &Option<String>| s.as_deref().map(parse_date).transpose();
+    // Dates without an offset or zone are local times, as times are shown.
+    let tz = output::time_zone();
+    let date = |s: &Option<String>| s.as_deref().map(|s| parse_date(s, tz)).transpose();
     let query = sd_core::search::Query {
         text: a.query.unwrap_or_default(),
         kinds,

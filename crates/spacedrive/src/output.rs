@@ -35,30 +35,35 @@ pub fn count(n: u64) -> String {
     out
 }
 
-/// Unix milliseconds → `2026-11-21 06:47` (UTC).
+/// The time zone times are shown in and dates without a zone are read in: the system's (`TZ`,
+/// else `/etc/localtime`), UTC when it cannot be found.
+pub fn time_zone() -> &'static jiff::tz::TimeZone {
+    static TZ: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+    TZ.get_or_init(|| jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC))
+}
+
+/// Unix milliseconds → `2026-11-21 06:47`, in the local time zone ([`time_zone`]).
 pub fn time_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    });
+    time_in(ts, time_zone())
 }
 
 /// Nanoseconds → same format as [`time_ms`].
 pub fn time_ns(ns: i64) -> String {
-    time_ms(ns.div_euclid(1_000_000))
+    // Every i64 of nanoseconds (1677–2262) is a valid jiff timestamp.
+    let ts =
+        jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    time_in(ts, time_zone())
+}
+
+fn time_in(ts: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    ts.to_zoned_datetime(tz.clone())
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// Milliseconds of duration → `1.2 s` / `3 min 4 s`.
@@ -377,8 +382,20 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(count(1234567), "1,234,567");
         assert_eq!(count(12), "12");
-        assert_eq!(time_ms(0), "1970-01-01 00:00");
-        assert_eq!(time_ms(1_735_689_600_000), "2025-01-01 00:00");
-        assert_eq!(time_ms(951_782_400_000), "2000-02-29 00:00");
+        let utc = &jiff::tz::TimeZone::UTC;
+        let ms = |ms: i64| time_in(jiff::Timestamp::from_millisecond(ms).unwrap(), utc);
+        assert_eq!(ms(0), "1970-01-01 00:00");
+        assert_eq!(ms(1_735_689_600_000), "2025-01-01 00:00");
+        assert_eq!(ms(951_782_400_000), "2000-02-29 00:00");
+        let paris = &jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+        assert_eq!(
+            time_in(jiff::Timestamp::from_millisecond(0).unwrap(), paris),
+            "1970-01-01 01:00"
+        );
+        // Never a panic or a wrapped year at the ends of the range.
+        assert_eq!(&time_ns(i64::MAX)[..4], "2262");
+        assert_eq!(&time_ns(i64::MIN + 1)[..4], "1677");
+        assert!(!time_ms(i64::MAX).is_empty());
+        assert!(!time_ms(i64::MIN).is_empty());
     }
 }

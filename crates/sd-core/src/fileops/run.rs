@@ -1014,8 +1014,7 @@ fn remove_source(r: &mut Runner<'_>, i: usize) {
     let res = match step.op {
         StepOp::Copy | StepOp::Symlink | StepOp::Link => match std::fs::symlink_metadata(p) {
             Ok(m) => {
-                use std::os::unix::fs::MetadataExt;
-                let now = m.mtime() * 1_000_000_000 + m.mtime_nsec();
+                let now = crate::index::walk::mtime_ns(&m);
                 if step.op == StepOp::Copy && (Some(now) != step.mtime || m.len() != step.size) {
                     Err(format!(
                         "{} changed after it was copied: kept (the copy holds the earlier version)",

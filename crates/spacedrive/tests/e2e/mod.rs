@@ -7,6 +7,7 @@ mod crash;
 mod index;
 mod library;
 mod organise;
+mod search_input;
 mod volume;
 mod watch;
 
@@ -142,7 +143,7 @@ impl Sd {
             let j = self.json(["-L", library, "job", "info", &id.to_string()]);
             if matches!(
                 j["state"].as_str(),
-                Some("completed" | "failed" | "cancelled")
+                Some("completed" | "completed_with_errors" | "failed" | "cancelled")
             ) {
                 return j;
             }
