@@ -13,9 +13,11 @@ use crate::{Error, Result};
 
 /// How an action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Completed,
+    /// A file operation that ran to its end with some items failed; what it did can be undone.
+    CompletedWithErrors,
     Failed,
     Cancelled,
 }
@@ -24,6 +26,7 @@ impl Outcome {
     fn as_str(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",
+            Outcome::CompletedWithErrors => "completed_with_errors",
             Outcome::Failed => "failed",
             Outcome::Cancelled => "cancelled",
         }
@@ -32,6 +35,7 @@ impl Outcome {
     fn parse(s: &str) -> Outcome {
         match s {
             "completed" => Outcome::Completed,
+            "completed_with_errors" => Outcome::CompletedWithErrors,
             "failed" => Outcome::Failed,
             _ => Outcome::Cancelled,
         }
@@ -235,7 +239,9 @@ fn view(s: Stored, hash: &[u8], undone_by: Option<i64>) -> AuditRow {
         targets: serde_json::from_str(&s.targets).unwrap_or_default(),
         result: Outcome::parse(&s.result),
         summary: serde_json::from_str(&s.summary).unwrap_or(serde_json::Value::Null),
-        undoable: s.undo.is_some() && undone_by.is_none() && s.result == "completed",
+        undoable: s.undo.is_some()
+            && undone_by.is_none()
+            && matches!(s.result.as_str(), "completed" | "completed_with_errors"),
         job_id: s.job_id,
         undoes: s.undoes,
         undone_by,
@@ -282,7 +288,7 @@ pub(crate) fn get(
 pub(crate) fn last_undoable(conn: &rusqlite::Connection) -> Result<Option<i64>> {
     Ok(conn
         .query_row(
-            "SELECT a.id FROM audit_log a WHERE a.undo IS NOT NULL AND a.result = 'completed' AND a.undoes IS NULL
+            "SELECT a.id FROM audit_log a WHERE a.undo IS NOT NULL AND a.result IN ('completed', 'completed_with_errors') AND a.undoes IS NULL
                AND NOT EXISTS (SELECT 1 FROM audit_log u WHERE u.undoes = a.id AND u.result = 'completed')
              ORDER BY a.id DESC LIMIT 1",
             [],

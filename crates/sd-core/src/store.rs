@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_watch.sql"),
     include_str!("../migrations/0005_volumes.sql"),
     include_str!("../migrations/0006_actions.sql"),
+    include_str!("../migrations/0007_job_outcomes.sql"),
 ];
 
 /// The schema version this build writes.

@@ -161,6 +161,9 @@ fn print_plan(plan: &Plan, all: bool) {
             }
         );
     }
+    for b in &plan.blocked {
+        println!("cannot start: {}", b.message);
+    }
     println!("undoable: {}", if plan.undoable { "yes" } else { "no" });
     for w in &plan.warnings {
         println!("warning: {w}");
@@ -279,14 +282,24 @@ fn commit(
         println!("{}", output::job_summary(&done));
     }
     match done.state {
-        JobState::Completed if done.progress.file_op().is_some_and(|p| p.failed > 0) => {
-            bail!(
-                "{} steps failed (listed above)",
-                done.progress.file_op().map(|p| p.failed).unwrap_or(0)
-            )
-        }
         JobState::Completed => Ok(()),
-        s => bail!("job {} {}", done.id, s.as_str()),
+        JobState::CompletedWithErrors => bail!(
+            "job {} completed with errors: {}",
+            done.id,
+            done.progress
+                .failures()
+                .or(done.error.clone())
+                .unwrap_or_default()
+        ),
+        s => bail!(
+            "job {} {}{}",
+            done.id,
+            s.as_str(),
+            done.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
     }
 }
 

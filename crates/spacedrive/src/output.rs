@@ -291,6 +291,7 @@ pub fn job_summary(job: &JobInfo) -> String {
         ),
         (p.skipped, "skipped"),
         (p.failed, "failed"),
+        (p.sources_kept, "sources kept (not removed)"),
     ];
     let list: Vec<String> = parts
         .iter()
@@ -311,7 +312,10 @@ pub fn job_summary(job: &JobInfo) -> String {
     for e in p.errors.iter().take(10) {
         s.push_str(&format!("\n  {e}"));
     }
-    if let Some(e) = &job.error {
+    // A job that completed with errors keeps their summary in `error`: listed just above.
+    if let Some(e) = &job.error
+        && job.state != sd_core::jobs::JobState::CompletedWithErrors
+    {
         s.push_str(&format!("\n  error: {e}"));
     }
     s

@@ -4,6 +4,7 @@
 mod actions;
 mod content;
 mod crash;
+mod fileop_outcomes;
 mod index;
 mod library;
 mod organise;
