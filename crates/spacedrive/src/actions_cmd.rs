@@ -105,7 +105,7 @@ fn preview(client: &Client, lib: &Option<String>, action: &Action) -> Result<Pre
 }
 
 fn shown(p: &JsonPath) -> String {
-    p.0.to_string_lossy().into_owned()
+    output::shown(p.0.as_os_str())
 }
 
 /// Prints a plan for people: totals, strategy, space, conflicts, then the first steps.
@@ -114,7 +114,7 @@ pub fn print_preview(p: &Preview, all: bool) {
         print_plan(plan, all);
     }
     for e in &p.effects {
-        println!("  {e}");
+        println!("  {}", output::escape_controls(e));
     }
     if let Some(id) = p.undoes {
         println!("reverses action {id}");
@@ -162,11 +162,11 @@ fn print_plan(plan: &Plan, all: bool) {
         );
     }
     for b in &plan.blocked {
-        println!("cannot start: {}", b.message);
+        println!("cannot start: {}", output::escape_controls(&b.message));
     }
     println!("undoable: {}", if plan.undoable { "yes" } else { "no" });
     for w in &plan.warnings {
-        println!("warning: {w}");
+        println!("warning: {}", output::escape_controls(w));
     }
     let limit = if all { usize::MAX } else { 20 };
     for s in plan.steps.iter().take(limit) {
@@ -187,7 +187,7 @@ fn print_plan(plan: &Plan, all: bool) {
         let note = s
             .note
             .as_ref()
-            .map(|n| format!("  [{n}]"))
+            .map(|n| format!("  [{}]", output::escape_controls(n)))
             .unwrap_or_default();
         println!("  {:<8} {}{to}{size}{note}", s.op.as_str(), shown(&s.src));
     }

@@ -2,6 +2,7 @@
 //! stopped (or killed) on drop.
 
 mod actions;
+mod cli_output;
 mod content;
 mod crash;
 mod fileop_outcomes;
