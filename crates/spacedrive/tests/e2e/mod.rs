@@ -61,6 +61,9 @@ impl Sd {
         c.arg("--data-dir").arg(&self.data);
         // The trash (freedesktop) of this installation lives in its temp folder, not the user's.
         c.env("XDG_DATA_HOME", self.tmp.path().join("xdg"));
+        // Dates the CLI reads and shows are local times: the same zone on every machine (a test
+        // may set another with `env`).
+        c.env("TZ", "UTC");
         for (k, v) in &self.env {
             c.env(k, v);
         }
