@@ -270,7 +270,11 @@ fn reverse_of(lib: &Library, id: Option<i64>) -> Result<(i64, Reverse)> {
             ),
         }));
     }
-    if row.result != Outcome::Completed && undo.is_none() {
+    if !matches!(
+        row.result,
+        Outcome::Completed | Outcome::CompletedWithErrors
+    ) && undo.is_none()
+    {
         return Err(Error::Invalid(format!(
             "action {id} ({}) did not complete and changed nothing to undo",
             row.kind
@@ -530,6 +534,12 @@ fn skip_space_check() -> bool {
     std::env::var_os("SPACEDRIVE_DEBUG_SKIP_SPACE_CHECK").is_some_and(|v| v == "1")
 }
 
+/// Debug knob for tests: skip the writability check so a job really meets a folder that refuses
+/// writes (and reports it per item).
+fn skip_write_check() -> bool {
+    std::env::var_os("SPACEDRIVE_DEBUG_SKIP_WRITE_CHECK").is_some_and(|v| v == "1")
+}
+
 /// Carries out `action`: organising changes in one transaction (audited in it), file operations
 /// as a job (audited when it ends). Returns what it did, or `{"job": …}` for a job.
 pub fn commit(lib: &Arc<Library>, action: Action) -> Result<serde_json::Value> {
@@ -594,6 +604,14 @@ fn start_file_op(
                 plan.unresolved
             ),
         }));
+    }
+    if let Some(b) = plan.blocked.first()
+        && !skip_write_check()
+    {
+        return Err(Error::Invalid(format!(
+            "{}. Nothing was changed.",
+            b.message
+        )));
     }
     if let Some(s) = plan.space.iter().find(|s| !s.ok)
         && !skip_space_check()

@@ -13,9 +13,11 @@ use crate::{Error, Result};
 
 /// How an action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Completed,
+    /// A file operation that ran to its end with some items failed; what it did can be undone.
+    CompletedWithErrors,
     Failed,
     Cancelled,
 }
@@ -24,6 +26,7 @@ impl Outcome {
     fn as_str(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",
+            Outcome::CompletedWithErrors => "completed_with_errors",
             Outcome::Failed => "failed",
             Outcome::Cancelled => "cancelled",
         }
@@ -32,6 +35,7 @@ impl Outcome {
     fn parse(s: &str) -> Outcome {
         match s {
             "completed" => Outcome::Completed,
+            "completed_with_errors" => Outcome::CompletedWithErrors,
             "failed" => Outcome::Failed,
             _ => Outcome::Cancelled,
         }
@@ -403,7 +407,7 @@ const NOT_REVERSIBLE: &str = "copies, permanent deletes, overwrites, tag deletio
 
 /// A failed or cancelled action that did nothing (every step failed or none ran).
 fn changed_nothing(row: &AuditRow, has_undo: bool) -> bool {
-    row.result != Outcome::Completed
+    !matches!(row.result, Outcome::Completed | Outcome::CompletedWithErrors)
         && !has_undo
         && row.summary.get("done").and_then(|d| d.as_u64()) == Some(0)
 }
@@ -424,6 +428,7 @@ pub fn describe(row: &AuditRow) -> String {
 fn outcome_note(row: &AuditRow) -> &'static str {
     match row.result {
         Outcome::Completed => ",",
+        Outcome::CompletedWithErrors => ", which completed with errors,",
         Outcome::Failed => ", which failed part-way,",
         Outcome::Cancelled => ", which was cancelled part-way,",
     }

@@ -123,7 +123,7 @@ pub struct Hashed {
 }
 
 fn stamp(md: &std::fs::Metadata) -> (u64, i64) {
-    (md.len(), md.mtime() * 1_000_000_000 + md.mtime_nsec())
+    (md.len(), crate::index::walk::mtime_ns(md))
 }
 
 #[cfg(test)]

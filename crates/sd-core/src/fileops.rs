@@ -164,6 +164,14 @@ pub struct Space {
     pub ok: bool,
 }
 
+/// A folder the operation must change but may not (read-only filesystem, immutable, no write
+/// permission), found by asking the kernel (`access(W_OK)`) while planning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Blocked {
+    pub path: JsonPath,
+    pub message: String,
+}
+
 /// What an operation will do, before it does it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -179,6 +187,10 @@ pub struct Plan {
     pub unresolved: u64,
     pub skipped: u64,
     pub space: Vec<Space>,
+    /// Folders the operation would write into or remove from that refuse it; a commit is refused
+    /// while there are any.
+    #[serde(default)]
+    pub blocked: Vec<Blocked>,
     /// How the bytes move, in words.
     pub strategy: String,
     pub verify: bool,
@@ -271,7 +283,7 @@ fn meta(p: &Path) -> Result<Option<std::fs::Metadata>> {
 }
 
 fn mtime_ns(m: &std::fs::Metadata) -> i64 {
-    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+    crate::index::walk::mtime_ns(m)
 }
 
 /// Files, folders and bytes under `p` (itself included), not following symlinks.
@@ -369,7 +381,9 @@ impl Planner {
         sm: &std::fs::Metadata,
         dm: &std::fs::Metadata,
     ) -> Result<Placement> {
-        if sm.is_dir() && dm.is_dir() {
+        // Folder onto folder merges, except under keep-both: the new folder is kept apart as
+        // `name (1)`, like a file, so nothing of the existing one is mixed with it.
+        if sm.is_dir() && dm.is_dir() && self.policy != ConflictPolicy::KeepBoth {
             let mut s = new_step(StepOp::Merge, src, Some(dst), 0);
             s.root = true;
             s.mtime = Some(mtime_ns(sm));
@@ -387,7 +401,9 @@ impl Planner {
                 self.skip(src, Some(dst), format!("{} exists: skipped", dst.display()));
                 Placement::Recorded
             }
-            ConflictPolicy::KeepBoth => Placement::Place(free_name(dst, &self.planned)?, false),
+            ConflictPolicy::KeepBoth => {
+                Placement::Place(free_name(dst, sm.is_dir(), &self.planned)?, false)
+            }
             ConflictPolicy::Overwrite if sm.is_dir() || dm.is_dir() => {
                 let why = format!(
                     "{} exists and one of the two is a folder: not replaced (overwrite only replaces files)",
@@ -567,10 +583,12 @@ impl Planner {
 }
 
 /// A free name beside `dst`, on disk and among `planned`: `name (1).ext`, `name (2).ext`, …
-pub(crate) fn free_name(dst: &Path, planned: &HashSet<PathBuf>) -> Result<PathBuf> {
+/// for a file, `name (1)`, `name (2)`, … for a folder (a dot in a folder's name starts no
+/// extension: `photos.2019 (1)`).
+pub(crate) fn free_name(dst: &Path, is_dir: bool, planned: &HashSet<PathBuf>) -> Result<PathBuf> {
     let name = dst.file_name().map(|n| n.as_bytes()).unwrap_or_default();
     let (stem, ext) = match name.iter().rposition(|&b| b == b'.') {
-        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        Some(i) if i > 0 && !is_dir => (&name[..i], &name[i..]),
         _ => (name, &b""[..]),
     };
     for n in 1..10_000 {
@@ -710,6 +728,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
         );
     }
     p.strategies.dedup();
+    let blocked = blocked_folders(req.op, &p.steps);
     Ok(Plan {
         op: req.op,
         files: p.files,
@@ -720,12 +739,61 @@ pub fn plan(req: &Request) -> Result<Plan> {
         unresolved,
         skipped,
         space,
+        blocked,
         strategy: p.strategies.join("; "),
         verify: copies,
         undoable,
         warnings: p.warnings,
         steps: p.steps,
     })
+}
+
+/// The existing folders `steps` create entries in or remove entries from, that the kernel says
+/// may not be written (one `access(2)` per distinct folder).
+fn blocked_folders(op: OpKind, steps: &[Step]) -> Vec<Blocked> {
+    let mut folders = std::collections::BTreeSet::new();
+    for s in steps {
+        let parent = |p: &JsonPath| p.0.parent().map(Path::to_path_buf);
+        match s.op {
+            StepOp::Skip | StepOp::Conflict | StepOp::Merge | StepOp::Restore => continue,
+            StepOp::Trash | StepOp::Delete => folders.extend(parent(&s.src)),
+            _ => {
+                if s.root {
+                    folders.extend(s.dst.as_ref().and_then(parent));
+                    if op == OpKind::Move {
+                        folders.extend(parent(&s.src));
+                    }
+                }
+            }
+        }
+    }
+    folders
+        .into_iter()
+        .filter_map(|f| {
+            let e = writable(&f).err()?;
+            let hint = match e.raw_os_error() {
+                Some(libc::EPERM | libc::EACCES) => {
+                    " (is the folder immutable (chattr +i), read-only or not yours?)"
+                }
+                _ => "",
+            };
+            Some(Blocked {
+                message: format!("cannot write into {}: {e}{hint}", f.display()),
+                path: JsonPath(f),
+            })
+        })
+        .collect()
+}
+
+/// Whether this process may create and remove entries in folder `dir`.
+fn writable(dir: &Path) -> std::io::Result<()> {
+    let c = copy::cstr(dir)?;
+    // SAFETY: a valid NUL-terminated path; access keeps no pointer.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn plan_restore(p: &mut Planner, info: &Path, dst: Option<&Path>) -> Result<()> {
@@ -781,9 +849,19 @@ mod tests {
             ]
         );
         assert_eq!(p.unresolved, 1);
+        // Keep-both keeps the folder apart instead of merging into it.
         let p = plan(&req(OpKind::Copy, &a, &b, ConflictPolicy::KeepBoth)).unwrap();
-        let last = p.steps.last().unwrap();
-        assert_eq!(last.dst.as_ref().unwrap().0, b.join("x (1).txt"));
+        assert_eq!(p.steps[0].op, StepOp::Mkdir);
+        assert_eq!(p.steps[0].dst.as_ref().unwrap().0, d.path().join("b (1)"));
+        assert!(p.steps.iter().all(|s| s.op != StepOp::Conflict));
+        let p = plan(&req(
+            OpKind::Copy,
+            &a.join("x.txt"),
+            &b.join("x.txt"),
+            ConflictPolicy::KeepBoth,
+        ))
+        .unwrap();
+        assert_eq!(p.steps[0].dst.as_ref().unwrap().0, b.join("x (1).txt"));
         // The second name of the hard-linked file becomes a link to the first copy.
         let p = plan(&req(
             OpKind::Copy,
@@ -814,12 +892,16 @@ mod tests {
         std::fs::write(d.path().join(".hidden"), "1").unwrap();
         let none = HashSet::new();
         assert_eq!(
-            free_name(&d.path().join("r.pdf"), &none).unwrap(),
+            free_name(&d.path().join("r.pdf"), false, &none).unwrap(),
             d.path().join("r (2).pdf")
         );
         assert_eq!(
-            free_name(&d.path().join(".hidden"), &none).unwrap(),
+            free_name(&d.path().join(".hidden"), false, &none).unwrap(),
             d.path().join(".hidden (1)")
+        );
+        assert_eq!(
+            free_name(&d.path().join("photos.2019"), true, &none).unwrap(),
+            d.path().join("photos.2019 (1)")
         );
     }
 }

@@ -20,12 +20,14 @@ use crate::{Error, Result};
 
 /// Lifecycle of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum JobState {
     Queued,
     Running,
     Paused,
     Completed,
+    /// Ran to its end, but some of what it was asked to do failed (`error` says what).
+    CompletedWithErrors,
     Failed,
     Cancelled,
 }
@@ -37,6 +39,7 @@ impl JobState {
             JobState::Running => "running",
             JobState::Paused => "paused",
             JobState::Completed => "completed",
+            JobState::CompletedWithErrors => "completed_with_errors",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
         }
@@ -48,6 +51,7 @@ impl JobState {
             "running" => JobState::Running,
             "paused" => JobState::Paused,
             "completed" => JobState::Completed,
+            "completed_with_errors" => JobState::CompletedWithErrors,
             "failed" => JobState::Failed,
             _ => JobState::Cancelled,
         }
@@ -57,8 +61,16 @@ impl JobState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            JobState::Completed | JobState::Failed | JobState::Cancelled
+            JobState::Completed
+                | JobState::CompletedWithErrors
+                | JobState::Failed
+                | JobState::Cancelled
         )
+    }
+
+    /// Whether the job ran to its end (with or without failed items).
+    pub fn ran_to_end(self) -> bool {
+        matches!(self, JobState::Completed | JobState::CompletedWithErrors)
     }
 }
 
@@ -102,6 +114,17 @@ impl JobProgress {
     pub fn file_op(&self) -> Option<&FileOpProgress> {
         match self {
             JobProgress::FileOp(p) => Some(p),
+            JobProgress::Index(_) => None,
+        }
+    }
+
+    /// What the job was asked to do and could not, in words; `None` when nothing failed. Each
+    /// kind decides what counts: a file operation's failed items and kept sources do; an index
+    /// job's unreadable paths do not (they are reported in its progress, and the index keeps
+    /// what it had for them).
+    pub fn failures(&self) -> Option<String> {
+        match self {
+            JobProgress::FileOp(p) => p.failures(),
             JobProgress::Index(_) => None,
         }
     }
@@ -414,6 +437,7 @@ fn run_job_inner(lib: &Arc<Library>, id: i64, control: &Arc<Control>) -> Result<
             lib.bus.emit(Event::Job(snapshot));
         }
     };
+    let mut failures = None;
     let stopped = match &info.spec {
         JobSpec::Index(params) => {
             let on_progress = |p: &IndexProgress| {
@@ -428,6 +452,7 @@ fn run_job_inner(lib: &Arc<Library>, id: i64, control: &Arc<Control>) -> Result<
             let on_progress = |p: &FileOpProgress| emit(JobProgress::FileOp(p.clone()), false);
             match crate::fileops::run(lib, id, params, control, &on_progress)? {
                 Ok(done) => {
+                    failures = JobProgress::FileOp(done.clone()).failures();
                     let progress = serde_json::to_string(&done)?;
                     lib.writer.run(move |c| {
                         c.execute(
@@ -443,7 +468,16 @@ fn run_job_inner(lib: &Arc<Library>, id: i64, control: &Arc<Control>) -> Result<
         }
     };
     match stopped {
-        Ok(()) => finish(lib, id, &info.spec, JobState::Completed, None),
+        Ok(()) => match failures {
+            None => finish(lib, id, &info.spec, JobState::Completed, None),
+            Some(why) => finish(
+                lib,
+                id,
+                &info.spec,
+                JobState::CompletedWithErrors,
+                Some(why),
+            ),
+        },
         Err(Stop::Cancel) => finish(lib, id, &info.spec, JobState::Cancelled, None),
         Err(Stop::Shutdown) => {
             // Interrupted by the daemon stopping: stays resumable, picked up at next start.
@@ -476,7 +510,7 @@ fn finish(
         match spec {
             JobSpec::Index(p) => {
                 index::clear_checkpoint(tx, id)?;
-                if state != JobState::Completed {
+                if !state.ran_to_end() {
                     tx.execute(
                         "UPDATE locations SET state = 'partial' WHERE id = ?1 AND last_job_id = ?2",
                         params![p.location_id, id],
@@ -495,6 +529,7 @@ fn finish(
                 }
                 let outcome = match state {
                     JobState::Completed => crate::audit::Outcome::Completed,
+                    JobState::CompletedWithErrors => crate::audit::Outcome::CompletedWithErrors,
                     JobState::Cancelled => crate::audit::Outcome::Cancelled,
                     _ => crate::audit::Outcome::Failed,
                 };

@@ -69,6 +69,10 @@ pub struct Location {
     pub watch: bool,
     /// False while the location's volume (or folder) is not there; its entries stay searchable.
     pub online: bool,
+    /// Why it is offline, in words (`None` while online): its drive is not mounted, or its folder
+    /// is missing although the drive is there (renamed, moved or deleted), …
+    #[serde(default)]
+    pub offline_reason: Option<String>,
     pub volume_id: Option<i64>,
     /// Recursive totals as of the last finished scan.
     pub files: u64,
@@ -78,17 +82,25 @@ pub struct Location {
 
 const SELECT: &str = "SELECT l.id, l.uuid, l.name, l.path, l.mode, l.rules, l.state, l.dev, l.root_entry_id,
        l.created_at, l.last_scan_at, l.last_job_id, coalesce(e.files, 0), coalesce(e.dirs, 0), coalesce(e.size, 0),
-       l.watch, l.online, l.volume_id
-  FROM locations l LEFT JOIN entries e ON e.id = l.root_entry_id";
+       l.watch, l.online, l.volume_id, v.online, v.name
+  FROM locations l LEFT JOIN entries e ON e.id = l.root_entry_id
+  LEFT JOIN volumes v ON v.id = l.volume_id";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
     let uuid: String = r.get(1)?;
     let rules: String = r.get(5)?;
+    let path = PathBuf::from(names::from_sql(r.get_ref(3)?)?);
+    let online: bool = r.get(16)?;
+    let volume: Option<(bool, String)> = match (r.get(18)?, r.get(19)?) {
+        (Some(on), Some(name)) => Some((on, name)),
+        _ => None,
+    };
     Ok(Location {
+        offline_reason: (!online).then(|| offline_reason(&path, volume)),
         id: r.get(0)?,
         uuid: Uuid::parse_str(&uuid).unwrap_or_default(),
         name: r.get(2)?,
-        path: JsonPath(PathBuf::from(names::from_sql(r.get_ref(3)?)?)),
+        path: JsonPath(path),
         mode: IndexMode::parse(&r.get::<_, String>(4)?),
         rules: serde_json::from_str(&rules).unwrap_or_default(),
         state: r.get(6)?,
@@ -101,9 +113,28 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
         dirs: r.get::<_, i64>(13)? as u64,
         bytes: r.get::<_, i64>(14)? as u64,
         watch: r.get(15)?,
-        online: r.get(16)?,
+        online,
         volume_id: r.get(17)?,
     })
+}
+
+/// Why an offline location is offline, from its volume's state and a look at its folder: the
+/// drive not mounted is one thing, the folder gone from a mounted drive another.
+fn offline_reason(path: &std::path::Path, volume: Option<(bool, String)>) -> String {
+    if let Some((false, name)) = volume {
+        return format!(
+            "its drive {name:?} is not mounted; its entries stay searchable, and it is rescanned when the drive is back"
+        );
+    }
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+            "its folder {} is missing (renamed, moved or deleted); its entries stay searchable, and it is rescanned when the folder is back at that path",
+            path.display()
+        ),
+        Err(e) => format!("its folder {} cannot be reached: {e}", path.display()),
+        Ok(m) if !m.is_dir() => format!("{} is no longer a folder", path.display()),
+        Ok(_) => "its folder is back; it is rescanned within seconds".to_owned(),
+    }
 }
 
 /// All locations of the library, by id.
@@ -207,11 +238,7 @@ pub fn add(
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_else(|| "/".into());
-    let (dev, ino, mtime) = (
-        md.dev(),
-        md.ino(),
-        md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-    );
+    let (dev, ino, mtime) = (md.dev(), md.ino(), crate::index::walk::mtime_ns(&md));
     let device = lib.device_row;
     let p = path.clone();
     let mode = opts.mode;
@@ -441,11 +468,8 @@ fn active_job(lib: &Library, loc: &Location) -> Result<Option<i64>> {
 /// Returns `(job id, whether it is a new job)`.
 pub fn rescan(lib: &Arc<Library>, id: i64) -> Result<(i64, bool)> {
     let loc = get(lib, id)?;
-    if !loc.online {
-        return Err(Error::Invalid(format!(
-            "location {id} is offline (its drive is not mounted at {}); its entries stay searchable, and it is rescanned when the drive is back",
-            loc.path.0.display()
-        )));
+    if let Some(why) = &loc.offline_reason {
+        return Err(Error::Invalid(format!("location {id} is offline: {why}")));
     }
     if let Some(job) = active_job(lib, &loc)? {
         return Ok((job, false));

@@ -447,6 +447,47 @@ fn hidden_set(lib: &Library) -> Result<Arc<HashSet<i64>>> {
     Ok(set)
 }
 
+/// The longest query text accepted, in bytes (a file name holds at most 255).
+pub const MAX_QUERY_BYTES: usize = 1024;
+/// The most distinct terms a query may have; each one is tested against every candidate name.
+pub const MAX_TERMS: usize = 32;
+
+/// Refuses a query that is too long or whose ranges cannot match anything; returns its terms
+/// (deduplicated: a repeated term changes nothing).
+fn check(q: &Query) -> Result<Vec<String>> {
+    if q.text.len() > MAX_QUERY_BYTES {
+        return Err(Error::Invalid(format!(
+            "the search text is {} bytes long; at most {MAX_QUERY_BYTES} are accepted (a file name has at most 255): search for a few words of the name",
+            q.text.len()
+        )));
+    }
+    let mut terms = terms(&q.text);
+    let mut seen = HashSet::new();
+    terms.retain(|t| seen.insert(t.clone()));
+    if terms.len() > MAX_TERMS {
+        return Err(Error::Invalid(format!(
+            "the search has {} different words; at most {MAX_TERMS} are accepted: search for a few words of the name",
+            terms.len()
+        )));
+    }
+    let empty = |what: &str, low: Option<i64>, high: Option<i64>| match (low, high) {
+        (Some(a), Some(b)) if a >= b => Err(Error::Invalid(format!(
+            "{what}_after is not earlier than {what}_before, so nothing can match; swap the two dates"
+        ))),
+        _ => Ok(()),
+    };
+    empty("modified", q.modified_after, q.modified_before)?;
+    empty("created", q.created_after, q.created_before)?;
+    if let (Some(a), Some(b)) = (q.larger_than, q.smaller_than)
+        && a.saturating_add(1) >= b
+    {
+        return Err(Error::Invalid(format!(
+            "no size is larger than {a} bytes and smaller than {b}: check --larger-than and --smaller-than"
+        )));
+    }
+    Ok(terms)
+}
+
 /// Builds the in-memory index ahead of the first search (called after index jobs).
 pub fn warm(lib: &Library) -> Result<()> {
     index_of(lib).map(|_| ())
@@ -454,9 +495,9 @@ pub fn warm(lib: &Library) -> Result<()> {
 
 /// Runs a query.
 pub fn search(lib: &Library, q: &Query) -> Result<Results> {
+    let terms = check(q)?;
     let (idx, built) = index_of(lib)?;
     let started = Instant::now();
-    let terms = terms(&q.text);
     let needs_db = !q.tags.is_empty() || !q.not_tags.is_empty() || q.favorite;
     let conn = if needs_db { Some(lib.reader()?) } else { None };
     let tag_set = |paths: &[String]| -> Result<Vec<HashSet<i64>>> {
@@ -525,9 +566,12 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
         {
             return false;
         }
+        // A bound of i64::MAX stands for any time past 2262 (see `parse_date`): every stored
+        // time, kept at most at i64::MAX, is before it.
         let in_range = |v: Option<i64>, after: Option<i64>, before: Option<i64>| {
-            (after.is_none() || v.is_some_and(|v| v >= after.unwrap_or(0)))
-                && (before.is_none() || v.is_some_and(|v| v < before.unwrap_or(0)))
+            v.is_some_and(|v| {
+                after.is_none_or(|a| v >= a) && before.is_none_or(|b| v < b || b == i64::MAX)
+            }) || (after.is_none() && before.is_none())
         };
         if !in_range(opt_time(r.mtime), q.modified_after, q.modified_before)
             || !in_range(opt_time(r.btime), q.created_after, q.created_before)
@@ -626,30 +670,101 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
     })
 }
 
-/// Parses `2019-01-01` (UTC midnight) into nanoseconds since the epoch.
-pub fn parse_date(s: &str) -> Result<i64> {
-    let bad = || Error::Invalid(format!("{s:?} is not a date; use YYYY-MM-DD"));
-    let mut it = s
-        .trim()
-        .splitn(3, '-')
-        .map(|p| p.parse::<i64>().map_err(|_| bad()));
-    let (y, m, d) = (
-        it.next().ok_or_else(bad)??,
-        it.next().ok_or_else(bad)??,
-        it.next().ok_or_else(bad)??,
-    );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(bad());
+/// The date and time forms [`parse_date`] accepts, as shown in its error messages.
+pub const DATE_FORMS: &str = "2019, 2019-03, 2019-03-02, 2019-03-02T10:00 (or with a space), 2019-03-02T10:00:30, \
+     2019-03-02T10:00+01:00, 2019-03-02T10:00Z, 2019-03-02T10:00[Europe/Paris]";
+
+/// Parses a date or time as a user types it into nanoseconds since the epoch (see
+/// [`DATE_FORMS`]); the calendar is `jiff`'s. A form without an offset or zone is a time in `tz`
+/// (the CLI passes the system's). A date alone means its first instant, so `--modified-after
+/// 2019-03` includes March and `--modified-before 2019-03` does not. Impossible dates
+/// (`2019-02-30`) are refused, never rolled over.
+///
+/// Times are nanoseconds in an `i64`, which spans 1677-09-21 to 2262-04-11; an instant outside
+/// that is clamped to its end, where the indexer also keeps files stamped beyond it, so
+/// `--modified-before 2500-01-01` matches every ordinary file and `--modified-after 2263-01-01`
+/// none of them.
+pub fn parse_date(s: &str, tz: &jiff::tz::TimeZone) -> Result<i64> {
+    let t = s.trim();
+    let bad = |why: &dyn std::fmt::Display| {
+        Error::Invalid(format!(
+            "{t:?} is not a date or time ({why}); use a form like {DATE_FORMS}"
+        ))
+    };
+    if let Some(why) = impossible_day(t) {
+        return Err(bad(&why));
     }
-    // Days from civil (Howard Hinnant).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(days * 86_400 * 1_000_000_000)
+    let ts = if let Some(date) = year_or_month(t).map_err(|e| bad(&e))? {
+        tz.to_zoned_datetime(date.to_datetime(jiff::civil::Time::midnight()))
+            .map_err(|e| bad(&e))?
+            .timestamp()
+    } else if let Ok(z) = t.parse::<jiff::ZonedDateTime>() {
+        z.timestamp()
+    } else if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        ts
+    } else {
+        let dt: jiff::civil::DateTime = t.parse().map_err(|e| bad(&e))?;
+        tz.to_zoned_datetime(dt).map_err(|e| bad(&e))?.timestamp()
+    };
+    let ns = ts.as_nanosecond();
+    Ok(i64::try_from(ns).unwrap_or(if ns < 0 { i64::MIN + 1 } else { i64::MAX }))
+}
+
+/// `2019` or `2019-03` (four-digit year): that year's or month's first day.
+fn year_or_month(t: &str) -> std::result::Result<Option<jiff::civil::Date>, String> {
+    let digits = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_digit());
+    let (y, m) = match t.split_once('-') {
+        None if digits(t, 4) => (t, "01"),
+        Some((y, m)) if digits(y, 4) && digits(m, 2) => (y, m),
+        _ => return Ok(None),
+    };
+    let (y, m): (i16, i8) = (
+        y.parse().map_err(|_| "bad year")?,
+        m.parse().map_err(|_| "bad month")?,
+    );
+    if !(1..=12).contains(&m) {
+        return Err(format!("there is no month {m}"));
+    }
+    jiff::civil::Date::new(y, m, 1)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Why `YYYY-MM-DD…` names a day its month does not have (`2019-02-30`), if it does.
+fn impossible_day(t: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b.get(r.clone())?
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| t[r].parse::<i16>().ok())?
+    };
+    if b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || b.get(10).is_some_and(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    if !(1..=12).contains(&m) {
+        return Some(format!("there is no month {m}"));
+    }
+    let days = i16::from(jiff::civil::Date::new(y, m as i8, 1).ok()?.days_in_month());
+    (d < 1 || d > days).then(|| format!("{} {y} has {days} days", MONTHS[(m - 1) as usize]))
 }
 
 /// Parses `1MB`, `1.5 GiB`, `200k`, `4096`: decimal units for KB/MB/GB, binary for KiB/MiB/GiB.
@@ -678,7 +793,13 @@ pub fn parse_size(s: &str) -> Result<u64> {
             )));
         }
     };
-    Ok((n * mult).round() as u64)
+    let bytes = (n * mult).round();
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(Error::Invalid(format!(
+            "{s:?} is more bytes than any file can have"
+        )));
+    }
+    Ok(bytes as u64)
 }
 
 #[cfg(test)]
@@ -696,17 +817,72 @@ mod tests {
     }
 
     #[test]
-    fn sizes_and_dates() {
+    fn sizes() {
         assert_eq!(parse_size("1MB").unwrap(), 1_000_000);
         assert_eq!(parse_size("1.5 KiB").unwrap(), 1536);
         assert_eq!(parse_size("42").unwrap(), 42);
         assert!(parse_size("3 parsecs").is_err());
-        assert_eq!(parse_date("1970-01-02").unwrap(), 86_400_000_000_000);
+        assert!(parse_size("99999999999999999999TB").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn dates_in_the_forms_users_type() {
+        use jiff::tz::TimeZone;
+        let utc = TimeZone::UTC;
+        let d = |s: &str| parse_date(s, &utc);
+        const S: i64 = 1_000_000_000;
+        assert_eq!(d("1970-01-02").unwrap(), 86_400 * S);
+        assert_eq!(d("2019-01-01").unwrap(), 1_546_300_800 * S);
+        assert_eq!(d("2019").unwrap(), 1_546_300_800 * S);
+        assert_eq!(d("2019-03").unwrap(), d("2019-03-01").unwrap());
         assert_eq!(
-            parse_date("2019-01-01").unwrap(),
-            1_546_300_800 * 1_000_000_000
+            d("2019-03-02T10:00").unwrap(),
+            d("2019-03-02").unwrap() + 36_000 * S
         );
-        assert!(parse_date("2019-13-01").is_err());
-        assert!(parse_date("yesterday").is_err());
+        assert_eq!(
+            d("2019-03-02 10:00").unwrap(),
+            d("2019-03-02T10:00").unwrap()
+        );
+        assert_eq!(
+            d(" 2019-03-02T10:00:30 ").unwrap(),
+            d("2019-03-02T10:00").unwrap() + 30 * S
+        );
+        assert_eq!(
+            d("2019-03-02T10:00Z").unwrap(),
+            d("2019-03-02T10:00").unwrap()
+        );
+        assert_eq!(
+            d("2019-03-02T10:00+01:00").unwrap(),
+            d("2019-03-02T09:00").unwrap()
+        );
+        assert_eq!(
+            d("2019-03-02T10:00[Europe/Paris]").unwrap(),
+            d("2019-03-02T09:00").unwrap()
+        );
+        // A form without an offset is in the zone given.
+        let paris = TimeZone::get("Europe/Paris").unwrap();
+        assert_eq!(
+            parse_date("2019-03-02T10:00", &paris).unwrap(),
+            d("2019-03-02T09:00").unwrap()
+        );
+        // Impossible days are refused, not rolled over into the next month.
+        let e = d("2019-02-30").unwrap_err().to_string();
+        assert!(e.contains("February 2019 has 28 days"), "{e}");
+        assert!(d("2020-02-29").is_ok());
+        assert!(d("2019-02-29").is_err());
+        assert!(d("2019-04-31T10:00").is_err());
+        assert!(d("2019-13-01").is_err());
+        assert!(d("2019-00").is_err());
+        assert!(d("2019-03-00").is_err());
+        assert!(d("yesterday").is_err());
+        assert!(d("").is_err());
+        assert!(d("99999-01-01").is_err());
+        assert!(d("2019-03-02T25:00").is_err());
+        // Outside what i64 nanoseconds hold: clamped, never wrapped.
+        assert_eq!(d("2263-01-01").unwrap(), i64::MAX);
+        assert_eq!(d("9000-12-31").unwrap(), i64::MAX);
+        assert_eq!(d("1600-01-01").unwrap(), i64::MIN + 1);
+        assert!(d("2262-01-01").unwrap() < i64::MAX);
     }
 }

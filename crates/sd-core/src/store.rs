@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_rescan_after.sql"),
     include_str!("../migrations/0008_departed.sql"),
     include_str!("../migrations/0009_exact_content.sql"),
+    include_str!("../migrations/0010_job_outcomes.sql"),
 ];
 
 /// The schema version this build writes.

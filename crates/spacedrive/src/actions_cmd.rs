@@ -106,7 +106,7 @@ fn preview(client: &Client, lib: &Option<String>, action: &Action) -> Result<Pre
 }
 
 fn shown(p: &JsonPath) -> String {
-    p.0.to_string_lossy().into_owned()
+    output::shown(p.0.as_os_str())
 }
 
 /// Prints a plan for people: totals, strategy, space, conflicts, then the first steps.
@@ -115,7 +115,7 @@ pub fn print_preview(p: &Preview, all: bool) {
         print_plan(plan, all, p.undoes);
     }
     for e in &p.effects {
-        println!("  {e}");
+        println!("  {}", output::escape_controls(e));
     }
     if let Some(id) = p.undoes {
         println!("reverses action {id}");
@@ -170,9 +170,12 @@ fn print_plan(plan: &Plan, all: bool, undoes: Option<i64>) {
             }
         );
     }
+    for b in &plan.blocked {
+        println!("cannot start: {}", output::escape_controls(&b.message));
+    }
     println!("undoable: {}", if plan.undoable { "yes" } else { "no" });
     for w in &plan.warnings {
-        println!("warning: {w}");
+        println!("warning: {}", output::escape_controls(w));
     }
     let limit = if all { usize::MAX } else { 20 };
     for s in plan.steps.iter().take(limit) {
@@ -193,7 +196,7 @@ fn print_plan(plan: &Plan, all: bool, undoes: Option<i64>) {
         let note = s
             .note
             .as_ref()
-            .map(|n| format!("  [{n}]"))
+            .map(|n| format!("  [{}]", output::escape_controls(n)))
             .unwrap_or_default();
         println!("  {:<8} {}{to}{size}{note}", s.op.as_str(), shown(&s.src));
     }
@@ -292,14 +295,24 @@ fn commit(
         println!("{}", output::job_summary(&done));
     }
     match done.state {
-        JobState::Completed if done.progress.file_op().is_some_and(|p| p.failed > 0) => {
-            bail!(
-                "{} steps failed (listed above)",
-                done.progress.file_op().map(|p| p.failed).unwrap_or(0)
-            )
-        }
         JobState::Completed => Ok(()),
-        s => bail!("job {} {}", done.id, s.as_str()),
+        JobState::CompletedWithErrors => bail!(
+            "job {} completed with errors: {}",
+            done.id,
+            done.progress
+                .failures()
+                .or(done.error.clone())
+                .unwrap_or_default()
+        ),
+        s => bail!(
+            "job {} {}{}",
+            done.id,
+            s.as_str(),
+            done.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
     }
 }
 

@@ -387,6 +387,11 @@ impl Daemon {
                 min_size,
             } => match path {
                 Some(p) => {
+                    // Not read from the library, but a library named that does not exist is
+                    // still an error, never silently ignored.
+                    if library.is_some() {
+                        self.lib(library.as_deref())?;
+                    }
                     let control = Control::default();
                     to(serde_json::to_value(
                         sd_core::dupes::in_path(&p.0, min_size, &control).map_err(e)?,

@@ -2,6 +2,18 @@
 //! (`spacedrive daemon`). Every command except `daemon` talks to the daemon over its Unix socket
 //! and starts it when it is not running.
 
+/// `println!` that ends the process quietly when stdout is a closed pipe (`spacedrive dupes |
+/// head`) instead of panicking, as ripgrep does. It shadows std's macro in every module of this
+/// binary, so no command can forget it.
+macro_rules! println {
+    () => {
+        $crate::output::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::print_line(format_args!($($arg)*))
+    };
+}
+
 mod actions_cmd;
 mod api;
 mod client;
@@ -459,6 +471,12 @@ fn main() {
     let cli = Cli::parse();
     let json = cli.json;
     if let Err(e) = run(cli) {
+        if let Some(io) = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>())
+            && io.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            // Whoever read our output stopped reading (`| head`): not an error of ours.
+            std::process::exit(0);
+        }
         if json {
             let (code, message) = match e.downcast_ref::<Remote>() {
                 Some(r) => (r.0.code.clone(), r.0.message.clone()),
@@ -469,14 +487,46 @@ fn main() {
                 serde_json::json!({"error": {"code": code, "message": message}})
             );
         } else {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", output::escape_controls(&format!("{e:#}")));
         }
         std::process::exit(1);
     }
 }
 
+/// `--library` on a command that acts on no library is refused rather than ignored (a typo in it
+/// must not quietly act on the default library). `library info` takes it as the library to show.
+fn check_library_flag(cli: &Cli) -> Result<()> {
+    let Some(named) = &cli.library else {
+        return Ok(());
+    };
+    let what = match &cli.command {
+        Command::Library(LibraryCmd::Info { name: Some(n) }) if n != named => {
+            bail!("--library {named:?} and `library info {n}` name different libraries; name one")
+        }
+        Command::Library(LibraryCmd::Info { .. }) => return Ok(()),
+        Command::Library(LibraryCmd::Create { .. }) => "library create",
+        Command::Library(LibraryCmd::List) => "library list",
+        Command::Library(LibraryCmd::Rename { .. }) => "library rename",
+        Command::Library(LibraryCmd::Delete { .. }) => "library delete",
+        Command::Library(LibraryCmd::Use { .. }) => "library use",
+        Command::Index(IndexCmd::QuickScan { .. }) => "index quick-scan",
+        Command::Status => "status",
+        Command::Stop => "stop",
+        Command::Daemon => "daemon",
+        _ => return Ok(()),
+    };
+    bail!(
+        "--library does not apply to `{what}`{}; leave it out",
+        if what.starts_with("library ") && what != "library list" {
+            " (name the library as its argument)"
+        } else {
+            ""
+        }
+    )
+}
+
 fn absolute(p: &std::path::Path) -> Result<PathBuf> {
-    std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
+    std::path::absolute(p).with_context(|| format!("resolving {}", output::shown(p.as_os_str())))
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
@@ -487,6 +537,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    check_library_flag(&cli)?;
     let data_dir = match cli.data_dir {
         Some(d) => absolute(&d)?,
         None => default_data_dir(),
@@ -506,7 +557,10 @@ fn run(cli: Cli) -> Result<()> {
                 if json {
                     print_json(&serde_json::json!({"running": false}))?;
                 } else {
-                    println!("daemon: not running (data folder {})", data_dir.display());
+                    println!(
+                        "daemon: not running (data folder {})",
+                        output::shown(data_dir.as_os_str())
+                    );
                 }
                 return Ok(());
             }
@@ -520,7 +574,7 @@ fn run(cli: Cli) -> Result<()> {
                     s.version,
                     output::duration_ms(s.uptime_ms as i64)
                 );
-                println!("data folder: {}", s.data_dir.0.display());
+                println!("data folder: {}", output::shown(s.data_dir.0.as_os_str()));
                 println!(
                     "device: {} ({}) — {}, {}",
                     s.device.name, s.device.id, s.device.os, s.device.hardware
@@ -625,7 +679,7 @@ fn run(cli: Cli) -> Result<()> {
                     .find(|t| Some(&t.fingerprint) == m.fingerprint.as_ref());
                 rows.push(vec![
                     m.name.clone(),
-                    m.mount_point.0.display().to_string(),
+                    output::shown(m.mount_point.0.as_os_str()),
                     m.fs_type.clone(),
                     format!("{:?}", m.kind).to_lowercase(),
                     format!("{:?}", m.storage_class).to_lowercase(),
@@ -643,7 +697,7 @@ fn run(cli: Cli) -> Result<()> {
                     t.name.clone(),
                     t.mount_point
                         .as_ref()
-                        .map(|p| format!("(was {})", p.0.display()))
+                        .map(|p| format!("(was {})", output::shown(p.0.as_os_str())))
                         .unwrap_or_default(),
                     t.fs_type.clone(),
                     t.kind.clone(),
@@ -676,7 +730,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Volume(VolumeCmd::SpeedTest { path, size_mb }) => {
             if !json {
-                eprintln!("writing and reading {size_mb} MiB in {} …", path.display());
+                eprintln!(
+                    "writing and reading {size_mb} MiB in {} …",
+                    output::shown(path.as_os_str())
+                );
             }
             let s: sd_core::volume::Speed = client.call(&Request::SpeedTest {
                 library: lib,
@@ -688,7 +745,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!(
                 "{}: write {:.0} MB/s, read {:.0} MB/s ({} tested; the test file was removed)",
-                s.dir.0.display(),
+                output::shown(s.dir.0.as_os_str()),
                 s.write_mb_s,
                 s.read_mb_s,
                 output::bytes(s.bytes)
@@ -757,7 +814,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("{}  {}", v.blake3, v.path.0.display());
+            println!("{}  {}", v.blake3, output::shown(v.path.0.as_os_str()));
             println!(
                 "  {} bytes{}",
                 output::count(v.size),
@@ -773,7 +830,7 @@ fn run(cli: Cli) -> Result<()> {
                     );
                     bail!(
                         "{} does not match its recorded integrity hash",
-                        v.path.0.display()
+                        output::shown(v.path.0.as_os_str())
                     );
                 }
                 None => {}
@@ -833,7 +890,9 @@ fn search_cmd(client: &Client, library: Option<String>, a: SearchArgs, json: boo
         })
         .collect::<Result<Vec<_>>>()?;
     let size = |s: &Option<String>| s.as_deref().map(parse_size).transpose();
-    let date = |s: &Option<String>| s.as_deref().map(parse_date).transpose();
+    // Dates without an offset or zone are local times, as times are shown.
+    let tz = output::time_zone();
+    let date = |s: &Option<String>| s.as_deref().map(|s| parse_date(s, tz)).transpose();
     let query = sd_core::search::Query {
         text: a.query.unwrap_or_default(),
         kinds,
@@ -882,7 +941,7 @@ fn search_cmd(client: &Client, library: Option<String>, a: SearchArgs, json: boo
                     output::bytes(h.size)
                 },
                 h.mtime.map(output::time_ns).unwrap_or_default(),
-                h.path.0.to_string_lossy().into_owned(),
+                output::shown(h.path.0.as_os_str()),
             ]
         })
         .collect();
@@ -1050,10 +1109,13 @@ fn print_dupes(r: &sd_core::dupes::DupReport, limit: usize) {
             }
         );
         for f in &g.files {
-            println!("    {}", f.0.to_string_lossy());
+            println!("    {}", output::shown(f.0.as_os_str()));
         }
         for f in &g.hard_links {
-            println!("    {} (hard link, no extra space)", f.0.to_string_lossy());
+            println!(
+                "    {} (hard link, no extra space)",
+                output::shown(f.0.as_os_str())
+            );
         }
     }
     if r.groups.len() > limit {
@@ -1082,14 +1144,18 @@ fn print_dupes(r: &sd_core::dupes::DupReport, limit: usize) {
             r.unconfirmed.len()
         );
         for e in r.unconfirmed.iter().take(10) {
-            println!("  {}: {}", e.path.0.display(), e.message);
+            println!(
+                "  {}: {}",
+                output::shown(e.path.0.as_os_str()),
+                output::escape_controls(&e.message)
+            );
         }
     }
 }
 
 fn print_file_info(info: &sd_core::dupes::FileInfo) {
     let e = &info.entry;
-    println!("{}", e.path.0.to_string_lossy());
+    println!("{}", output::shown(e.path.0.as_os_str()));
     println!(
         "  {}, {} bytes, modified {}",
         format!("{:?}", e.kind).to_lowercase(),
@@ -1147,7 +1213,7 @@ fn print_file_info(info: &sd_core::dupes::FileInfo) {
             } else {
                 println!("  {} other copies (identical bytes):", c.other_copies.len());
                 for p in &c.other_copies {
-                    println!("    {}", p.0.to_string_lossy());
+                    println!("    {}", output::shown(p.0.as_os_str()));
                 }
             }
             if !c.unconfirmed.is_empty() {
@@ -1192,7 +1258,7 @@ fn library_cmd(client: &Client, lib: Option<String>, cmd: LibraryCmd, json: bool
             format!("{verb} library")
         };
         println!("{verb} {:?} ({})", info.name, info.id);
-        println!("  folder: {}", info.path.0.display());
+        println!("  folder: {}", output::shown(info.path.0.as_os_str()));
     };
     match cmd {
         LibraryCmd::Create { name } => {
@@ -1223,7 +1289,7 @@ fn library_cmd(client: &Client, lib: Option<String>, cmd: LibraryCmd, json: bool
                         l.status.clone(),
                         l.error
                             .clone()
-                            .unwrap_or_else(|| l.path.0.display().to_string()),
+                            .unwrap_or_else(|| output::shown(l.path.0.as_os_str())),
                     ]
                 })
                 .collect();
@@ -1339,7 +1405,7 @@ fn location_cmd(
                     "added location {} {:?} ({}), indexing as job {}",
                     started.location.id,
                     started.location.name,
-                    started.location.path.0.display(),
+                    output::shown(started.location.path.0.as_os_str()),
                     started.job_id
                 );
                 if mode == IndexMode::Deep {
@@ -1395,7 +1461,7 @@ fn location_cmd(
                         l.last_scan_at
                             .map(output::time_ms)
                             .unwrap_or_else(|| "never".into()),
-                        l.path.0.display().to_string(),
+                        output::shown(l.path.0.as_os_str()),
                     ]
                 })
                 .collect();
@@ -1421,13 +1487,23 @@ fn location_cmd(
             }
             let l = &d.location;
             println!("location {} {:?}", l.id, l.name);
-            println!("  path: {}", l.path.0.display());
-            println!(
-                "  state: {}, mode: {}, watcher: {}",
-                l.state,
-                l.mode.as_str(),
-                d.watcher
-            );
+            println!("  path: {}", output::shown(l.path.0.as_os_str()));
+            match &l.offline_reason {
+                // As `location list` shows it: offline first, the last scan's state after.
+                Some(why) => println!(
+                    "  state: offline ({}; last scan {}), mode: {}, watcher: {}",
+                    output::escape_controls(why),
+                    l.state,
+                    l.mode.as_str(),
+                    d.watcher
+                ),
+                None => println!(
+                    "  state: {}, mode: {}, watcher: {}",
+                    l.state,
+                    l.mode.as_str(),
+                    d.watcher
+                ),
+            }
             println!(
                 "  {} files, {} dirs, {} symlinks, {}",
                 output::count(l.files),
@@ -1612,14 +1688,15 @@ fn ls(client: &Client, library: Option<String>, a: LsArgs, json: bool) -> Result
         .iter()
         .map(|e| {
             let shown = if a.recursive {
-                e.path
-                    .0
-                    .strip_prefix(&base)
-                    .unwrap_or(&e.path.0)
-                    .to_string_lossy()
-                    .into_owned()
+                output::shown(
+                    e.path
+                        .0
+                        .strip_prefix(&base)
+                        .unwrap_or(&e.path.0)
+                        .as_os_str(),
+                )
             } else {
-                e.name.0.to_string_lossy().into_owned()
+                output::shown(e.name.0.as_os_str())
             };
             let name = output::entry_name(e.kind, shown, e.target.as_ref());
             let items = match (e.files, e.dirs) {
@@ -1641,7 +1718,7 @@ fn ls(client: &Client, library: Option<String>, a: LsArgs, json: bool) -> Result
     output::table(&["", "SIZE", "MODIFIED", "CONTAINS", "NAME"], &rows);
     println!(
         "{}: {} files, {} dirs, {}{}",
-        base.display(),
+        output::shown(base.as_os_str()),
         output::count(l.entry.files.unwrap_or(0)),
         output::count(l.entry.dirs.unwrap_or(0)),
         output::bytes(l.entry.size),
@@ -1661,7 +1738,7 @@ fn print_quick_scan(r: &QuickScan) {
         .map(|e| {
             let name = output::entry_name(
                 e.kind,
-                e.name.0.to_string_lossy().into_owned(),
+                output::shown(e.name.0.as_os_str()),
                 e.target.as_ref(),
             );
             vec![
@@ -1679,7 +1756,7 @@ fn print_quick_scan(r: &QuickScan) {
     };
     println!(
         "{} ({scope}, not indexed): {} files, {} dirs, {} symlinks, {}; {} ignored by rules; {} ms",
-        r.path.0.display(),
+        output::shown(r.path.0.as_os_str()),
         output::count(r.totals.files),
         output::count(r.totals.dirs),
         output::count(r.symlinks),
@@ -1690,7 +1767,11 @@ fn print_quick_scan(r: &QuickScan) {
     if r.errors > 0 {
         println!("{} paths could not be read:", output::count(r.errors));
         for e in r.error_samples.iter().take(10) {
-            println!("  {}: {}", e.path.0.display(), e.message);
+            println!(
+                "  {}: {}",
+                output::shown(e.path.0.as_os_str()),
+                output::escape_controls(&e.message)
+            );
         }
     }
 }

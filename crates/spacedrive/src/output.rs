@@ -6,6 +6,49 @@ use sd_core::index::IndexProgress;
 use sd_core::jobs::JobProgress;
 use sd_core::jobs::{JobInfo, JobSpec};
 
+/// Writes one line to stdout (the crate's `println!`). A closed stdout (`spacedrive dupes | head`)
+/// ends the process quietly with status 0; another write error ends it with a message.
+pub fn print_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// A name or path as text output shows it: lossy UTF-8, with control characters (newlines,
+/// escape sequences, …) escaped as `\n`, `\t`, `\x1b`, `\u{9b}`, so a file name cannot forge
+/// lines or drive the terminal. JSON output carries the exact bytes instead.
+pub fn shown(name: &std::ffi::OsStr) -> String {
+    escape_controls(&name.to_string_lossy())
+}
+
+/// [`shown`] for text that is already a string (names of locations, libraries, tags; messages
+/// that quote paths).
+pub fn escape_controls(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `1536` → `1.5 KiB`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -35,30 +78,35 @@ pub fn count(n: u64) -> String {
     out
 }
 
-/// Unix milliseconds → `2026-11-21 06:47` (UTC).
+/// The time zone times are shown in and dates without a zone are read in: the system's (`TZ`,
+/// else `/etc/localtime`), UTC when it cannot be found.
+pub fn time_zone() -> &'static jiff::tz::TimeZone {
+    static TZ: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+    TZ.get_or_init(|| jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC))
+}
+
+/// Unix milliseconds → `2026-11-21 06:47`, in the local time zone ([`time_zone`]).
 pub fn time_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    });
+    time_in(ts, time_zone())
 }
 
 /// Nanoseconds → same format as [`time_ms`].
 pub fn time_ns(ns: i64) -> String {
-    time_ms(ns.div_euclid(1_000_000))
+    // Every i64 of nanoseconds (1677–2262) is a valid jiff timestamp.
+    let ts =
+        jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    time_in(ts, time_zone())
+}
+
+fn time_in(ts: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    ts.to_zoned_datetime(tz.clone())
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// Milliseconds of duration → `1.2 s` / `3 min 4 s`.
@@ -70,8 +118,14 @@ pub fn duration_ms(ms: i64) -> String {
     }
 }
 
-/// Prints rows as left-aligned columns (the last column is not padded).
+/// Prints rows as left-aligned columns (the last column is not padded). Control characters in
+/// cells are escaped ([`escape_controls`]): a name can neither break a row nor drive the terminal.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape_controls(c)).collect())
+        .collect();
+    let rows = &rows;
     let cols = header.len();
     let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
@@ -106,7 +160,7 @@ pub fn entry_name(
     use sd_core::index::walk::EntryKind;
     match (kind, target) {
         (EntryKind::Dir, _) => format!("{shown}/"),
-        (EntryKind::Symlink, Some(t)) => format!("{shown} -> {}", t.0.to_string_lossy()),
+        (EntryKind::Symlink, Some(t)) => format!("{shown} -> {}", self::shown(t.0.as_os_str())),
         _ => shown,
     }
 }
@@ -286,6 +340,7 @@ pub fn job_summary(job: &JobInfo) -> String {
         ),
         (p.skipped, "skipped"),
         (p.failed, "failed"),
+        (p.sources_kept, "sources kept (not removed)"),
     ];
     let list: Vec<String> = parts
         .iter()
@@ -304,10 +359,13 @@ pub fn job_summary(job: &JobInfo) -> String {
         s.push_str(&format!("\n  strategy: {}", st.join(", ")));
     }
     for e in p.errors.iter().take(10) {
-        s.push_str(&format!("\n  {e}"));
+        s.push_str(&format!("\n  {}", escape_controls(e)));
     }
-    if let Some(e) = &job.error {
-        s.push_str(&format!("\n  error: {e}"));
+    // A job that completed with errors keeps their summary in `error`: listed just above.
+    if let Some(e) = &job.error
+        && job.state != sd_core::jobs::JobState::CompletedWithErrors
+    {
+        s.push_str(&format!("\n  error: {}", escape_controls(e)));
     }
     s
 }
@@ -358,11 +416,15 @@ fn index_summary(job: &JobInfo) -> String {
     if p.errors > 0 {
         s.push_str(&format!("\n  {} paths could not be read:", count(p.errors)));
         for e in p.error_samples.iter().take(10) {
-            s.push_str(&format!("\n    {}: {}", e.path.0.display(), e.message));
+            s.push_str(&format!(
+                "\n    {}: {}",
+                shown(e.path.0.as_os_str()),
+                escape_controls(&e.message)
+            ));
         }
     }
     if let Some(e) = &job.error {
-        s.push_str(&format!("\n  error: {e}"));
+        s.push_str(&format!("\n  error: {}", escape_controls(e)));
     }
     s
 }
@@ -377,8 +439,25 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(count(1234567), "1,234,567");
         assert_eq!(count(12), "12");
-        assert_eq!(time_ms(0), "1970-01-01 00:00");
-        assert_eq!(time_ms(1_735_689_600_000), "2025-01-01 00:00");
-        assert_eq!(time_ms(951_782_400_000), "2000-02-29 00:00");
+        assert_eq!(escape_controls("plain café"), "plain café");
+        assert_eq!(
+            escape_controls("a\nb\tc\x1b[31md\u{9b}e\u{7f}"),
+            "a\\nb\\tc\\x1b[31md\\u{9b}e\\x7f"
+        );
+        let utc = &jiff::tz::TimeZone::UTC;
+        let ms = |ms: i64| time_in(jiff::Timestamp::from_millisecond(ms).unwrap(), utc);
+        assert_eq!(ms(0), "1970-01-01 00:00");
+        assert_eq!(ms(1_735_689_600_000), "2025-01-01 00:00");
+        assert_eq!(ms(951_782_400_000), "2000-02-29 00:00");
+        let paris = &jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+        assert_eq!(
+            time_in(jiff::Timestamp::from_millisecond(0).unwrap(), paris),
+            "1970-01-01 01:00"
+        );
+        // Never a panic or a wrapped year at the ends of the range.
+        assert_eq!(&time_ns(i64::MAX)[..4], "2262");
+        assert_eq!(&time_ns(i64::MIN + 1)[..4], "1677");
+        assert!(!time_ms(i64::MAX).is_empty());
+        assert!(!time_ms(i64::MIN).is_empty());
     }
 }

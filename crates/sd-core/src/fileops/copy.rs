@@ -59,7 +59,10 @@ pub enum CopyError {
     Changed,
     /// Source and copy differ after the copy (never expected; reported, copy removed).
     Mismatch,
+    /// Reading the source (or another path named here) failed.
     Io(PathBuf, std::io::Error),
+    /// Writing the copy failed; the path is the final destination (never the temporary file).
+    Write(PathBuf, std::io::Error),
 }
 
 impl std::fmt::Display for CopyError {
@@ -74,12 +77,17 @@ impl std::fmt::Display for CopyError {
                 f,
                 "the copy did not match the source after writing (BLAKE3 differs); the copy was removed"
             ),
-            CopyError::Io(p, e) if e.raw_os_error() == Some(libc::ENOSPC) => write!(
-                f,
-                "{}: no space left on the destination (free some space, then copy again with --on-conflict skip)",
-                p.display()
-            ),
+            CopyError::Io(p, e) | CopyError::Write(p, e)
+                if e.raw_os_error() == Some(libc::ENOSPC) =>
+            {
+                write!(
+                    f,
+                    "{}: no space left on the destination (free some space, then copy again with --on-conflict skip)",
+                    p.display()
+                )
+            }
             CopyError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            CopyError::Write(p, e) => write!(f, "{}: {}", p.display(), write_failure(p, e)),
         }
     }
 }
@@ -87,8 +95,27 @@ impl std::fmt::Display for CopyError {
 impl CopyError {
     /// Errors that stop the whole job rather than one item (the next file would fail the same way).
     pub fn is_fatal(&self) -> bool {
-        matches!(self, CopyError::Io(_, e) if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS)))
+        matches!(self, CopyError::Io(_, e) | CopyError::Write(_, e) if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS)))
     }
+}
+
+/// Why writing `dst` failed, naming the folder when the folder refused (the usual cause: a
+/// read-only, immutable or someone else's folder), so the message points at what to fix.
+pub fn write_failure(dst: &Path, e: &std::io::Error) -> String {
+    let folder = dst.parent().unwrap_or(dst);
+    match e.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => format!(
+            "cannot write into {}: {e} (is the folder read-only, immutable (chattr +i) or not yours?)",
+            folder.display()
+        ),
+        Some(libc::EROFS) => format!("cannot write into {}: {e}", folder.display()),
+        Some(libc::ENOENT) => format!("its folder {} is missing: {e}", folder.display()),
+        _ => format!("writing the copy failed: {e}"),
+    }
+}
+
+fn write(dst: &Path) -> impl FnOnce(std::io::Error) -> CopyError + '_ {
+    move |e| CopyError::Write(dst.to_path_buf(), e)
 }
 
 fn io(p: &Path) -> impl FnOnce(std::io::Error) -> CopyError + '_ {
@@ -159,14 +186,20 @@ pub fn hash_path(path: &Path) -> std::io::Result<Digest> {
     with_buf(|buf| hash_file(&f, buf))
 }
 
-/// Copies `src` into the temporary file `tmp` and verifies it (see the module doc); the caller
-/// makes it durable ([`sync_fs`]) and then gives it its name ([`publish`]). Writeback of the copy
-/// is started at once so that the later sync has little left to wait for.
-pub fn prepare(src: &Path, tmp: &Path, caps: &Capabilities) -> Result<Copied, CopyError> {
+/// Copies `src` into the temporary file `tmp` beside `dst` and verifies it (see the module doc);
+/// the caller makes it durable ([`sync_fs`]) and then gives it its name ([`publish`]). Writeback
+/// of the copy is started at once so that the later sync has little left to wait for. Errors
+/// name `dst`, the path the user asked for, not the temporary.
+pub fn prepare(
+    src: &Path,
+    dst: &Path,
+    tmp: &Path,
+    caps: &Capabilities,
+) -> Result<Copied, CopyError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match copy_once(src, tmp, caps) {
+        match copy_once(src, dst, tmp, caps) {
             Ok(c) => return Ok(c),
             Err(CopyError::Changed) if attempt < 2 => {
                 let _ = std::fs::remove_file(tmp);
@@ -213,13 +246,13 @@ pub fn publish(tmp: &Path, dst: &Path, overwrite: bool) -> Result<(), CopyError>
 
 fn place(tmp: &Path, dst: &Path, overwrite: bool) -> Result<(), CopyError> {
     if overwrite {
-        std::fs::rename(tmp, dst).map_err(io(dst))
+        std::fs::rename(tmp, dst).map_err(write(dst))
     } else {
         rename_noreplace(tmp, dst).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 CopyError::Exists
             } else {
-                CopyError::Io(dst.to_path_buf(), e)
+                CopyError::Write(dst.to_path_buf(), e)
             }
         })
     }
@@ -257,7 +290,7 @@ pub(crate) fn cstr(p: &Path) -> std::io::Result<std::ffi::CString> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))
 }
 
-fn copy_once(src: &Path, tmp: &Path, caps: &Capabilities) -> Result<Copied, CopyError> {
+fn copy_once(src: &Path, dst: &Path, tmp: &Path, caps: &Capabilities) -> Result<Copied, CopyError> {
     let mut from = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
@@ -271,11 +304,11 @@ fn copy_once(src: &Path, tmp: &Path, caps: &Capabilities) -> Result<Copied, Copy
         .create_new(true)
         .mode(0o600)
         .open(tmp)
-        .map_err(io(tmp))?;
+        .map_err(write(dst))?;
     let (strategy, src_hash, dst_hash) = with_buf(|buf| -> Result<_, CopyError> {
         let (strategy, inline_hash) = transfer(&mut from, &mut to, before.len(), caps, buf)
-            .map_err(|e| CopyError::Io(tmp.to_path_buf(), e))?;
-        copy_metadata(&to, &before).map_err(io(tmp))?;
+            .map_err(|e| CopyError::Write(dst.to_path_buf(), e))?;
+        copy_metadata(&to, &before).map_err(write(dst))?;
         // SAFETY: starts asynchronous writeback of the whole file; no memory is passed.
         unsafe {
             libc::sync_file_range(to.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
@@ -285,7 +318,7 @@ fn copy_once(src: &Path, tmp: &Path, caps: &Capabilities) -> Result<Copied, Copy
             Some(h) => h,
             None => hash_file(&from, buf).map_err(io(src))?,
         };
-        let dst_hash = hash_file(&to, buf).map_err(io(tmp))?;
+        let dst_hash = hash_file(&to, buf).map_err(write(dst))?;
         Ok((strategy, src_hash, dst_hash))
     })?;
     let ((src_hash, src_len), (dst_hash, dst_len)) = (src_hash, dst_hash);
@@ -464,7 +497,7 @@ mod tests {
         {
             let dst = d.path().join(format!("b{i}.bin"));
             let tmp = temp_path(&dst, 1, i as i64);
-            let c = prepare(&src, &tmp, caps).unwrap();
+            let c = prepare(&src, &dst, &tmp, caps).unwrap();
             sync_fs(d.path()).unwrap();
             publish(&tmp, &dst, false).unwrap();
             assert_eq!(c.bytes, data.len() as u64);
@@ -474,7 +507,7 @@ mod tests {
             let m = std::fs::metadata(&dst).unwrap();
             assert_eq!(m.mtime(), 1_000_000);
             // An existing destination is never replaced without `overwrite`.
-            prepare(&src, &tmp, caps).unwrap();
+            prepare(&src, &dst, &tmp, caps).unwrap();
             assert!(matches!(publish(&tmp, &dst, false), Err(CopyError::Exists)));
             assert!(!tmp.exists());
         }

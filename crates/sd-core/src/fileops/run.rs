@@ -66,6 +66,9 @@ pub struct FileOpProgress {
     /// Destinations found already complete when the job was resumed (not copied again).
     pub already_done: u64,
     pub sources_removed: u64,
+    /// Sources of a move that were copied but not removed (changed meanwhile, or not removable).
+    #[serde(default)]
+    pub sources_kept: u64,
     pub resumes: u64,
     pub strategies: BTreeMap<String, u64>,
     pub errors: Vec<String>,
@@ -74,6 +77,32 @@ pub struct FileOpProgress {
 const MAX_ERRORS: usize = 20;
 
 impl FileOpProgress {
+    /// What went wrong, in words, when any item failed or a move kept a source.
+    pub fn failures(&self) -> Option<String> {
+        if self.failed == 0 && self.sources_kept == 0 {
+            return None;
+        }
+        let mut what = Vec::new();
+        if self.failed > 0 {
+            what.push(format!(
+                "{} of {} steps failed",
+                self.failed, self.steps_total
+            ));
+        }
+        if self.sources_kept > 0 {
+            what.push(format!(
+                "{} sources were copied but not removed",
+                self.sources_kept
+            ));
+        }
+        let first = self
+            .errors
+            .first()
+            .map(|e| format!("; first: {e}"))
+            .unwrap_or_default();
+        Some(format!("{}{first}", what.join(", ")))
+    }
+
     fn error(&mut self, e: String) {
         self.failed += 1;
         if self.errors.len() < MAX_ERRORS {
@@ -205,7 +234,7 @@ fn copy_worker(job: i64, caps: Arc<Capabilities>, rx: Receiver<CopyWork>, tx: Se
             })
         } else {
             let tmp = copy::temp_path(&w.dst, job, w.seq);
-            match copy::prepare(&w.src, &tmp, &caps) {
+            match copy::prepare(&w.src, &w.dst, &tmp, &caps) {
                 Ok(c) => Handoff::Ready(w, tmp, c),
                 Err(e) => Handoff::Done(CopyDone {
                     seq: w.seq,
@@ -425,7 +454,12 @@ impl Runner<'_> {
                     .iter()
                     .filter_map(|i| i.step.dst.as_ref().map(|d| d.0.clone()))
                     .collect();
-                let p = super::free_name(dst, &planned).ok()?;
+                let is_dir = self
+                    .index
+                    .get(&seq)
+                    .and_then(|&i| std::fs::symlink_metadata(&self.items[i].step.src.0).ok())
+                    .is_some_and(|m| m.is_dir());
+                let p = super::free_name(dst, is_dir, &planned).ok()?;
                 Some((p, false))
             }
             ConflictPolicy::Skip | ConflictPolicy::Ask => {
@@ -696,6 +730,9 @@ fn phase_one(
     done: &Receiver<CopyDone>,
 ) -> Result<(usize, Option<Stop>)> {
     let mut in_flight = 0usize;
+    // Folders this run could not make, with why: what goes inside them fails with that cause
+    // instead of each item's own "No such file or directory".
+    let mut unmade: HashMap<PathBuf, String> = HashMap::new();
     for i in 0..r.items.len() {
         while let Ok(d) = done.try_recv() {
             r.take(d, work, &mut in_flight)?;
@@ -712,6 +749,23 @@ fn phase_one(
         let step = r.items[i].step.clone();
         let seq = step.seq;
         let dst = step.dst.as_ref().map(|d| d.0.clone());
+        if let Some(d) = &dst
+            && let Some(why) = d.parent().and_then(|p| unmade.get(p)).cloned()
+        {
+            if step.op == StepOp::Mkdir {
+                unmade.insert(d.clone(), why.clone());
+            }
+            let parent = d.parent().unwrap_or(d).display().to_string();
+            r.fail(
+                seq,
+                format!(
+                    "{}: not made: its folder {parent} could not be made ({why})",
+                    d.display()
+                ),
+            );
+            r.maybe_flush()?;
+            continue;
+        }
         match (step.op, dst) {
             (StepOp::Mkdir, Some(dst)) => match std::fs::create_dir(&dst) {
                 Ok(()) => {
@@ -726,10 +780,12 @@ fn phase_one(
                         e.raw_os_error(),
                         Some(libc::ENOSPC) | Some(libc::EROFS) | Some(libc::EDQUOT)
                     );
-                    let msg = format!("{}: {e}", dst.display());
+                    let why = copy::write_failure(&dst, &e);
+                    let msg = format!("{}: {why}", dst.display());
                     if fatal {
                         r.fatal = Some(msg.clone());
                     }
+                    unmade.insert(dst, why);
                     r.fail(seq, msg);
                 }
             },
@@ -805,7 +861,10 @@ fn symlink(r: &mut Runner<'_>, seq: i64, src: &Path, dst: &Path, overwrite: bool
             seq,
             format!("{} appeared after the preview: skipped", dst.display()),
         ),
-        Err(e) => r.fail(seq, format!("{}: {e}", dst.display())),
+        Err(e) => r.fail(
+            seq,
+            format!("{}: {}", dst.display(), copy::write_failure(dst, &e)),
+        ),
     }
 }
 
@@ -878,7 +937,10 @@ fn link(r: &mut Runner<'_>, i: usize) {
             r.progress.already_done += 1;
             r.done(step.seq, &[]);
         }
-        Err(e) => r.fail(step.seq, format!("{}: {e}", dst.display())),
+        Err(e) => r.fail(
+            step.seq,
+            format!("{}: {}", dst.display(), copy::write_failure(&dst, &e)),
+        ),
     }
 }
 
@@ -1014,8 +1076,7 @@ fn remove_source(r: &mut Runner<'_>, i: usize) {
     let res = match step.op {
         StepOp::Copy | StepOp::Symlink | StepOp::Link => match std::fs::symlink_metadata(p) {
             Ok(m) => {
-                use std::os::unix::fs::MetadataExt;
-                let now = m.mtime() * 1_000_000_000 + m.mtime_nsec();
+                let now = crate::index::walk::mtime_ns(&m);
                 if step.op == StepOp::Copy && (Some(now) != step.mtime || m.len() != step.size) {
                     Err(format!(
                         "{} changed after it was copied: kept (the copy holds the earlier version)",
@@ -1046,6 +1107,7 @@ fn remove_source(r: &mut Runner<'_>, i: usize) {
             });
         }
         Err(why) => {
+            r.progress.sources_kept += 1;
             if r.progress.errors.len() < MAX_ERRORS {
                 r.progress.errors.push(why.clone());
             }

@@ -71,7 +71,16 @@ pub struct Child {
 pub fn btime_ns(md: &std::fs::Metadata) -> Option<i64> {
     let t = md.created().ok()?;
     let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
-    i64::try_from(d.as_nanos()).ok()
+    Some(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Modification time in ns since the epoch. An `i64` of nanoseconds spans 1677–2262; a file
+/// stamped outside that (`touch -d 3000-01-01` is legal) is kept at the nearest end, never
+/// wrapped around or a panic.
+pub fn mtime_ns(md: &std::fs::Metadata) -> i64 {
+    md.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(md.mtime_nsec())
 }
 
 /// Metadata of one path as [`Child`] fields, from `lstat`.
@@ -79,9 +88,7 @@ pub fn describe(md: &std::fs::Metadata) -> (EntryKind, u64, i64, u64, u64) {
     (
         EntryKind::of(md.file_type()),
         md.len(),
-        md.mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(md.mtime_nsec()),
+        mtime_ns(md),
         md.ino(),
         md.nlink(),
     )

@@ -106,7 +106,8 @@ fn preview_lists_exactly_what_commit_does() {
     let src = sd.tmp.path().join("photos");
     tree(&src, 40);
     let dst = sd.tmp.path().join("backup");
-    // A conflict: one file already at the destination, resolved by keep-both.
+    // A conflict: the folder already exists at the destination; keep-both copies it beside it,
+    // as `photos (1)`, and leaves the existing one alone.
     write(&dst.join("photos/d0/e0/f0.bin"), b"older");
     let s = src.to_str().unwrap();
     let d = dst.to_str().unwrap();
@@ -119,12 +120,12 @@ fn preview_lists_exactly_what_commit_does() {
     assert!(planned.contains(&(
         "link".into(),
         src.join("hard.bin"),
-        Some(dst.join("photos/hard.bin"))
+        Some(dst.join("photos (1)/hard.bin"))
     )));
     assert!(planned.contains(&(
         "copy".into(),
         src.join("d0/e0/f0.bin"),
-        Some(dst.join("photos/d0/e0/f0 (1).bin"))
+        Some(dst.join("photos (1)/d0/e0/f0.bin"))
     )));
     assert_eq!(snapshot(&src), before, "a preview changes nothing");
     assert!(!dst.join("photos/d1").exists());
@@ -137,29 +138,25 @@ fn preview_lists_exactly_what_commit_does() {
         planned,
         "the job did exactly the previewed steps"
     );
-    // The copy equals the source, the older file is untouched, links and symlinks are kept.
-    let mut copied = snapshot(&dst.join("photos"));
+    // The copy equals the source, the older folder is untouched, links and symlinks are kept.
+    assert_eq!(snapshot(&dst.join("photos (1)")), before);
     assert_eq!(
-        copied.remove(Path::new("d0/e0/f0 (1).bin")).unwrap(),
-        before[Path::new("d0/e0/f0.bin")]
+        snapshot(&dst.join("photos")).len(),
+        3,
+        "d0, d0/e0 and d0/e0/f0.bin"
     );
     assert_eq!(
         std::fs::read(dst.join("photos/d0/e0/f0.bin")).unwrap(),
         b"older"
     );
-    copied.insert(
-        "d0/e0/f0.bin".into(),
-        before[Path::new("d0/e0/f0.bin")].clone(),
-    );
-    assert_eq!(copied, before);
     let (a, b) = (
-        std::fs::metadata(dst.join("photos/hard.bin")).unwrap(),
-        std::fs::metadata(dst.join("photos/d1/e1/f1.bin")).unwrap(),
+        std::fs::metadata(dst.join("photos (1)/hard.bin")).unwrap(),
+        std::fs::metadata(dst.join("photos (1)/d1/e1/f1.bin")).unwrap(),
     );
     assert_eq!(a.ino(), b.ino(), "hard links stay hard links");
     assert_eq!(
         std::fs::metadata(src.join("d2/e2/f2.bin")).unwrap().mtime(),
-        std::fs::metadata(dst.join("photos/d2/e2/f2.bin"))
+        std::fs::metadata(dst.join("photos (1)/d2/e2/f2.bin"))
             .unwrap()
             .mtime(),
         "modification times are kept"

@@ -2,11 +2,14 @@
 //! stopped (or killed) on drop.
 
 mod actions;
+mod cli_output;
 mod content;
 mod crash;
+mod fileop_outcomes;
 mod index;
 mod library;
 mod organise;
+mod search_input;
 mod volume;
 mod watch;
 
@@ -58,6 +61,9 @@ impl Sd {
         c.arg("--data-dir").arg(&self.data);
         // The trash (freedesktop) of this installation lives in its temp folder, not the user's.
         c.env("XDG_DATA_HOME", self.tmp.path().join("xdg"));
+        // Dates the CLI reads and shows are local times: the same zone on every machine (a test
+        // may set another with `env`).
+        c.env("TZ", "UTC");
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -142,7 +148,7 @@ impl Sd {
             let j = self.json(["-L", library, "job", "info", &id.to_string()]);
             if matches!(
                 j["state"].as_str(),
-                Some("completed" | "failed" | "cancelled")
+                Some("completed" | "completed_with_errors" | "failed" | "cancelled")
             ) {
                 return j;
             }
