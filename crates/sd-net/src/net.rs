@@ -1,0 +1,212 @@
+//! The device's network node: an iroh endpoint (from the minimal preset: no vendor relays, no
+//! DNS/pkarr publishing, no port mapping), its protocols behind one [`Router`], and a tiny TCP
+//! *introduction* listener on the same port number.
+//!
+//! The introduction exists because an iroh connection is dialed to an endpoint id, and a user
+//! pairing by `--addr HOST:PORT` knows only the address: the listener answers one line,
+//! `spacedrive-net/1 <endpoint id>`, and closes. What it says is not trusted: pairing binds the
+//! code to the ids the QUIC handshake authenticated, so a wrong introduction only makes the
+//! attempt fail.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iroh::endpoint::presets;
+use iroh::protocol::Router;
+use iroh::{Endpoint, EndpointAddr, EndpointId};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+use crate::devices::{DeviceInfo, Devices, DevicesError, TrustedDevice};
+use crate::pair::{self, Code, PairError, PairHost};
+
+/// The introduction line's prefix.
+const INTRO: &str = "spacedrive-net/1";
+
+/// How to start the node.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// The data folder: holds `network.key` and `devices.json`.
+    pub data_dir: PathBuf,
+    /// Where to listen (UDP for QUIC, TCP for the introduction), e.g. `0.0.0.0:0`.
+    pub bind: SocketAddr,
+    /// This device's name and OS, told to devices it pairs with.
+    pub info: DeviceInfo,
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    #[error("network identity: {0}")]
+    Identity(std::io::Error),
+    #[error(transparent)]
+    Devices(#[from] DevicesError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+}
+
+/// A running network node.
+pub struct Net {
+    endpoint: Endpoint,
+    router: Router,
+    devices: Arc<Devices>,
+    pairing: PairHost,
+    info: DeviceInfo,
+    intro_addr: Option<SocketAddr>,
+    intro: tokio::task::JoinHandle<()>,
+}
+
+impl Net {
+    /// Loads (or creates) the identity and starts listening.
+    pub async fn start(cfg: NetConfig) -> Result<Net, NetError> {
+        let key = crate::identity::load_or_create(&cfg.data_dir).map_err(NetError::Identity)?;
+        let devices = Arc::new(Devices::open(&cfg.data_dir)?);
+        let bind_err = |reason: String| NetError::Bind {
+            addr: cfg.bind,
+            reason,
+        };
+        let endpoint = Endpoint::builder(presets::Minimal)
+            .secret_key(key)
+            .relay_mode(iroh::RelayMode::Disabled)
+            .clear_ip_transports()
+            .bind_addr(cfg.bind)
+            .map_err(|e| bind_err(e.to_string()))?
+            .bind()
+            .await
+            .map_err(|e| bind_err(e.to_string()))?;
+        let pairing = PairHost::new(endpoint.id(), cfg.info.clone(), devices.clone());
+        let router = Router::builder(endpoint.clone())
+            .accept(pair::ALPN, pairing.clone())
+            .spawn();
+        // The introduction listens on the QUIC socket's port, TCP side.
+        let quic = endpoint.bound_sockets();
+        let port = quic.first().map(|a| a.port()).unwrap_or(0);
+        let intro_at = SocketAddr::new(cfg.bind.ip(), port);
+        let (intro_addr, intro) = match tokio::net::TcpListener::bind(intro_at).await {
+            Ok(l) => {
+                let addr = l.local_addr().ok();
+                let id = endpoint.id();
+                (addr, tokio::spawn(introduce(l, id)))
+            }
+            Err(e) => {
+                tracing::warn!(addr = %intro_at, error = %e, "no introduction listener: pairing by --addr to this device will not work");
+                (None, tokio::spawn(async {}))
+            }
+        };
+        tracing::info!(id = %endpoint.id(), addrs = ?quic, "network up");
+        Ok(Net {
+            endpoint,
+            router,
+            devices,
+            pairing,
+            info: cfg.info,
+            intro_addr,
+            intro,
+        })
+    }
+
+    /// This device's network id.
+    pub fn id(&self) -> EndpointId {
+        self.endpoint.id()
+    }
+
+    /// The UDP sockets the endpoint listens on.
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        self.endpoint.bound_sockets()
+    }
+
+    /// The introduction listener's address, if it runs.
+    pub fn intro_addr(&self) -> Option<SocketAddr> {
+        self.intro_addr
+    }
+
+    pub fn devices(&self) -> &Devices {
+        &self.devices
+    }
+
+    /// Opens pairing with a new code (valid [`pair::CODE_TTL`], one device, burned after
+    /// [`pair::MAX_FAILURES`] failures); the receiver gets the outcome.
+    pub fn pair_generate(&self) -> (Code, oneshot::Receiver<Result<TrustedDevice, PairError>>) {
+        self.pairing.generate()
+    }
+
+    /// Withdraws the current pairing code.
+    pub fn pair_cancel(&self) {
+        self.pairing.cancel();
+    }
+
+    /// Pairs with the device at `addr` (its introduction port, as `pair generate` shows it)
+    /// using `code`.
+    pub async fn pair_join(
+        &self,
+        code: &str,
+        addr: SocketAddr,
+    ) -> Result<TrustedDevice, PairError> {
+        let code = Code::parse(code)?;
+        let id = introduction(addr).await?;
+        let target = EndpointAddr::new(id).with_ip_addr(addr);
+        let conn = tokio::time::timeout(
+            Duration::from_secs(15),
+            self.endpoint.connect(target, pair::ALPN),
+        )
+        .await
+        .map_err(|_| PairError::Unreachable(format!("{addr} did not answer within 15 s")))?
+        .map_err(|e| PairError::Unreachable(format!("{addr}: {e}")))?;
+        pair::join(
+            &conn,
+            self.id(),
+            &code,
+            &self.info,
+            &self.devices,
+            vec![addr.to_string()],
+        )
+        .await
+    }
+
+    /// Stops the protocols and closes the endpoint.
+    pub async fn shutdown(self) {
+        self.intro.abort();
+        if let Err(e) = self.router.shutdown().await {
+            tracing::warn!(error = %e, "stopping the network");
+        }
+    }
+}
+
+/// Answers every connection with this endpoint's id, then closes it.
+async fn introduce(l: tokio::net::TcpListener, id: EndpointId) {
+    loop {
+        let Ok((mut s, _)) = l.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let line = format!("{INTRO} {id}\n");
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), s.write_all(line.as_bytes())).await;
+        });
+    }
+}
+
+/// Asks `addr` for its endpoint id.
+async fn introduction(addr: SocketAddr) -> Result<EndpointId, PairError> {
+    let unreachable = |e: String| PairError::Unreachable(format!("{addr}: {e}"));
+    let s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| unreachable("no answer within 5 s".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let mut line = String::new();
+    let mut r = tokio::io::BufReader::new(s).take(200);
+    tokio::time::timeout(Duration::from_secs(5), r.read_line(&mut line))
+        .await
+        .map_err(|_| unreachable("no introduction within 5 s".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let id = line
+        .trim()
+        .strip_prefix(INTRO)
+        .map(str::trim)
+        .ok_or_else(|| unreachable("not a Spacedrive device (or a different version)".into()))?;
+    id.parse()
+        .map_err(|_| unreachable(format!("sent a malformed id {id:?}")))
+}

@@ -1,0 +1,152 @@
+//! Pairing between real iroh endpoints on loopback, each with its own data folder.
+
+use std::time::Duration;
+
+use sd_net::{DeviceInfo, Net, NetConfig, PairError};
+
+async fn node(dir: &std::path::Path, name: &str) -> Net {
+    Net::start(NetConfig {
+        data_dir: dir.join(name),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        info: DeviceInfo {
+            name: name.into(),
+            os: "linux".into(),
+        },
+    })
+    .await
+    .expect("starting a node")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_pair_and_remember_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (host, guest) = (
+        node(tmp.path(), "host").await,
+        node(tmp.path(), "guest").await,
+    );
+    let (code, paired) = host.pair_generate();
+    let joined = guest
+        .pair_join(&code.to_string(), host.intro_addr().unwrap())
+        .await
+        .expect("pairing with the right code");
+    assert_eq!(joined.name, "host");
+    assert_eq!(joined.id, host.id().to_string());
+    let other = tokio::time::timeout(Duration::from_secs(10), paired)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.name, "guest");
+    assert_eq!(other.id, guest.id().to_string());
+    // The code is used up.
+    let again = guest
+        .pair_join(&code.to_string(), host.intro_addr().unwrap())
+        .await;
+    assert!(matches!(again, Err(PairError::Refused(_))), "{again:?}");
+    let (hid, gid) = (host.id(), guest.id());
+    host.shutdown().await;
+    guest.shutdown().await;
+    // Both remember it, with the same identities, after a restart.
+    let (host, guest) = (
+        node(tmp.path(), "host").await,
+        node(tmp.path(), "guest").await,
+    );
+    assert_eq!((host.id(), guest.id()), (hid, gid));
+    assert!(host.devices().is_trusted(&gid.to_string()));
+    assert!(guest.devices().is_trusted(&hid.to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_fail_and_burn_the_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = node(tmp.path(), "host").await;
+    let mallory = node(tmp.path(), "mallory").await;
+    let (code, paired) = host.pair_generate();
+    let wrong = if code.to_string() == "0000-0000" {
+        "1111-1111"
+    } else {
+        "0000-0000"
+    };
+    for i in 0..3 {
+        let r = mallory.pair_join(wrong, host.intro_addr().unwrap()).await;
+        assert_eq!(r, Err(PairError::WrongCode), "attempt {i}");
+    }
+    // Burned: even the right code no longer works, and the host was told.
+    let outcome = tokio::time::timeout(Duration::from_secs(10), paired)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, Err(PairError::Burned));
+    let r = mallory
+        .pair_join(&code.to_string(), host.intro_addr().unwrap())
+        .await;
+    assert!(matches!(r, Err(PairError::Refused(_))), "{r:?}");
+    assert!(host.devices().list().is_empty());
+    assert!(mallory.devices().list().is_empty());
+    // A malformed code is refused before anything is sent.
+    assert!(
+        mallory
+            .pair_join("12-34", host.intro_addr().unwrap())
+            .await
+            .is_err()
+    );
+}
+
+/// Garbage, truncated and oversized frames on the pairing ALPN: the connection is closed, and
+/// the host still pairs a real guest afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_close_the_connection_and_harm_nothing() {
+    use iroh::endpoint::presets;
+    let tmp = tempfile::tempdir().unwrap();
+    let host = node(tmp.path(), "host").await;
+    let (code, paired) = host.pair_generate();
+    let raw = iroh::Endpoint::builder(presets::Minimal)
+        .relay_mode(iroh::RelayMode::Disabled)
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    let target = iroh::EndpointAddr::new(host.id()).with_ip_addr(host.listening()[0]);
+    let mut oversized = vec![1u8];
+    oversized.extend_from_slice(&u32::MAX.to_be_bytes());
+    let cases: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        vec![1, 0, 0],                   // truncated header
+        vec![1, 0, 0, 0, 50, b'{'],      // truncated body
+        oversized,                       // 4 GiB announced
+        vec![9, 0, 0, 0, 2, b'{', b'}'], // unknown version
+        vec![1, 0, 0, 0, 2, b'{', b'}'], // valid frame, not a message
+    ];
+    for bytes in cases {
+        let conn = raw
+            .connect(target.clone(), sd_net::pair::ALPN)
+            .await
+            .unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(&bytes).await.unwrap();
+        let _ = send.finish();
+        let got = tokio::time::timeout(Duration::from_secs(25), recv.read_to_end(1 << 16)).await;
+        assert!(got.is_ok(), "the host answered or closed for {bytes:?}");
+        let closed = tokio::time::timeout(Duration::from_secs(25), conn.closed()).await;
+        assert!(
+            closed.is_ok(),
+            "the host closed the connection for {bytes:?}"
+        );
+    }
+    // Unharmed: a real guest pairs (the malformed attempts that got as far as a code counted
+    // at most once each, below the burn limit).
+    let guest = node(tmp.path(), "guest").await;
+    let r = guest
+        .pair_join(&code.to_string(), host.intro_addr().unwrap())
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), paired)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_ok()
+    );
+}
