@@ -21,12 +21,13 @@ use tokio::sync::oneshot;
 
 use crate::devices::{DeviceInfo, Devices, DevicesError, TrustedDevice};
 use crate::pair::{self, Code, PairError, PairHost};
+use crate::rpc::{self, CallError, RpcClient, RpcServer};
 
 /// The introduction line's prefix.
 const INTRO: &str = "spacedrive-net/1";
 
 /// How to start the node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NetConfig {
     /// The data folder: holds `network.key` and `devices.json`.
     pub data_dir: PathBuf,
@@ -34,6 +35,18 @@ pub struct NetConfig {
     pub bind: SocketAddr,
     /// This device's name and OS, told to devices it pairs with.
     pub info: DeviceInfo,
+    /// Serves calls from paired devices.
+    pub handler: rpc::Handler,
+}
+
+impl std::fmt::Debug for NetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetConfig")
+            .field("data_dir", &self.data_dir)
+            .field("bind", &self.bind)
+            .field("info", &self.info)
+            .finish()
+    }
 }
 
 /// Why the node could not start.
@@ -54,6 +67,7 @@ pub struct Net {
     router: Router,
     devices: Arc<Devices>,
     pairing: PairHost,
+    rpc: RpcClient,
     info: DeviceInfo,
     intro_addr: Option<SocketAddr>,
     intro: tokio::task::JoinHandle<()>,
@@ -80,7 +94,12 @@ impl Net {
         let pairing = PairHost::new(endpoint.id(), cfg.info.clone(), devices.clone());
         let router = Router::builder(endpoint.clone())
             .accept(pair::ALPN, pairing.clone())
+            .accept(
+                rpc::ALPN,
+                RpcServer::new(devices.clone(), cfg.handler.clone()),
+            )
             .spawn();
+        let rpc = RpcClient::new(endpoint.clone(), devices.clone());
         // The introduction listens on the QUIC socket's port, TCP side.
         let quic = endpoint.bound_sockets();
         let port = quic.first().map(|a| a.port()).unwrap_or(0);
@@ -102,6 +121,7 @@ impl Net {
             router,
             devices,
             pairing,
+            rpc,
             info: cfg.info,
             intro_addr,
             intro,
@@ -164,6 +184,41 @@ impl Net {
             vec![addr.to_string()],
         )
         .await
+    }
+
+    /// Calls `request` (the local socket's JSON) on the paired device `device` (name or id).
+    pub async fn call(
+        &self,
+        device: &str,
+        request: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
+        let dev = self.find(device)?;
+        self.rpc.call(&dev, request).await
+    }
+
+    /// Round-trip time to the paired device `device`.
+    pub async fn ping(&self, device: &str) -> Result<(TrustedDevice, Duration), CallError> {
+        let dev = self.find(device)?;
+        let rtt = self.rpc.ping(&dev).await?;
+        Ok((dev, rtt))
+    }
+
+    /// Revokes the pairing with `device`: refused here from now on, and told (best effort) so it
+    /// drops this device too. Returns the device and whether it was told.
+    pub async fn revoke(&self, device: &str) -> Result<(TrustedDevice, bool), DevicesError> {
+        let dev = self.devices.find(device)?;
+        let told = self.rpc.tell_revoked(&dev).await;
+        self.devices.revoke(&dev.id)?;
+        Ok((dev, told))
+    }
+
+    fn find(&self, device: &str) -> Result<TrustedDevice, CallError> {
+        self.devices
+            .find(device)
+            .map_err(|e| CallError::Unreachable {
+                device: device.to_owned(),
+                reason: e.to_string(),
+            })
     }
 
     /// Stops the protocols and closes the endpoint.

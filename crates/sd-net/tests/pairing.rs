@@ -12,6 +12,10 @@ async fn node(dir: &std::path::Path, name: &str) -> Net {
             name: name.into(),
             os: "linux".into(),
         },
+        // Echoes the request with the caller's id: enough to see who called what.
+        handler: std::sync::Arc::new(|peer, request| {
+            serde_json::json!({"ok": {"peer": peer.to_string(), "request": request}})
+        }),
     })
     .await
     .expect("starting a node")
@@ -148,5 +152,67 @@ async fn malformed_frames_close_the_connection_and_harm_nothing() {
             .unwrap()
             .unwrap()
             .is_ok()
+    );
+}
+
+/// Paired devices call each other; others are refused; a revoked device is refused on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paired_devices_call_each_other_and_revoke_holds() {
+    use sd_net::CallError;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        node(tmp.path(), "alpha").await,
+        node(tmp.path(), "beta").await,
+        node(tmp.path(), "gamma").await,
+    );
+    let (code, paired) = a.pair_generate();
+    b.pair_join(&code.to_string(), a.intro_addr().unwrap())
+        .await
+        .unwrap();
+    paired.await.unwrap().unwrap();
+    // beta knows alpha's address from the pairing; alpha learns beta's when beta calls.
+    let answer = b
+        .call("alpha", serde_json::json!({"method": "location.list"}))
+        .await
+        .unwrap();
+    assert_eq!(answer["ok"]["request"]["method"], "location.list");
+    assert_eq!(answer["ok"]["peer"], b.id().to_string());
+    let (_, rtt) = b.ping(&a.id().to_string()[..8]).await.unwrap();
+    assert!(rtt < Duration::from_secs(5));
+    // gamma is not paired with alpha: it cannot even name it, and a forged entry is refused.
+    assert!(c.call("alpha", serde_json::json!({})).await.is_err());
+    c.devices()
+        .trust(
+            &a.id().to_string(),
+            &DeviceInfo {
+                name: "alpha".into(),
+                os: "linux".into(),
+            },
+            vec![a.listening()[0].to_string()],
+        )
+        .unwrap();
+    let r = c.call("alpha", serde_json::json!({})).await;
+    assert!(matches!(r, Err(CallError::NotPaired { .. })), "{r:?}");
+    // alpha revokes beta: beta is told and drops alpha; were it not told, it would be refused.
+    let (dev, told) = a.revoke("beta").await.unwrap();
+    assert_eq!(dev.name, "beta");
+    assert!(told);
+    assert!(!b.devices().is_trusted(&a.id().to_string()));
+    b.devices()
+        .trust(
+            &a.id().to_string(),
+            &DeviceInfo {
+                name: "alpha".into(),
+                os: "linux".into(),
+            },
+            vec![a.listening()[0].to_string()],
+        )
+        .unwrap();
+    let r = b.call("alpha", serde_json::json!({})).await;
+    assert!(matches!(r, Err(CallError::NotPaired { .. })), "{r:?}");
+    assert!(
+        r.unwrap_err()
+            .to_string()
+            .contains("not (or no longer) paired")
     );
 }
