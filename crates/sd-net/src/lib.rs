@@ -15,6 +15,7 @@
 //!     bind: "127.0.0.1:0".parse().unwrap(),
 //!     info: DeviceInfo { name: dir.into(), os: "linux".into() },
 //!     handler: std::sync::Arc::new(|_peer, _request| serde_json::json!({"ok": null})),
+//!     mdns: false,
 //! };
 //! let (host, guest) = (Net::start(cfg("/tmp/a")).await?, Net::start(cfg("/tmp/b")).await?);
 //! let (code, paired) = host.pair_generate();
@@ -31,6 +32,6 @@ pub mod pair;
 pub mod rpc;
 
 pub use devices::{DeviceInfo, Devices, TrustedDevice};
-pub use net::{Net, NetConfig, NetError};
+pub use net::{Nearby, Net, NetConfig, NetError};
 pub use pair::{Code, PairError};
 pub use rpc::CallError;

@@ -37,6 +37,8 @@ pub struct NetConfig {
     pub info: DeviceInfo,
     /// Serves calls from paired devices.
     pub handler: rpc::Handler,
+    /// Announce this device and find others on the local network (mDNS).
+    pub mdns: bool,
 }
 
 impl std::fmt::Debug for NetConfig {
@@ -45,6 +47,7 @@ impl std::fmt::Debug for NetConfig {
             .field("data_dir", &self.data_dir)
             .field("bind", &self.bind)
             .field("info", &self.info)
+            .field("mdns", &self.mdns)
             .finish()
     }
 }
@@ -68,6 +71,7 @@ pub struct Net {
     devices: Arc<Devices>,
     pairing: PairHost,
     rpc: RpcClient,
+    lan: Option<Lan>,
     info: DeviceInfo,
     intro_addr: Option<SocketAddr>,
     intro: tokio::task::JoinHandle<()>,
@@ -91,6 +95,17 @@ impl Net {
             .bind()
             .await
             .map_err(|e| bind_err(e.to_string()))?;
+        let lan = if cfg.mdns {
+            match Lan::start(&endpoint) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no LAN discovery (mDNS); pair with --addr instead");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let pairing = PairHost::new(endpoint.id(), cfg.info.clone(), devices.clone());
         let router = Router::builder(endpoint.clone())
             .accept(pair::ALPN, pairing.clone())
@@ -122,6 +137,7 @@ impl Net {
             devices,
             pairing,
             rpc,
+            lan,
             info: cfg.info,
             intro_addr,
             intro,
@@ -149,13 +165,99 @@ impl Net {
 
     /// Opens pairing with a new code (valid [`pair::CODE_TTL`], one device, burned after
     /// [`pair::MAX_FAILURES`] failures); the receiver gets the outcome.
+    /// While the code is open, the device says so on the LAN (mDNS), so a guest can find it
+    /// without an address.
     pub fn pair_generate(&self) -> (Code, oneshot::Receiver<Result<TrustedDevice, PairError>>) {
-        self.pairing.generate()
+        let (code, done) = self.pairing.generate();
+        if self.lan.is_none() {
+            return (code, done);
+        }
+        self.endpoint
+            .set_user_data_for_address_lookup(PAIRING.parse().ok());
+        // Stop saying it when pairing ends, whichever way.
+        let (tx, rx) = oneshot::channel();
+        let endpoint = self.endpoint.clone();
+        tokio::spawn(async move {
+            let r = done.await.unwrap_or(Err(PairError::Cancelled));
+            endpoint.set_user_data_for_address_lookup(None);
+            let _ = tx.send(r);
+        });
+        (code, rx)
     }
 
     /// Withdraws the current pairing code.
     pub fn pair_cancel(&self) {
         self.pairing.cancel();
+    }
+
+    /// Whether LAN discovery runs.
+    pub fn discovery(&self) -> bool {
+        self.lan.is_some()
+    }
+
+    /// Devices seen on the LAN now: their ids, addresses, and whether they are pairing.
+    pub fn nearby(&self) -> Vec<Nearby> {
+        self.lan.as_ref().map(Lan::nearby).unwrap_or_default()
+    }
+
+    /// Pairs with the device on the LAN that is pairing now (found by mDNS within `wait`),
+    /// using `code`. Every device that announces pairing is tried until one accepts.
+    pub async fn pair_join_nearby(
+        &self,
+        code: &str,
+        wait: Duration,
+    ) -> Result<TrustedDevice, PairError> {
+        let code = Code::parse(code)?;
+        let Some(lan) = &self.lan else {
+            return Err(PairError::Unreachable(
+                "LAN discovery is off; give the other device's address with --addr HOST:PORT"
+                    .into(),
+            ));
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut tried = std::collections::HashSet::new();
+        let mut last = None;
+        loop {
+            let fresh: Vec<Nearby> = lan
+                .nearby()
+                .into_iter()
+                .filter(|n| n.pairing && !tried.contains(&n.id))
+                .collect();
+            for n in fresh {
+                tried.insert(n.id);
+                let mut target = EndpointAddr::new(n.id);
+                for a in &n.addrs {
+                    target = target.with_ip_addr(*a);
+                }
+                let conn = match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    self.endpoint.connect(target, pair::ALPN),
+                )
+                .await
+                {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => {
+                        last = Some(PairError::Unreachable(e.to_string()));
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                let addrs = n.addrs.iter().map(ToString::to_string).collect();
+                match pair::join(&conn, self.id(), &code, &self.info, &self.devices, addrs).await {
+                    Ok(d) => return Ok(d),
+                    Err(e) => last = Some(e),
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last.unwrap_or_else(|| {
+                    PairError::Unreachable(format!(
+                        "no device on the local network is pairing (looked for {} s); run `spacedrive network pair generate` on it, or give its address with --addr",
+                        wait.as_secs()
+                    ))
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Pairs with the device at `addr` (its introduction port, as `pair generate` shows it)
@@ -227,6 +329,78 @@ impl Net {
         if let Err(e) = self.router.shutdown().await {
             tracing::warn!(error = %e, "stopping the network");
         }
+    }
+}
+
+/// The mDNS user data of a device whose pairing code is open.
+const PAIRING: &str = "sd-pairing";
+/// The mDNS service name: Spacedrive devices find each other, not every iroh app.
+const SERVICE: &str = "spacedrive";
+
+/// A device seen on the local network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nearby {
+    pub id: EndpointId,
+    pub addrs: Vec<SocketAddr>,
+    /// It has a pairing code open.
+    pub pairing: bool,
+}
+
+/// LAN discovery: the mDNS service, and what it has seen.
+struct Lan {
+    seen: Arc<std::sync::Mutex<std::collections::HashMap<EndpointId, Nearby>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Lan {
+    fn start(endpoint: &Endpoint) -> Result<Lan, String> {
+        use iroh_mdns_address_lookup::{DiscoveryEvent, MdnsAddressLookup};
+        use n0_future::StreamExt;
+        let mdns = MdnsAddressLookup::builder()
+            .service_name(SERVICE)
+            .build(endpoint.id())
+            .map_err(|e| e.to_string())?;
+        endpoint
+            .address_lookup()
+            .map_err(|e| e.to_string())?
+            .add(mdns.clone());
+        let seen: Arc<std::sync::Mutex<std::collections::HashMap<EndpointId, Nearby>>> =
+            Arc::default();
+        let s = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut events = mdns.subscribe().await;
+            while let Some(ev) = events.next().await {
+                let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+                match ev {
+                    DiscoveryEvent::Discovered { endpoint_info, .. } => {
+                        let n = Nearby {
+                            id: endpoint_info.endpoint_id,
+                            addrs: endpoint_info.data.ip_addrs().copied().collect(),
+                            pairing: endpoint_info
+                                .data
+                                .user_data()
+                                .is_some_and(|u| u.as_ref() == PAIRING),
+                        };
+                        tracing::debug!(?n, "seen on the LAN");
+                        s.insert(n.id, n);
+                    }
+                    DiscoveryEvent::Expired { endpoint_id } => {
+                        s.remove(&endpoint_id);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Ok(Lan { seen, _task: task })
+    }
+
+    fn nearby(&self) -> Vec<Nearby> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 }
 

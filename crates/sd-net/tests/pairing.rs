@@ -16,6 +16,7 @@ async fn node(dir: &std::path::Path, name: &str) -> Net {
         handler: std::sync::Arc::new(|peer, request| {
             serde_json::json!({"ok": {"peer": peer.to_string(), "request": request}})
         }),
+        mdns: false,
     })
     .await
     .expect("starting a node")
