@@ -86,8 +86,8 @@ fn in_namespace<T: Send + 'static>(
     })
 }
 
-fn node(dir: std::path::PathBuf, name: &'static str) -> impl std::future::Future<Output = Net> {
-    async move {
+async fn node(dir: std::path::PathBuf, name: &'static str) -> Net {
+    {
         Net::start(NetConfig {
             data_dir: dir,
             bind: "0.0.0.0:0".parse().unwrap(),
