@@ -858,3 +858,26 @@ fn apply_reverse(
         }
     })
 }
+
+#[cfg(test)]
+mod reverse_tests {
+    use super::*;
+
+    /// Undo data written by a file-operation job (`FileUndo`) reads back as the file part of
+    /// `Reverse`, and organising reverses keep their own tags: one format, both directions.
+    #[test]
+    fn file_undo_written_by_a_job_reads_back_as_a_reverse() {
+        let undo = FileUndo::MoveBack(vec![fileops::MovedPair {
+            from: JsonPath::from_text("/a/x"),
+            to: JsonPath::from_text("/b/x"),
+        }]);
+        let stored = serde_json::to_value(&undo).unwrap();
+        let rev: Reverse = serde_json::from_value(stored.clone()).unwrap();
+        assert!(matches!(&rev, Reverse::Files(u) if *u == undo));
+        assert_eq!(serde_json::to_value(&rev).unwrap(), stored);
+        let tag: Reverse =
+            serde_json::from_value(serde_json::json!({"delete_tag": {"path": "a/b"}})).unwrap();
+        assert!(matches!(tag, Reverse::DeleteTag { path } if path == "a/b"));
+        assert!(serde_json::from_value::<Reverse>(serde_json::json!({"nonsense": 1})).is_err());
+    }
+}
