@@ -11,11 +11,12 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Outcome, Record};
-use crate::fileops::{self, ConflictPolicy, FileOpJob, OpKind};
-use crate::jobs::{self, JobSpec};
+use crate::fileops::{self, ConflictPolicy, FileOpJob, FileOpKind, FileUndo, OpKind};
+use crate::jobs;
 use crate::library::Library;
 use crate::names::{JsonName, JsonPath};
 use crate::organise::{self, MetaField, Target};
+use crate::runner;
 use crate::store::now_ms;
 use crate::{Error, Result};
 
@@ -161,25 +162,9 @@ enum Reverse {
     RenameTag { id: i64, to: String },
     /// Set favourite / hidden / note of each target back.
     Meta(Vec<(Target, MetaState)>),
-    /// Move each `to` back to `from`.
-    MoveBack(Vec<MovedPair>),
-    /// Put trashed items back.
-    Restore(Vec<Trashed>),
-    /// Trash again what an undo restored.
-    TrashAgain(Vec<JsonPath>),
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct MovedPair {
-    from: JsonPath,
-    to: JsonPath,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Trashed {
-    /// The item's `.trashinfo` file (any bytes: the trashed name may not be UTF-8).
-    trash_info: JsonPath,
-    to: JsonPath,
+    /// A file operation's reverse, in the format its job wrote (`fileops::FileUndo`).
+    #[serde(untagged)]
+    Files(FileUndo),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -366,7 +351,7 @@ fn file_request(lib: &Library, action: &Action) -> Result<Option<fileops::Reques
 /// emptied and removed). `Err` hands back a reverse that changes organisation, not files.
 fn undo_request(rev: Reverse) -> std::result::Result<(fileops::Request, Vec<PathBuf>), Reverse> {
     Ok(match rev {
-        Reverse::MoveBack(pairs) => {
+        Reverse::Files(FileUndo::MoveBack(pairs)) => {
             let recreate = pairs
                 .iter()
                 .filter_map(|p| p.from.0.parent().map(PathBuf::from))
@@ -378,7 +363,7 @@ fn undo_request(rev: Reverse) -> std::result::Result<(fileops::Request, Vec<Path
             };
             (req, recreate)
         }
-        Reverse::Restore(items) => {
+        Reverse::Files(FileUndo::Restore(items)) => {
             let req = fileops::Request {
                 op: OpKind::Restore,
                 pairs: items
@@ -389,7 +374,7 @@ fn undo_request(rev: Reverse) -> std::result::Result<(fileops::Request, Vec<Path
             };
             (req, Vec::new())
         }
-        Reverse::TrashAgain(paths) => {
+        Reverse::Files(FileUndo::TrashAgain(paths)) => {
             let req = fileops::Request {
                 op: OpKind::Trash,
                 pairs: paths.into_iter().map(|p| (p, None)).collect(),
@@ -523,9 +508,11 @@ fn describe_reverse(r: &Reverse) -> String {
         Reverse::DeleteTag { path } => format!("delete tag {path:?} again"),
         Reverse::RenameTag { to, .. } => format!("rename the tag back to {to:?}"),
         Reverse::Meta(v) => format!("restore favourite/hidden/note on {} items", v.len()),
-        Reverse::MoveBack(v) => format!("move {} items back", v.len()),
-        Reverse::Restore(v) => format!("restore {} items from the trash", v.len()),
-        Reverse::TrashAgain(v) => format!("move {} items to the trash again", v.len()),
+        Reverse::Files(FileUndo::MoveBack(v)) => format!("move {} items back", v.len()),
+        Reverse::Files(FileUndo::Restore(v)) => format!("restore {} items from the trash", v.len()),
+        Reverse::Files(FileUndo::TrashAgain(v)) => {
+            format!("move {} items to the trash again", v.len())
+        }
     }
 }
 
@@ -633,12 +620,11 @@ fn start_file_op(
     };
     let steps = plan.steps.clone();
     let job = lib.writer.transaction(move |tx| {
-        let spec = JobSpec::FileOp(params);
-        let job = jobs::insert(tx, &spec, &fileops::FileOpProgress::default())?;
+        let job = runner::insert::<FileOpKind>(tx, &params, &fileops::FileOpProgress::default())?;
         fileops::insert_items(tx, job, &steps)?;
         Ok(job)
     })?;
-    jobs::start(lib, job)?;
+    runner::start(lib, job)?;
     let info = jobs::get(lib, job)?;
     Ok(serde_json::json!({
         "job": info,
@@ -867,8 +853,31 @@ fn apply_reverse(
                 Some(Reverse::Meta(before)),
             )
         }
-        Reverse::MoveBack(_) | Reverse::Restore(_) | Reverse::TrashAgain(_) => {
+        Reverse::Files(_) => {
             return Err(Error::Invalid("a file undo runs as a job".into()));
         }
     })
+}
+
+#[cfg(test)]
+mod reverse_tests {
+    use super::*;
+
+    /// Undo data written by a file-operation job (`FileUndo`) reads back as the file part of
+    /// `Reverse`, and organising reverses keep their own tags: one format, both directions.
+    #[test]
+    fn file_undo_written_by_a_job_reads_back_as_a_reverse() {
+        let undo = FileUndo::MoveBack(vec![fileops::MovedPair {
+            from: JsonPath::from_text("/a/x"),
+            to: JsonPath::from_text("/b/x"),
+        }]);
+        let stored = serde_json::to_value(&undo).unwrap();
+        let rev: Reverse = serde_json::from_value(stored.clone()).unwrap();
+        assert!(matches!(&rev, Reverse::Files(u) if *u == undo));
+        assert_eq!(serde_json::to_value(&rev).unwrap(), stored);
+        let tag: Reverse =
+            serde_json::from_value(serde_json::json!({"delete_tag": {"path": "a/b"}})).unwrap();
+        assert!(matches!(tag, Reverse::DeleteTag { path } if path == "a/b"));
+        assert!(serde_json::from_value::<Reverse>(serde_json::json!({"nonsense": 1})).is_err());
+    }
 }

@@ -126,6 +126,32 @@ fn stamp(md: &std::fs::Metadata) -> (u64, i64) {
     (md.len(), crate::index::walk::mtime_ns(md))
 }
 
+/// Runs `f` over `items` on two threads, keeping order.
+pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let slots: Vec<std::sync::Mutex<&mut Option<R>>> =
+        out.iter_mut().map(std::sync::Mutex::new).collect();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= items.len() {
+                        break;
+                    }
+                    let r = f(&items[i]);
+                    **slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    drop(slots);
+    out.into_iter()
+        .map(|r| r.expect("every item mapped"))
+        .collect()
+}
+
 #[cfg(test)]
 thread_local! {
     /// Test hook: runs between the reads of a file being hashed.

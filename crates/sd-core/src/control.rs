@@ -81,3 +81,107 @@ impl Control {
         self.cv.notify_all();
     }
 }
+
+/// Lifecycle of a job, as stored in the `jobs.state` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Paused,
+    Completed,
+    /// Ran to its end, but some of what it was asked to do failed (`error` says what).
+    CompletedWithErrors,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobState; 7] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Paused,
+        JobState::Completed,
+        JobState::CompletedWithErrors,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Paused => "paused",
+            JobState::Completed => "completed",
+            JobState::CompletedWithErrors => "completed_with_errors",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state stored as `s`; a value this build does not know is an error, never a guess.
+    pub fn parse(s: &str) -> Result<JobState, UnknownState> {
+        JobState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownState {
+                what: "job",
+                value: s.to_owned(),
+            })
+    }
+
+    /// Whether the job has ended for good.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed
+                | JobState::CompletedWithErrors
+                | JobState::Failed
+                | JobState::Cancelled
+        )
+    }
+
+    /// Whether the job ran to its end (with or without failed items).
+    pub fn ran_to_end(self) -> bool {
+        matches!(self, JobState::Completed | JobState::CompletedWithErrors)
+    }
+}
+
+/// A state column holding a value this build does not know (written by a newer build, or edited).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} state {value:?} in the database")]
+pub struct UnknownState {
+    /// Whose state: `job`, `file operation item`, …
+    pub what: &'static str,
+    pub value: String,
+}
+
+impl UnknownState {
+    /// As a column-conversion error, for `rusqlite` row mappers.
+    pub fn into_sql(self, column: usize) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            Box::new(self),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_states_round_trip_and_unknown_is_an_error() {
+        for s in JobState::ALL {
+            assert_eq!(JobState::parse(s.as_str()), Ok(s));
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+        }
+        let e = JobState::parse("exploded").unwrap_err();
+        assert_eq!(e.value, "exploded");
+        assert!(JobState::parse("").is_err());
+        assert!(JobState::parse("Cancelled").is_err());
+    }
+}

@@ -26,7 +26,7 @@ use crate::Result;
 use crate::content::{self, HashError};
 use crate::index::walk::PathError;
 use crate::library::Library;
-use crate::location::{self, Location};
+use crate::location::row::{self as location, Location};
 use crate::names::JsonPath;
 use crate::store::now_ms;
 
@@ -103,7 +103,7 @@ pub fn confirm(lib: &Library, cids: &[i64]) -> Result<Vec<PathError>> {
     if work.is_empty() {
         return Ok(failed);
     }
-    let results = crate::dupes::parallel_map(&todo, |t| {
+    let results = content::parallel_map(&todo, |t| {
         let (digest, n) = content::integrity_of_file(&t.path).map_err(|e| match e {
             HashError::Changed => "changed while being read; rescan its location".to_owned(),
             e => e.to_string(),

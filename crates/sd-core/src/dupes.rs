@@ -15,7 +15,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use rusqlite::{OptionalExtension, params};
@@ -25,7 +25,7 @@ use crate::content::{self, HashError};
 use crate::control::Control;
 use crate::index::walk::{self, DirTask, EntryKind, PathError, WalkOptions};
 use crate::library::Library;
-use crate::location;
+use crate::location::row as location;
 use crate::names::JsonPath;
 use crate::query::DirPaths;
 use crate::rules::{IgnoreChain, RuleConfig, Rules};
@@ -121,7 +121,7 @@ fn confirm(
     files: Vec<Candidate>,
     known: &HashMap<u64, [u8; 32]>,
 ) -> Confirmed {
-    let results: Vec<std::result::Result<[u8; 32], String>> = parallel_map(&files, |c| {
+    let results: Vec<std::result::Result<[u8; 32], String>> = content::parallel_map(&files, |c| {
         if let Some(d) = known.get(&c.inode) {
             return Ok(*d);
         }
@@ -186,32 +186,6 @@ fn group(size: u64, cas_id: &str, integrity: Option<String>, files: Vec<Candidat
         g.hard_links.extend(c.links.into_iter().map(JsonPath::from));
     }
     g
-}
-
-/// Runs `f` over `items` on two threads, keeping order.
-pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    let slots: Vec<std::sync::Mutex<&mut Option<R>>> =
-        out.iter_mut().map(std::sync::Mutex::new).collect();
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= items.len() {
-                        break;
-                    }
-                    let r = f(&items[i]);
-                    **slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-                }
-            });
-        }
-    });
-    drop(slots);
-    out.into_iter()
-        .map(|r| r.expect("every item mapped"))
-        .collect()
 }
 
 /// Duplicates among the library's identified files (all locations). Integrity hashes that were
@@ -453,7 +427,7 @@ pub fn in_path(path: &Path, min_size: u64, control: &Control) -> Result<DupRepor
         .flat_map(|(size, v)| v.into_iter().map(move |c| (size, c)))
         .collect();
     // Stage 2: sampled identity (whole-file for ≤100 KiB).
-    let sampled = parallel_map(&same_size, |(_, c)| {
+    let sampled = content::parallel_map(&same_size, |(_, c)| {
         content::cas_of_file_stable(&c.path, 3, false)
     });
     let mut hashed = 0u64;

@@ -29,8 +29,8 @@ use crate::{Error, Result};
 
 pub use copy::Strategy;
 pub(crate) use follow::busy;
-pub use run::{FileOpJob, FileOpPhase, FileOpProgress};
-pub(crate) use run::{insert_items, run, summarize};
+pub(crate) use run::insert_items;
+pub use run::{FileOpJob, FileOpKind, FileOpPhase, FileOpProgress, FileUndo, MovedPair, Trashed};
 
 /// What to do when a destination already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

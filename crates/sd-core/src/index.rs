@@ -23,10 +23,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, bounded};
 use serde::{Deserialize, Serialize};
 
-use crate::control::{Control, Stop};
+use rusqlite::{OptionalExtension, params};
+
+use crate::control::{Control, JobState, Stop};
 use crate::library::Library;
-use crate::location::IndexMode;
+use crate::location::row::{self as location, IndexMode, Location};
 use crate::rules::Rules;
+use crate::runner::{self, End, JobKind};
 use crate::{Error, Result, query};
 use scan::ScanState;
 pub use scan::Sums;
@@ -105,6 +108,126 @@ pub struct IndexProgress {
     pub queued: u64,
 }
 
+/// The index job kind: runs [`run`]; its end drops the checkpoint, leaves the location
+/// `partial` unless the job ran to its end, and starts the follow-up rescan asked for while it
+/// ran (rules changed) unless the user cancelled it.
+pub struct IndexJob;
+
+impl JobKind for IndexJob {
+    const KIND: &'static str = "index";
+    const TAG: &'static str = "index";
+    type Params = IndexParams;
+    type Progress = IndexProgress;
+
+    fn had_started(p: &IndexProgress) -> bool {
+        p.dirs_listed > 0
+    }
+
+    fn run(
+        lib: &Arc<Library>,
+        id: i64,
+        params: &IndexParams,
+        control: &Control,
+        progress: &(dyn Fn(&IndexProgress, bool) + Sync),
+    ) -> Result<Result<Option<String>, Stop>> {
+        let on_progress = |p: &IndexProgress| progress(p, p.phase == Phase::Done);
+        let hooks = RunHooks {
+            on_progress: &on_progress,
+        };
+        // Unreadable paths are reported in the progress, not counted as failures.
+        Ok(run(lib, id, params, control, &hooks)?.map(|_| None))
+    }
+
+    fn finish(tx: &rusqlite::Transaction<'_>, end: &End<'_, IndexParams>) -> Result<()> {
+        clear_checkpoint(tx, end.id)?;
+        if !end.state.ran_to_end() {
+            tx.execute(
+                "UPDATE locations SET state = 'partial' WHERE id = ?1 AND last_job_id = ?2",
+                rusqlite::params![end.params.location_id, end.id],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn ended(lib: &Arc<Library>, _id: i64, params: &IndexParams, state: JobState) -> Result<()> {
+        follow_up(lib, params.location_id, state == JobState::Cancelled).map(|_| ())
+    }
+}
+
+/// After an index job of location `id` ended: starts the follow-up rescan asked for while it ran
+/// (rules changed), unless the user cancelled the job.
+fn follow_up(lib: &Arc<Library>, id: i64, cancelled: bool) -> Result<Option<i64>> {
+    let pending: bool = lib
+        .reader()?
+        .query_row(
+            "SELECT rescan_after FROM locations WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false);
+    if !pending {
+        return Ok(None);
+    }
+    if cancelled {
+        // A later scan reads the current rules anyway.
+        location::set_rescan_after(lib, id, false)?;
+        return Ok(None);
+    }
+    let loc = location::get(lib, id)?;
+    if !loc.online || location::active_job(lib, &loc)?.is_some() {
+        return Ok(None); // offline: rescanned when back; busy: that job's end comes here again
+    }
+    let job = queue(lib, &loc, Vec::new())?;
+    tracing::info!(
+        location = id,
+        job,
+        "rescanning under the rules changed during the last scan"
+    );
+    Ok(Some(job))
+}
+
+/// Queues an index job over the whole location (`subtrees` empty) or the given directories.
+pub(crate) fn queue(lib: &Arc<Library>, loc: &Location, subtrees: Vec<i64>) -> Result<i64> {
+    if let Some(why) = crate::volume::refused_location(&loc.path.0) {
+        // Added by an older build that did not refuse it.
+        return Err(Error::Invalid(format!(
+            "{why}; remove it with `spacedrive location remove {}`",
+            loc.id
+        )));
+    }
+    let id = loc.id;
+    let root = loc.root_entry_id;
+    let full = subtrees.is_empty();
+    let job = lib.writer.transaction(move |tx| {
+        let seeds = if subtrees.is_empty() {
+            vec![root]
+        } else {
+            subtrees.clone()
+        };
+        let params = IndexParams {
+            location_id: id,
+            initial: false,
+            subtrees,
+        };
+        let job = runner::insert::<IndexJob>(tx, &params, &IndexProgress::default())?;
+        if full {
+            // This job reads the current rules: no follow-up needed.
+            tx.execute("UPDATE locations SET rescan_after = 0 WHERE id = ?1", [id])?;
+        }
+        for seed in seeds {
+            seed_checkpoint(tx, job, seed)?;
+        }
+        tx.execute(
+            "UPDATE locations SET last_job_id = ?2, state = 'indexing' WHERE id = ?1",
+            params![id, job],
+        )?;
+        Ok(job)
+    })?;
+    runner::start(lib, job)?;
+    Ok(job)
+}
+
 /// Hooks used by [`run`]: a debug throttle for crash tests, and a progress callback.
 pub struct RunHooks<'a> {
     pub on_progress: &'a (dyn Fn(&IndexProgress) + Sync),
@@ -133,7 +256,7 @@ pub fn run(
     control: &Control,
     hooks: &RunHooks<'_>,
 ) -> Result<Result<IndexProgress, Stop>> {
-    let loc = crate::location::get(lib, params.location_id)?;
+    let loc = location::get(lib, params.location_id)?;
     let root_path = loc.path.0.clone();
     let md = std::fs::symlink_metadata(&root_path).map_err(|e| {
         Error::Invalid(format!(

@@ -29,6 +29,8 @@ pub mod filetype;
 pub(crate) mod fsutil;
 pub mod index;
 pub mod jobs;
+#[cfg(test)]
+mod layers;
 pub mod library;
 pub mod location;
 pub mod names;
@@ -36,6 +38,7 @@ pub mod node;
 pub mod organise;
 pub mod query;
 pub mod rules;
+pub mod runner;
 pub mod search;
 pub mod select;
 pub mod store;

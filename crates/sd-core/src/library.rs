@@ -12,9 +12,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use std::any::{Any, TypeId};
+use std::sync::Condvar;
+use std::thread::JoinHandle;
+
+use crate::control::{Control, JobState};
 use crate::device::DeviceIdentity;
-use crate::events::EventBus;
-use crate::jobs::RunningJob;
 use crate::store::{self, Writer};
 use crate::{Error, Result, fsutil};
 
@@ -32,6 +35,24 @@ pub struct LibraryConfig {
     pub created_at: i64,
 }
 
+/// What runs jobs, lent by the layer that knows the job kinds (`jobs.rs`, wired by the node) when
+/// the library opens. The runner and the domain modules start, pause and cancel jobs through it
+/// without knowing any kind.
+pub trait JobHost: Send + Sync {
+    /// Runs job `id` to its end (or its stop) on the calling thread, the job's own.
+    fn run(&self, lib: &Arc<Library>, id: i64, control: &Arc<Control>);
+    /// Ends job `id`, which no thread is running, in `state` (a queued or paused job cancelled).
+    fn end(&self, lib: &Library, id: i64, state: JobState) -> Result<()>;
+    /// Tells subscribers that job `id`'s row changed.
+    fn publish(&self, lib: &Library, id: i64);
+}
+
+/// A job whose thread is alive.
+pub(crate) struct RunningJob {
+    pub(crate) control: Arc<Control>,
+    pub(crate) handle: Option<JoinHandle<()>>,
+}
+
 /// An open library. Dropping the last handle closes it.
 pub struct Library {
     pub id: Uuid,
@@ -41,16 +62,19 @@ pub struct Library {
     pub writer: Writer,
     /// Row id of this device in the library's `devices` table.
     pub device_row: i64,
-    pub bus: EventBus,
+    pub(crate) host: Arc<dyn JobHost>,
     pub(crate) jobs: Mutex<HashMap<i64, RunningJob>>,
     lock: Mutex<Option<File>>,
-    /// Bumped whenever entries change; the search index rebuilds when it is behind.
-    generation: std::sync::atomic::AtomicU64,
-    pub(crate) search: Mutex<Option<Arc<crate::search::SearchIndex>>>,
+    /// Bumped whenever entries change (with `changed` notified); caches built from entries —
+    /// search's in-memory index — compare it with the generation they were built at.
+    generation: Mutex<u64>,
+    changed: Condvar,
     /// Bumped by every organising action (tags, favourites, hidden, notes).
     meta_generation: std::sync::atomic::AtomicU64,
-    /// Search's cache of hidden entries, keyed by (generation, meta_generation).
-    pub(crate) hidden: crate::search::HiddenCache,
+    /// This library's own handle, for threads that must outlive a call (search's refresher).
+    me: std::sync::Weak<Library>,
+    /// State that modules above this one keep per library (search's index), one value per type.
+    extensions: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     /// Locations a file operation is changing right now (location id → number of jobs): the
     /// watcher leaves them alone until the operation has updated the index itself.
     pub(crate) file_ops: Mutex<HashMap<i64, usize>>,
@@ -119,7 +143,7 @@ impl Library {
         libraries: &Path,
         name: &str,
         device: &DeviceIdentity,
-        bus: EventBus,
+        host: Arc<dyn JobHost>,
     ) -> Result<Arc<Library>> {
         let name = validate_name(name)?;
         let dir = libraries.join(format!("{name}{SUFFIX}"));
@@ -143,11 +167,15 @@ impl Library {
             &serde_json::to_vec_pretty(&config)?,
         )?;
         std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
-        Library::open(&dir, device, bus)
+        Library::open(&dir, device, host)
     }
 
     /// Opens the library in `dir`, taking its lock, migrating its schema if it is older.
-    pub fn open(dir: &Path, device: &DeviceIdentity, bus: EventBus) -> Result<Arc<Library>> {
+    pub fn open(
+        dir: &Path,
+        device: &DeviceIdentity,
+        host: Arc<dyn JobHost>,
+    ) -> Result<Arc<Library>> {
         let config = read_config(dir)?;
         let lock = take_lock(dir, &config.name)?;
         let conn = store::open_writer(&dir.join("library.db"), &config.name)?;
@@ -163,27 +191,63 @@ impl Library {
             |r| r.get(0),
         )?;
         let writer = Writer::spawn(&config.name, conn)?;
-        Ok(Arc::new(Library {
+        Ok(Arc::new_cyclic(|me| Library {
+            me: me.clone(),
             id: config.id,
             name: RwLock::new(config.name),
             dir: dir.to_path_buf(),
             writer,
             device_row,
-            bus,
+            host,
             jobs: Mutex::new(HashMap::new()),
             lock: Mutex::new(Some(lock)),
-            generation: std::sync::atomic::AtomicU64::new(0),
-            search: Mutex::new(None),
+            generation: Mutex::new(0),
+            changed: Condvar::new(),
             meta_generation: std::sync::atomic::AtomicU64::new(0),
-            hidden: Mutex::new(None),
+            extensions: Mutex::new(HashMap::new()),
             file_ops: Mutex::new(HashMap::new()),
         }))
     }
 
-    /// Marks the entries as changed (the search index rebuilds on next use).
+    /// Marks the entries as changed: caches built from them (the search index) are behind.
     pub fn touch(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits up to `timeout` for the entries generation to move past `seen`; returns the current
+    /// generation.
+    pub fn wait_generation(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        let g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = self
+            .changed
+            .wait_timeout_while(g, timeout, |g| *g == seen)
+            .unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+
+    /// The per-library value of type `T` kept for a module above this one, made on first use.
+    pub fn extension<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
+        let mut map = self.extensions.lock().unwrap_or_else(|p| p.into_inner());
+        let any = map
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        any.downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("extensions are keyed by their own type"))
+    }
+
+    /// A weak handle to this library.
+    pub fn weak(&self) -> std::sync::Weak<Library> {
+        self.me.clone()
+    }
+
+    /// Whether the library is still open (not closed for a rename, a delete or a shutdown).
+    pub fn is_open(&self) -> bool {
+        self.lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// Marks the organisation (tags, flags, notes) as changed.
@@ -200,7 +264,7 @@ impl Library {
 
     /// The current entries generation.
     pub fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn name(&self) -> String {
@@ -239,9 +303,25 @@ impl Library {
 
     /// Stops this library's jobs (they stay resumable), closes the database and releases the lock.
     pub fn close(&self) {
-        crate::jobs::shutdown(self);
+        self.shutdown_jobs();
         self.writer.close();
         self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Stops every running job at its next checkpoint, leaving it resumable, and waits for them.
+    fn shutdown_jobs(&self) {
+        let handles: Vec<JoinHandle<()>> = {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            jobs.values_mut()
+                .filter_map(|j| {
+                    j.control.stop(crate::control::Stop::Shutdown);
+                    j.handle.take()
+                })
+                .collect()
+        };
+        for h in handles {
+            let _ = h.join();
+        }
     }
 
     /// Size of the library folder in bytes (config, database, WAL).

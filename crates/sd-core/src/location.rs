@@ -7,159 +7,21 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::index::{IndexParams, IndexProgress};
-use crate::jobs::{self, JobSpec};
+pub(crate) mod row;
+
+use crate::index::{IndexJob, IndexParams, IndexProgress};
 use crate::library::Library;
 use crate::names::{self, JsonPath};
 use crate::rules::{RuleConfig, Rules};
+use crate::runner;
 use crate::store::now_ms;
 use crate::{Error, Result};
-
-/// How much the indexer does for a location.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IndexMode {
-    /// Metadata only: names, sizes, times, inodes.
-    Shallow,
-    /// Also content identity (sampled BLAKE3).
-    Content,
-    /// Also media metadata and thumbnails.
-    Deep,
-}
-
-impl IndexMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IndexMode::Shallow => "shallow",
-            IndexMode::Content => "content",
-            IndexMode::Deep => "deep",
-        }
-    }
-
-    fn parse(s: &str) -> IndexMode {
-        match s {
-            "content" => IndexMode::Content,
-            "deep" => IndexMode::Deep,
-            _ => IndexMode::Shallow,
-        }
-    }
-}
-
-/// A location with its current totals.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Location {
-    pub id: i64,
-    pub uuid: Uuid,
-    pub name: String,
-    pub path: JsonPath,
-    pub mode: IndexMode,
-    pub rules: RuleConfig,
-    /// `indexing`, `ready`, or `partial` (the last scan did not finish).
-    pub state: String,
-    pub dev: u64,
-    pub root_entry_id: i64,
-    pub created_at: i64,
-    pub last_scan_at: Option<i64>,
-    pub last_job_id: Option<i64>,
-    /// Whether the daemon watches the folder for changes.
-    pub watch: bool,
-    /// False while the location's volume (or folder) is not there; its entries stay searchable.
-    pub online: bool,
-    /// Why it is offline, in words (`None` while online): its drive is not mounted, or its folder
-    /// is missing although the drive is there (renamed, moved or deleted), …
-    #[serde(default)]
-    pub offline_reason: Option<String>,
-    pub volume_id: Option<i64>,
-    /// Recursive totals as of the last finished scan.
-    pub files: u64,
-    pub dirs: u64,
-    pub bytes: u64,
-}
-
-const SELECT: &str = "SELECT l.id, l.uuid, l.name, l.path, l.mode, l.rules, l.state, l.dev, l.root_entry_id,
-       l.created_at, l.last_scan_at, l.last_job_id, coalesce(e.files, 0), coalesce(e.dirs, 0), coalesce(e.size, 0),
-       l.watch, l.online, l.volume_id, v.online, v.name
-  FROM locations l LEFT JOIN entries e ON e.id = l.root_entry_id
-  LEFT JOIN volumes v ON v.id = l.volume_id";
-
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
-    let uuid: String = r.get(1)?;
-    let rules: String = r.get(5)?;
-    let path = PathBuf::from(names::from_sql(r.get_ref(3)?)?);
-    let online: bool = r.get(16)?;
-    let volume: Option<(bool, String)> = match (r.get(18)?, r.get(19)?) {
-        (Some(on), Some(name)) => Some((on, name)),
-        _ => None,
-    };
-    Ok(Location {
-        offline_reason: (!online).then(|| offline_reason(&path, volume)),
-        id: r.get(0)?,
-        uuid: Uuid::parse_str(&uuid).unwrap_or_default(),
-        name: r.get(2)?,
-        path: JsonPath(path),
-        mode: IndexMode::parse(&r.get::<_, String>(4)?),
-        rules: serde_json::from_str(&rules).unwrap_or_default(),
-        state: r.get(6)?,
-        dev: r.get::<_, i64>(7)? as u64,
-        root_entry_id: r.get(8)?,
-        created_at: r.get(9)?,
-        last_scan_at: r.get(10)?,
-        last_job_id: r.get(11)?,
-        files: r.get::<_, i64>(12)? as u64,
-        dirs: r.get::<_, i64>(13)? as u64,
-        bytes: r.get::<_, i64>(14)? as u64,
-        watch: r.get(15)?,
-        online,
-        volume_id: r.get(17)?,
-    })
-}
-
-/// Why an offline location is offline, from its volume's state and a look at its folder: the
-/// drive not mounted is one thing, the folder gone from a mounted drive another.
-fn offline_reason(path: &std::path::Path, volume: Option<(bool, String)>) -> String {
-    if let Some((false, name)) = volume {
-        return format!(
-            "its drive {name:?} is not mounted; its entries stay searchable, and it is rescanned when the drive is back"
-        );
-    }
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
-            "its folder {} is missing (renamed, moved or deleted); its entries stay searchable, and it is rescanned when the folder is back at that path",
-            path.display()
-        ),
-        Err(e) => format!("its folder {} cannot be reached: {e}", path.display()),
-        Ok(m) if !m.is_dir() => format!("{} is no longer a folder", path.display()),
-        Ok(_) => "its folder is back; it is rescanned within seconds".to_owned(),
-    }
-}
-
-/// All locations of the library, by id.
-pub fn list(lib: &Library) -> Result<Vec<Location>> {
-    list_with(&lib.reader()?)
-}
-
-pub(crate) fn list_with(conn: &rusqlite::Connection) -> Result<Vec<Location>> {
-    let mut q = conn.prepare(&format!("{SELECT} ORDER BY l.id"))?;
-    let rows = q.query_map([], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// One location.
-pub fn get(lib: &Library, id: i64) -> Result<Location> {
-    lib.reader()?
-        .query_row(&format!("{SELECT} WHERE l.id = ?1"), [id], from_row)
-        .optional()?
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "no location {id} in library {:?}; see `spacedrive location list`",
-                lib.name()
-            ))
-        })
-}
+pub use row::{IndexMode, Location, get, list};
+pub(crate) use row::{active_job, containing, set_path, set_rescan_after};
 
 /// Options for [`add`].
 #[derive(Debug, Clone)]
@@ -257,14 +119,14 @@ pub fn add(
         )?;
         let root = tx.last_insert_rowid();
         tx.execute("UPDATE locations SET root_entry_id = ?2 WHERE id = ?1", params![loc_id, root])?;
-        let spec = JobSpec::Index(IndexParams { location_id: loc_id, initial: true, subtrees: Vec::new() });
-        let job = jobs::insert(tx, &spec, &IndexProgress::default())?;
+        let params = IndexParams { location_id: loc_id, initial: true, subtrees: Vec::new() };
+        let job = runner::insert::<IndexJob>(tx, &params, &IndexProgress::default())?;
         crate::index::seed_checkpoint(tx, job, root)?;
         tx.execute("UPDATE locations SET last_job_id = ?2 WHERE id = ?1", params![loc_id, job])?;
         Ok((loc_id, job))
     })?;
     before_index(&get(lib, loc_id)?);
-    jobs::start(lib, job_id)?;
+    runner::start(lib, job_id)?;
     let loc = get(lib, loc_id)?;
     crate::audit::record(
         lib,
@@ -353,31 +215,6 @@ pub fn update(
     Ok((get(lib, id)?, rescan))
 }
 
-/// Points location `id` (root entry `root`) at `path`, where its folder now is: the volume link
-/// is redone by the next volume check, and the caller rescans.
-pub(crate) fn set_path(
-    tx: &rusqlite::Transaction<'_>,
-    id: i64,
-    root: i64,
-    path: &Path,
-    dev: u64,
-    ino: u64,
-) -> Result<()> {
-    let root_name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "/".into());
-    tx.execute(
-        "UPDATE locations SET path = ?2, dev = ?3, online = 1, volume_id = NULL, volume_path = NULL WHERE id = ?1",
-        params![id, names::to_sql(path.as_os_str()), dev as i64],
-    )?;
-    tx.execute(
-        "UPDATE entries SET name = ?2, inode = ?3 WHERE id = ?1",
-        params![root, names::to_sql(&root_name), ino as i64],
-    )?;
-    Ok(())
-}
-
 /// How new rules reach the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "when", rename_all = "snake_case")]
@@ -401,67 +238,8 @@ fn rescan_for_rules(lib: &Arc<Library>, id: i64) -> Result<RulesRescan> {
         }
     }
     Ok(RulesRescan::Now {
-        job: start_rescan(lib, &get(lib, id)?, Vec::new())?,
+        job: crate::index::queue(lib, &get(lib, id)?, Vec::new())?,
     })
-}
-
-fn set_rescan_after(lib: &Library, id: i64, on: bool) -> Result<()> {
-    lib.writer.run(move |c| {
-        c.execute(
-            "UPDATE locations SET rescan_after = ?2 WHERE id = ?1",
-            params![id, on],
-        )?;
-        Ok(())
-    })
-}
-
-/// Called when index job `job` of location `id` has ended: starts the follow-up rescan asked
-/// for while it ran (rules changed), unless the user cancelled the job.
-pub(crate) fn index_job_ended(lib: &Arc<Library>, id: i64, cancelled: bool) -> Result<Option<i64>> {
-    let pending: bool = lib
-        .reader()?
-        .query_row(
-            "SELECT rescan_after FROM locations WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(false);
-    if !pending {
-        return Ok(None);
-    }
-    if cancelled {
-        // A later scan reads the current rules anyway.
-        set_rescan_after(lib, id, false)?;
-        return Ok(None);
-    }
-    let loc = get(lib, id)?;
-    if !loc.online || active_job(lib, &loc)?.is_some() {
-        return Ok(None); // offline: rescanned when back; busy: that job's end comes here again
-    }
-    let job = start_rescan(lib, &loc, Vec::new())?;
-    tracing::info!(
-        location = id,
-        job,
-        "rescanning under the rules changed during the last scan"
-    );
-    Ok(Some(job))
-}
-
-/// The location holding `path`: the innermost one, if locations nest.
-pub(crate) fn containing<'a>(locs: &'a [Location], path: &Path) -> Option<&'a Location> {
-    locs.iter()
-        .filter(|l| path.starts_with(&l.path.0))
-        .max_by_key(|l| l.path.0.as_os_str().len())
-}
-
-/// The unfinished index job of a location, if any.
-fn active_job(lib: &Library, loc: &Location) -> Result<Option<i64>> {
-    let Some(job) = loc.last_job_id else {
-        return Ok(None);
-    };
-    let info = jobs::get(lib, job)?;
-    Ok((!info.state.is_final()).then_some(job))
 }
 
 /// Queues a rescan. If the location is already being indexed, returns that job instead.
@@ -474,7 +252,7 @@ pub fn rescan(lib: &Arc<Library>, id: i64) -> Result<(i64, bool)> {
     if let Some(job) = active_job(lib, &loc)? {
         return Ok((job, false));
     }
-    Ok((start_rescan(lib, &loc, Vec::new())?, true))
+    Ok((crate::index::queue(lib, &loc, Vec::new())?, true))
 }
 
 /// Queues a full rescan unless an index job is already running (then `None`).
@@ -483,7 +261,7 @@ pub fn rescan_if_idle(lib: &Arc<Library>, id: i64) -> Result<Option<i64>> {
     if active_job(lib, &loc)?.is_some() {
         return Ok(None);
     }
-    Ok(Some(start_rescan(lib, &loc, Vec::new())?))
+    Ok(Some(crate::index::queue(lib, &loc, Vec::new())?))
 }
 
 /// Rescans only the subtrees holding `dirs` (paths inside the location; a path not in the index
@@ -532,48 +310,7 @@ pub fn rescan_subtrees(lib: &Arc<Library>, id: i64, dirs: &[PathBuf]) -> Result<
     if top.contains(&loc.root_entry_id) {
         top.clear();
     }
-    Ok(Some(start_rescan(lib, &loc, top)?))
-}
-
-/// Queues an index job over the whole location (`subtrees` empty) or the given directories.
-fn start_rescan(lib: &Arc<Library>, loc: &Location, subtrees: Vec<i64>) -> Result<i64> {
-    if let Some(why) = crate::volume::refused_location(&loc.path.0) {
-        // Added by an older build that did not refuse it.
-        return Err(Error::Invalid(format!(
-            "{why}; remove it with `spacedrive location remove {}`",
-            loc.id
-        )));
-    }
-    let id = loc.id;
-    let root = loc.root_entry_id;
-    let full = subtrees.is_empty();
-    let job = lib.writer.transaction(move |tx| {
-        let seeds = if subtrees.is_empty() {
-            vec![root]
-        } else {
-            subtrees.clone()
-        };
-        let spec = JobSpec::Index(IndexParams {
-            location_id: id,
-            initial: false,
-            subtrees,
-        });
-        let job = jobs::insert(tx, &spec, &IndexProgress::default())?;
-        if full {
-            // This job reads the current rules: no follow-up needed.
-            tx.execute("UPDATE locations SET rescan_after = 0 WHERE id = ?1", [id])?;
-        }
-        for seed in seeds {
-            crate::index::seed_checkpoint(tx, job, seed)?;
-        }
-        tx.execute(
-            "UPDATE locations SET last_job_id = ?2, state = 'indexing' WHERE id = ?1",
-            params![id, job],
-        )?;
-        Ok(job)
-    })?;
-    jobs::start(lib, job)?;
-    Ok(job)
+    Ok(Some(crate::index::queue(lib, &loc, top)?))
 }
 
 /// Removes a location and its index entries. Files on disk are not touched.
@@ -581,7 +318,7 @@ fn start_rescan(lib: &Arc<Library>, loc: &Location, subtrees: Vec<i64>) -> Resul
 pub fn remove(lib: &Arc<Library>, id: i64) -> Result<u64> {
     let loc = get(lib, id)?;
     if let Some(job) = active_job(lib, &loc)? {
-        jobs::cancel(lib, job)?;
+        runner::cancel(lib, job)?;
     }
     let n = lib
         .writer

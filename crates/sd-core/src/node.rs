@@ -83,6 +83,12 @@ fn open_libraries(slots: &RwLock<Vec<Slot>>) -> Vec<Arc<Library>> {
 }
 
 impl Node {
+    /// What runs a library's jobs: the kinds of `jobs.rs`, publishing on this node's bus.
+    fn job_host(&self) -> Arc<dyn crate::library::JobHost> {
+        let bus = self.bus.clone();
+        jobs::Host::new(move |info| bus.emit(crate::events::Event::Job(info)))
+    }
+
     /// Opens the data folder (creating it), takes the daemon lock, opens every library and
     /// resumes interrupted jobs.
     pub fn open(data_dir: &Path) -> Result<Node> {
@@ -115,7 +121,7 @@ impl Node {
             .collect();
         dirs.sort();
         for dir in dirs {
-            let slot = match Library::open(&dir, &node.device, node.bus.clone()) {
+            let slot = match Library::open(&dir, &node.device, node.job_host()) {
                 Ok(lib) => Slot::Open(lib),
                 Err(e) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "library unavailable");
@@ -316,7 +322,7 @@ impl Node {
     fn create_library_locked(&self, name: &str) -> Result<Arc<Library>> {
         let name = library::validate_name(name)?;
         self.check_name_free(&name, None)?;
-        let lib = Library::create(&self.libraries_dir(), &name, &self.device, self.bus.clone())?;
+        let lib = Library::create(&self.libraries_dir(), &name, &self.device, self.job_host())?;
         self.slots
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -359,7 +365,7 @@ impl Node {
         lib.set_name(&new_name)?;
         lib.close();
         std::fs::rename(lib.dir(), &new_dir).map_err(|e| Error::io(lib.dir(), e))?;
-        let reopened = Library::open(&new_dir, &self.device, self.bus.clone())?;
+        let reopened = Library::open(&new_dir, &self.device, self.job_host())?;
         for s in slots.iter_mut() {
             if matches!(s, Slot::Open(l) if l.id == lib.id) {
                 *s = Slot::Open(reopened.clone());

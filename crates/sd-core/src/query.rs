@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::index::walk::EntryKind;
 use crate::library::Library;
-use crate::location::{self, Location};
+use crate::location::row::{self as location, Location};
 use crate::names::{self, JsonName, JsonPath};
 use crate::{Error, Result};
 

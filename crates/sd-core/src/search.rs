@@ -15,7 +15,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use memchr::memmem;
 use rusqlite::Connection;
@@ -128,8 +128,53 @@ pub struct Results {
 
 const NO_KIND: u8 = u8::MAX;
 
-/// A library's cached set of hidden entry ids, with the generations it was computed at.
-pub(crate) type HiddenCache = std::sync::Mutex<Option<((u64, u64), Arc<HashSet<i64>>)>>;
+/// A set of hidden entry ids and the (generation, meta_generation) it was computed at.
+type HiddenAt = ((u64, u64), Arc<HashSet<i64>>);
+
+/// What search keeps per library (one of the library's extensions): the in-memory index and
+/// the set of hidden entries, each valid at the generations it was built at.
+#[derive(Default)]
+struct Cache {
+    index: std::sync::Mutex<Option<Arc<SearchIndex>>>,
+    /// Hidden entry ids, keyed by (generation, meta_generation).
+    hidden: std::sync::Mutex<Option<HiddenAt>>,
+    /// Whether the refresher thread runs for this library.
+    refreshing: std::sync::atomic::AtomicBool,
+}
+
+/// How long entries must stay unchanged before the refresher rebuilds the index (an index job
+/// commits a batch at least every 250 ms, so a running scan is not rebuilt after every batch).
+const QUIET: Duration = Duration::from_millis(500);
+
+/// Keeps a searched library's index current: waits for the entries generation to move, then for
+/// it to stay still for [`QUIET`], and rebuilds — so the next query finds it ready. Ends when the
+/// library closes.
+fn refresh(lib: std::sync::Weak<Library>, mut seen: u64) {
+    loop {
+        let Some(l) = lib.upgrade() else { return };
+        if !l.is_open() {
+            return;
+        }
+        let mut g = l.wait_generation(seen, Duration::from_secs(1));
+        if g == seen {
+            continue;
+        }
+        loop {
+            let next = l.wait_generation(g, QUIET);
+            if next == g || !l.is_open() {
+                break;
+            }
+            g = next;
+        }
+        if !l.is_open() {
+            return;
+        }
+        if let Err(e) = index_of(&l) {
+            tracing::warn!(error = %e, "rebuilding the search index");
+        }
+        seen = g;
+    }
+}
 
 /// 40 bytes per entry. Times use `NO_TIME` for "unknown".
 struct Row {
@@ -184,7 +229,7 @@ impl SearchIndex {
             dirs: HashMap::new(),
             roots: HashMap::new(),
         };
-        for loc in crate::location::list_with(conn)? {
+        for loc in crate::location::row::list_with(conn)? {
             idx.roots.insert(loc.root_entry_id, loc.path.0.clone());
         }
         let mut q = conn.prepare(
@@ -409,8 +454,19 @@ fn flagged(conn: &Connection, column: &str) -> Result<HashSet<i64>> {
 /// The library's index at its current generation, building it if needed.
 /// Returns the index and the build time when it was built now.
 fn index_of(lib: &Library) -> Result<(Arc<SearchIndex>, Option<u64>)> {
-    let mut slot = lib.search.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = lib.extension::<Cache>();
+    let mut slot = cache.index.lock().unwrap_or_else(|p| p.into_inner());
     let generation = lib.generation();
+    if !cache
+        .refreshing
+        .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        let weak = lib.weak();
+        std::thread::Builder::new()
+            .name("sd-search-refresh".into())
+            .spawn(move || refresh(weak, generation))
+            .map_err(|e| Error::io("<search refresh thread>", e))?;
+    }
     if let Some(idx) = slot.as_ref()
         && idx.generation == generation
     {
@@ -436,7 +492,8 @@ fn offer(best: &mut BinaryHeap<(u8, usize, usize)>, want: usize, key: (u8, usize
 /// organisation change.
 fn hidden_set(lib: &Library) -> Result<Arc<HashSet<i64>>> {
     let key = (lib.generation(), lib.meta_generation());
-    let mut slot = lib.hidden.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = lib.extension::<Cache>();
+    let mut slot = cache.hidden.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((k, set)) = slot.as_ref()
         && *k == key
     {
@@ -488,7 +545,7 @@ fn check(q: &Query) -> Result<Vec<String>> {
     Ok(terms)
 }
 
-/// Builds the in-memory index ahead of the first search (called after index jobs).
+/// Builds the in-memory index ahead of the first search.
 pub fn warm(lib: &Library) -> Result<()> {
     index_of(lib).map(|_| ())
 }

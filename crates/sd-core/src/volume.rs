@@ -448,7 +448,7 @@ pub fn tracked(lib: &crate::library::Library) -> Result<Vec<Tracked>> {
 pub fn track(lib: &crate::library::Library, volumes: &[Volume]) -> Result<Vec<i64>> {
     use crate::names;
     use rusqlite::params;
-    let locs = crate::location::list(lib)?;
+    let locs = crate::location::row::list(lib)?;
     let vols: Vec<Volume> = volumes.to_vec();
     lib.writer.transaction(move |tx| {
         let now = crate::store::now_ms();
@@ -556,7 +556,7 @@ pub fn track(lib: &crate::library::Library, volumes: &[Volume]) -> Result<Vec<i6
                     .ok();
                 if let Some(found) = inode.and_then(|i| renamed_root(&path, loc.dev, i as u64)) {
                     tracing::info!(location = loc.id, from = %path.display(), to = %found.display(), "location folder renamed; following it");
-                    crate::location::set_path(tx, loc.id, loc.root_entry_id, &found, loc.dev, inode.unwrap_or(0) as u64)?;
+                    crate::location::row::set_path(tx, loc.id, loc.root_entry_id, &found, loc.dev, inode.unwrap_or(0) as u64)?;
                     back.push(loc.id); // online again, rescanned at its new path
                     continue;
                 }

@@ -136,7 +136,7 @@ pub(crate) fn update_index(lib: &Arc<Library>, items: &[Item], op: OpKind, contr
         }
     };
     for it in items {
-        if !(it.state == "done" || it.state == "source_removed") {
+        if !it.state.is_done() {
             continue;
         }
         let top = it.step.root || matches!(it.step.op, StepOp::Trash | StepOp::Delete);
@@ -180,7 +180,7 @@ fn rescan_and_wait(
         std::thread::sleep(Duration::from_millis(50)); // another index job runs: after it
     };
     while control.stopped().is_none() {
-        if crate::jobs::get(lib, job)?.state.is_final() {
+        if crate::runner::state(lib, job)?.is_final() {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));

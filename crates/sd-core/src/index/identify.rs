@@ -20,7 +20,7 @@ use crate::content::{self, HashError, Hashed};
 use crate::control::{Control, Stop};
 use crate::filetype::{self, FileType};
 use crate::library::Library;
-use crate::location::Location;
+use crate::location::row::Location;
 use crate::query::DirPaths;
 use crate::store::now_ms;
 use crate::{Error, Result};
