@@ -407,8 +407,10 @@ const NOT_REVERSIBLE: &str = "copies, permanent deletes, overwrites, tag deletio
 
 /// A failed or cancelled action that did nothing (every step failed or none ran).
 fn changed_nothing(row: &AuditRow, has_undo: bool) -> bool {
-    !matches!(row.result, Outcome::Completed | Outcome::CompletedWithErrors)
-        && !has_undo
+    !matches!(
+        row.result,
+        Outcome::Completed | Outcome::CompletedWithErrors
+    ) && !has_undo
         && row.summary.get("done").and_then(|d| d.as_u64()) == Some(0)
 }
 
