@@ -1,0 +1,183 @@
+//! Requests: every call a client can make, and the limits every transport applies while reading
+//! one.
+
+use sd_core::index::ephemeral::Scope;
+use sd_core::location::IndexMode;
+use sd_core::names::JsonPath;
+use sd_core::query::SortBy;
+use sd_core::rules::RuleConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::ApiError;
+
+/// The largest request a transport accepts, in bytes. Checked while reading, before anything is
+/// parsed, so an oversized request costs at most this much memory.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// Reads one request line (the Unix socket's framing) with the limits every transport applies:
+/// at most [`MAX_REQUEST_BYTES`], valid UTF-8, a known method with valid parameters. The error is
+/// a `bad_request` answer.
+pub fn read_request<R: std::io::BufRead>(r: &mut R) -> Result<Request, ApiError> {
+    use std::io::{BufRead, Read};
+    let mut buf = Vec::new();
+    r.by_ref()
+        .take(MAX_REQUEST_BYTES as u64 + 1)
+        .read_until(b'\n', &mut buf)
+        .map_err(|e| ApiError::bad_request(format!("reading the request: {e}")))?;
+    parse_request(&buf)
+}
+
+/// Parses one request body (a line, an HTTP body, a peer's frame) with the same limits as
+/// [`read_request`].
+pub fn parse_request(body: &[u8]) -> Result<Request, ApiError> {
+    if body.len() > MAX_REQUEST_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "request larger than {MAX_REQUEST_BYTES} bytes; send less per call"
+        )));
+    }
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::bad_request(format!("request is not valid UTF-8 (byte {}); paths that are not UTF-8 go as {{\"bytes\": base64}}", e.valid_up_to()))
+    })?;
+    serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))
+}
+
+/// Every call a client can make. `library` is a name or id; omitted, the default library is used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum Request {
+    #[serde(rename = "daemon.status")]
+    Status,
+    #[serde(rename = "daemon.stop")]
+    Stop,
+    #[serde(rename = "library.create")]
+    LibraryCreate { name: String },
+    #[serde(rename = "library.list")]
+    LibraryList,
+    #[serde(rename = "library.info")]
+    LibraryInfo { library: Option<String> },
+    #[serde(rename = "library.rename")]
+    LibraryRename { library: String, new_name: String },
+    #[serde(rename = "library.delete")]
+    LibraryDelete { library: String },
+    #[serde(rename = "library.use")]
+    LibraryUse { library: String },
+    #[serde(rename = "location.add")]
+    LocationAdd {
+        library: Option<String>,
+        path: JsonPath,
+        name: Option<String>,
+        mode: IndexMode,
+        rules: RuleConfig,
+        #[serde(default = "yes")]
+        watch: bool,
+    },
+    #[serde(rename = "location.list")]
+    LocationList { library: Option<String> },
+    #[serde(rename = "location.info")]
+    LocationInfo { library: Option<String>, id: i64 },
+    #[serde(rename = "location.rescan")]
+    LocationRescan { library: Option<String>, id: i64 },
+    /// Changes a location's name, watch toggle or rules (then rescans it).
+    #[serde(rename = "location.update")]
+    LocationUpdate {
+        library: Option<String>,
+        id: i64,
+        changes: sd_core::location::Changes,
+    },
+    #[serde(rename = "location.remove")]
+    LocationRemove { library: Option<String>, id: i64 },
+    #[serde(rename = "entries.list")]
+    EntriesList {
+        library: Option<String>,
+        path: JsonPath,
+        recursive: bool,
+        sort: SortBy,
+        limit: Option<usize>,
+    },
+    #[serde(rename = "index.quick_scan")]
+    QuickScan {
+        path: JsonPath,
+        scope: Scope,
+        rules: RuleConfig,
+    },
+    /// Duplicates in the library's index (`path: null`) or under any folder, not indexed.
+    #[serde(rename = "dupes.find")]
+    Dupes {
+        library: Option<String>,
+        path: Option<JsonPath>,
+        min_size: u64,
+    },
+    #[serde(rename = "file.info")]
+    FileInfo {
+        library: Option<String>,
+        path: JsonPath,
+    },
+    #[serde(rename = "file.verify")]
+    Verify {
+        library: Option<String>,
+        path: JsonPath,
+    },
+    #[serde(rename = "search")]
+    Search {
+        library: Option<String>,
+        query: sd_core::search::Query,
+    },
+    #[serde(rename = "tag.list")]
+    TagList { library: Option<String> },
+    /// What an action would do (every step, conflicts, bytes, free space), changing nothing.
+    #[serde(rename = "action.preview")]
+    Preview {
+        library: Option<String>,
+        action: sd_core::actions::Action,
+    },
+    /// Carries out an action: file operations (copy, move, rename, delete, undo) start a job and
+    /// answer `{"job", "plan"}`; tags, favourites, hidden flags and notes answer what changed.
+    #[serde(rename = "action.commit")]
+    Action {
+        library: Option<String>,
+        action: sd_core::actions::Action,
+    },
+    /// The audit log, newest first.
+    #[serde(rename = "audit.list")]
+    AuditList {
+        library: Option<String>,
+        limit: Option<usize>,
+    },
+    /// Checks the audit log's hash chain.
+    #[serde(rename = "audit.verify")]
+    AuditVerify { library: Option<String> },
+    /// Mounted volumes, and the volumes the library tracks (offline ones too).
+    #[serde(rename = "volume.list")]
+    VolumeList { library: Option<String> },
+    /// Sequential write/read speed of the volume holding `path` (a temporary file, removed after).
+    #[serde(rename = "volume.speed_test")]
+    SpeedTest {
+        library: Option<String>,
+        path: JsonPath,
+        size_mb: u64,
+    },
+    #[serde(rename = "job.list")]
+    JobList {
+        library: Option<String>,
+        limit: Option<usize>,
+    },
+    #[serde(rename = "job.info")]
+    JobInfo { library: Option<String>, id: i64 },
+    #[serde(rename = "job.pause")]
+    JobPause { library: Option<String>, id: i64 },
+    #[serde(rename = "job.resume")]
+    JobResume { library: Option<String>, id: i64 },
+    #[serde(rename = "job.cancel")]
+    JobCancel { library: Option<String>, id: i64 },
+    /// Streams events. With `job`, starts with that job's current state and ends when it finishes;
+    /// without, starts with every unfinished job and streams until the client hangs up.
+    #[serde(rename = "events.subscribe")]
+    Subscribe {
+        library: Option<String>,
+        job: Option<i64>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
