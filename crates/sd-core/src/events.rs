@@ -3,12 +3,12 @@
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::jobs::JobInfo;
 
 /// Something that happened in the engine.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {

@@ -335,3 +335,29 @@ impl Library {
             .unwrap_or(0)
     }
 }
+
+/// What a library holds, counted from its database (for `library.info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// The schema version of the database (`PRAGMA user_version`).
+    pub schema_version: i64,
+    pub locations: u64,
+    pub entries: u64,
+    /// Distinct contents identified.
+    pub contents: u64,
+    /// Contents waiting for later jobs (thumbnails, text extraction).
+    pub intelligence_queue: u64,
+}
+
+/// Counts what `lib` holds, on one read-only connection.
+pub fn stats(lib: &Library) -> Result<Stats> {
+    let conn = lib.reader()?;
+    let q = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+    Ok(Stats {
+        schema_version: q("PRAGMA user_version")?,
+        locations: q("SELECT count(*) FROM locations")? as u64,
+        entries: q("SELECT count(*) FROM entries")? as u64,
+        contents: q("SELECT count(*) FROM content_identities")? as u64,
+        intelligence_queue: q("SELECT count(*) FROM intelligence_queue")? as u64,
+    })
+}

@@ -338,3 +338,20 @@ pub fn remove(lib: &Arc<Library>, id: i64) -> Result<u64> {
     )?;
     Ok(n)
 }
+
+/// Index entries of one location (for `location.info`; the list view's totals are in [`Location`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryCounts {
+    pub entries: u64,
+    pub symlinks: u64,
+}
+
+/// Counts the index entries of location `id` (0 for a location that does not exist).
+pub fn entry_counts(lib: &Library, id: i64) -> Result<EntryCounts> {
+    let conn = lib.reader()?;
+    let count = |sql: &str| conn.query_row(sql, [id], |r| r.get::<_, i64>(0));
+    Ok(EntryCounts {
+        symlinks: count("SELECT count(*) FROM entries WHERE location_id = ?1 AND kind = 2")? as u64,
+        entries: count("SELECT count(*) FROM entries WHERE location_id = ?1")? as u64,
+    })
+}

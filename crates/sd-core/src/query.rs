@@ -160,6 +160,7 @@ pub fn entry_view(conn: &Connection, id: i64, path: &Path) -> Result<EntryView> 
 
 /// How to order a listing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SortBy {
     #[default]

@@ -64,6 +64,7 @@ pub fn terms(query: &str) -> Vec<String> {
 
 /// How to order results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
     #[default]

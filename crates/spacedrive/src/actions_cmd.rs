@@ -6,16 +6,16 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use sd_api::{Committed, ErrorCode, Request};
 use sd_core::actions::{Action, Preview};
 use sd_core::audit::{AuditRow, Role, Verification};
 use sd_core::fileops::{ConflictPolicy, Plan, StepOp};
-use sd_core::jobs::{JobInfo, JobState};
+use sd_core::jobs::JobState;
 use sd_core::names::{JsonName, JsonPath};
-use serde_json::Value;
 
-use crate::api::Request;
 use crate::client::{Client, Remote};
-use crate::{absolute, output, print_json, watch_job};
+use crate::job_cmd::watch_job;
+use crate::{absolute, output, print_json, print_wire};
 
 /// What to do when a destination exists.
 #[derive(Clone, Copy, ValueEnum)]
@@ -224,7 +224,7 @@ fn commit(
     json: bool,
     detach: bool,
 ) -> Result<()> {
-    let answer: Value = match client.call(&Request::Action {
+    let answer: Committed = match client.call(&Request::Action {
         library: lib.clone(),
         action: action.clone(),
     }) {
@@ -232,7 +232,7 @@ fn commit(
             if !json
                 && std::io::stdin().is_terminal()
                 && e.downcast_ref::<Remote>()
-                    .is_some_and(|r| r.0.code == "conflict")
+                    .is_some_and(|r| r.0.code == ErrorCode::Conflict)
                 && policy_of(&mut action).is_some() =>
         {
             let p = preview(client, lib, &action)?;
@@ -268,25 +268,32 @@ fn commit(
         }
         other => other?,
     };
-    let Some(job) = answer.get("job") else {
-        if json {
-            return print_json(&answer);
+    let started = match answer {
+        Committed::Job(started) => started,
+        Committed::Organised(o) => {
+            if json {
+                return print_wire(&o);
+            }
+            // Only an undo of an organising change answers without a job.
+            match (o.undid, &o.effect) {
+                (Some(id), Some(effect)) => println!("undid action {id}: {effect}"),
+                _ => println!("done (audit row {})", o.audit_id),
+            }
+            return Ok(());
         }
-        // Only an undo of an organising change answers without a job.
-        match (answer["undid"].as_i64(), answer["effect"].as_str()) {
-            (Some(id), Some(effect)) => println!("undid action {id}: {effect}"),
-            _ => println!("done (audit row {})", answer["audit_id"]),
-        }
-        return Ok(());
     };
-    let job: JobInfo = serde_json::from_value(job.clone())?;
     if detach {
         if json {
-            return print_json(&answer);
+            return print_wire(&started);
         }
-        println!("job {} queued: {}", job.id, output::describe(&job));
+        println!(
+            "job {} queued: {}",
+            started.job.id,
+            output::describe(&started.job)
+        );
         return Ok(());
     }
+    let job = started.job;
     let lib = lib.clone().or(Some(job.library_id.to_string()));
     let done = watch_job(client, lib, job.id, json)?;
     if json {

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
-use serde::de::DeserializeOwned;
-use serde_json::Value;
-
-use crate::api::{ApiError, Request};
 use crate::daemon::socket_path;
+use anyhow::{Context, Result, anyhow, bail};
+use sd_api::{ApiError, Request, StreamLine};
+use sd_core::events::Event;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// A connection factory for one data folder.
 pub struct Client {
@@ -135,19 +135,18 @@ impl Client {
     }
 
     /// A stream of events; calls `f` for each until it returns false or the daemon ends the stream.
-    pub fn stream(&self, req: &Request, mut f: impl FnMut(Value) -> Result<bool>) -> Result<()> {
+    pub fn stream(&self, req: &Request, mut f: impl FnMut(Event) -> Result<bool>) -> Result<()> {
         let r = self.send(req)?;
         for line in r.lines() {
             let line = line.context("reading events from the daemon")?;
-            let v: Value =
-                serde_json::from_str(&line).context("malformed event from the daemon")?;
-            if let Some(e) = v.get("error") {
-                return Err(Remote(serde_json::from_value(e.clone())?).into());
-            }
-            if let Some(ev) = v.get("event")
-                && !f(ev.clone())?
-            {
-                return Ok(());
+            match serde_json::from_str(&line).context("malformed event from the daemon")? {
+                StreamLine::Event(ev) => {
+                    if !f(ev)? {
+                        return Ok(());
+                    }
+                }
+                StreamLine::Heartbeat(_) => {}
+                StreamLine::Error(e) => return Err(Remote(e).into()),
             }
         }
         Ok(())
@@ -197,13 +196,21 @@ impl Drop for StartTurn {
     }
 }
 
+/// One answer line, as the daemon writes it.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Answer<T> {
+    Ok(T),
+    Error(ApiError),
+}
+
 fn parse_answer<T: DeserializeOwned>(line: &str) -> Result<T> {
-    let v: Value = serde_json::from_str(line).context("malformed answer from the daemon")?;
-    if let Some(ok) = v.get("ok") {
-        return serde_json::from_value(ok.clone()).context("unexpected answer from the daemon");
+    match serde_json::from_str::<Answer<T>>(line) {
+        Ok(Answer::Ok(v)) => Ok(v),
+        Ok(Answer::Error(e)) => Err(Remote(e).into()),
+        Err(e) => bail!(
+            "unexpected answer from the daemon ({e}): {}",
+            line.trim_end()
+        ),
     }
-    if let Some(e) = v.get("error") {
-        return Err(Remote(serde_json::from_value(e.clone())?).into());
-    }
-    bail!("unexpected answer from the daemon: {line}")
 }

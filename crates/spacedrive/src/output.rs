@@ -27,6 +27,11 @@ pub fn shown(name: &std::ffi::OsStr) -> String {
     escape_controls(&name.to_string_lossy())
 }
 
+/// `s` in double quotes, escaped as a JSON string (how the CLI has always quoted a tag name).
+pub fn quoted(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
 /// [`shown`] for text that is already a string (names of locations, libraries, tags; messages
 /// that quote paths).
 pub fn escape_controls(s: &str) -> String {

@@ -18,9 +18,12 @@ use crate::{Error, Result};
 
 /// `current`: the folder's own entries. `recursive`: the whole tree below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
+    /// The folder's own entries
     Current,
+    /// The whole tree below it (folders show recursive sizes)
     Recursive,
 }
 

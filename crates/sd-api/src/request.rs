@@ -1,7 +1,5 @@
-//! The daemon's API: one JSON request per connection on the Unix socket, answered by one JSON
-//! line (`{"ok": …}` or `{"error": {"code", "message"}}`), or — for `events.subscribe` — by a
-//! stream of `{"event": …}` lines. Documented in docs/API.md; the CLI and every other client use
-//! exactly this.
+//! Requests: every call a client can make, and the limits every transport applies while reading
+//! one.
 
 use sd_core::index::ephemeral::Scope;
 use sd_core::location::IndexMode;
@@ -10,40 +8,37 @@ use sd_core::query::SortBy;
 use sd_core::rules::RuleConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::ApiError;
+
 /// The largest request a transport accepts, in bytes. Checked while reading, before anything is
 /// parsed, so an oversized request costs at most this much memory.
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
 /// Reads one request line (the Unix socket's framing) with the limits every transport applies:
 /// at most [`MAX_REQUEST_BYTES`], valid UTF-8, a known method with valid parameters. The error is
-/// the message of a `bad_request` answer.
-pub fn read_request<R: std::io::BufRead>(r: &mut R) -> Result<Request, String> {
+/// a `bad_request` answer.
+pub fn read_request<R: std::io::BufRead>(r: &mut R) -> Result<Request, ApiError> {
     use std::io::{BufRead, Read};
     let mut buf = Vec::new();
     r.by_ref()
         .take(MAX_REQUEST_BYTES as u64 + 1)
         .read_until(b'\n', &mut buf)
-        .map_err(|e| format!("reading the request: {e}"))?;
-    if buf.len() > MAX_REQUEST_BYTES {
-        return Err(format!(
-            "request larger than {} bytes; send less per call",
-            MAX_REQUEST_BYTES
-        ));
-    }
+        .map_err(|e| ApiError::bad_request(format!("reading the request: {e}")))?;
     parse_request(&buf)
 }
 
-/// Parses one request body with the same limits as [`read_request`].
-pub fn parse_request(body: &[u8]) -> Result<Request, String> {
+/// Parses one request body (a line, an HTTP body, a peer's frame) with the same limits as
+/// [`read_request`].
+pub fn parse_request(body: &[u8]) -> Result<Request, ApiError> {
     if body.len() > MAX_REQUEST_BYTES {
-        return Err(format!(
+        return Err(ApiError::bad_request(format!(
             "request larger than {MAX_REQUEST_BYTES} bytes; send less per call"
-        ));
+        )));
     }
     let text = std::str::from_utf8(body).map_err(|e| {
-        format!("request is not valid UTF-8 (byte {}); paths that are not UTF-8 go as {{\"bytes\": base64}}", e.valid_up_to())
+        ApiError::bad_request(format!("request is not valid UTF-8 (byte {}); paths that are not UTF-8 go as {{\"bytes\": base64}}", e.valid_up_to()))
     })?;
-    serde_json::from_str(text).map_err(|e| format!("malformed request: {e}"))
+    serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))
 }
 
 /// Every call a client can make. `library` is a name or id; omitted, the default library is used.
@@ -185,85 +180,4 @@ pub enum Request {
 
 fn yes() -> bool {
     true
-}
-
-/// An error as sent to clients.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApiError {
-    pub code: String,
-    pub message: String,
-}
-
-/// `daemon.status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Status {
-    pub pid: u32,
-    pub version: String,
-    pub data_dir: JsonPath,
-    pub device: sd_core::device::DeviceIdentity,
-    pub libraries: usize,
-    pub uptime_ms: u64,
-}
-
-/// One row of `library.list`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LibrarySummary {
-    pub id: Option<String>,
-    pub name: String,
-    pub path: JsonPath,
-    pub default: bool,
-    /// `open`, or why it is unavailable (`library_locked`, `newer_version`, `corrupt`, …).
-    pub status: String,
-    pub error: Option<String>,
-    pub locations: Option<usize>,
-}
-
-/// `library.info`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LibraryInfo {
-    pub id: String,
-    pub name: String,
-    pub path: JsonPath,
-    pub created_at: i64,
-    pub schema_version: i64,
-    pub config_version: u32,
-    pub locations: usize,
-    pub entries: u64,
-    pub disk_bytes: u64,
-    pub jobs_running: usize,
-    /// Distinct contents identified, and those waiting for later jobs (thumbnails, extraction).
-    pub contents: u64,
-    pub intelligence_queue: u64,
-}
-
-/// `location.add` and `location.rescan`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Started {
-    pub library_id: String,
-    pub location: sd_core::location::Location,
-    pub job_id: i64,
-    /// False when the location was already being indexed and `job_id` is that job.
-    pub new_job: bool,
-    /// Set when `location.add` had to create a library first.
-    pub created_library: Option<String>,
-}
-
-/// `location.info`: the location plus counts the list view leaves out.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LocationDetail {
-    #[serde(flatten)]
-    pub location: sd_core::location::Location,
-    pub symlinks: u64,
-    pub entries: u64,
-    pub last_job: Option<sd_core::jobs::JobInfo>,
-    /// `live`, `off`, `starting`, or `degraded: why`.
-    pub watcher: String,
-}
-
-/// `volume.list`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Volumes {
-    pub mounted: Vec<sd_core::volume::Volume>,
-    /// Empty when there is no library yet.
-    pub tracked: Vec<sd_core::volume::Tracked>,
 }
