@@ -25,6 +25,12 @@ pub enum ErrorCode {
     Database,
     /// A value the engine could not (de)serialise.
     Json,
+    /// A device that cannot be reached, or networking that is off.
+    Unreachable,
+    /// The other device does not (or no longer) trust this one.
+    NotPaired,
+    /// A call a paired device may not make here.
+    Forbidden,
     Internal,
 }
 
@@ -43,6 +49,9 @@ impl ErrorCode {
             ErrorCode::Io => "io",
             ErrorCode::Database => "database",
             ErrorCode::Json => "json",
+            ErrorCode::Unreachable => "unreachable",
+            ErrorCode::NotPaired => "not_paired",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Internal => "internal",
         }
     }
@@ -62,6 +71,9 @@ impl ErrorCode {
             "io" => ErrorCode::Io,
             "database" => ErrorCode::Database,
             "json" => ErrorCode::Json,
+            "unreachable" => ErrorCode::Unreachable,
+            "not_paired" => ErrorCode::NotPaired,
+            "forbidden" => ErrorCode::Forbidden,
             _ => ErrorCode::Internal,
         }
     }
@@ -130,6 +142,9 @@ mod tests {
             ErrorCode::Io,
             ErrorCode::Database,
             ErrorCode::Json,
+            ErrorCode::Unreachable,
+            ErrorCode::NotPaired,
+            ErrorCode::Forbidden,
             ErrorCode::Internal,
         ];
         for c in all {

@@ -20,7 +20,47 @@ const FIRST_LIBRARY: &str = "My Library";
 /// transport serves it with [`crate::subscribe`]; here it is a `bad_request`. `daemon.stop`
 /// answers `{"stopping": true}`; stopping is the transport's to do once it has answered.
 pub fn handle(node: &Node, req: Request) -> Result<Response, ApiError> {
+    handle_with(node, None, req)
+}
+
+/// [`handle`], with the device's network node for the `network.*` and `remote` calls (without
+/// one they answer `unreachable`: networking is off).
+pub fn handle_with(
+    node: &Node,
+    net: Option<&dyn crate::Network>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let network = || {
+        net.ok_or_else(|| {
+            ApiError::new(
+                crate::ErrorCode::Unreachable,
+                "networking is off in this daemon",
+            )
+        })
+    };
     Ok(match req {
+        Request::NetworkStatus => Response::NetworkStatus(network()?.status()),
+        Request::NetworkPairGenerate => Response::PairCode(network()?.pair_generate()?),
+        Request::NetworkPairWait => Response::Device(network()?.pair_wait()?),
+        Request::NetworkPairCancel => {
+            network()?.pair_cancel();
+            Response::Stopping(Stopping { stopping: true })
+        }
+        Request::NetworkPairJoin { code, addr } => {
+            Response::Device(network()?.pair_join(&code, addr.as_deref())?)
+        }
+        Request::NetworkDevices => Response::Devices(network()?.devices()),
+        Request::NetworkRevoke { device } => Response::Revoked(network()?.revoke(&device)?),
+        Request::NetworkPing { device } => Response::Pong(network()?.ping(&device)?),
+        Request::Remote { device, request } => {
+            if !request.remote_readable() {
+                return Err(ApiError::new(
+                    crate::ErrorCode::Forbidden,
+                    "a paired device can only read here: daemon status, libraries and locations",
+                ));
+            }
+            Response::Remote(network()?.call(&device, &request)?)
+        }
         Request::Status => Response::Status(Status {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),

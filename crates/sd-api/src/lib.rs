@@ -28,12 +28,14 @@
 mod error;
 mod events;
 mod handle;
+mod network;
 mod request;
 mod response;
 
 pub use error::{ApiError, ErrorCode};
 pub use events::{HEARTBEAT, Subscription, subscribe};
-pub use handle::handle;
+pub use handle::{handle, handle_with};
+pub use network::*;
 pub use request::{MAX_REQUEST_BYTES, Request, parse_request, read_request};
 pub use response::*;
 

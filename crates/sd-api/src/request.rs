@@ -169,6 +169,36 @@ pub enum Request {
     JobResume { library: Option<String>, id: i64 },
     #[serde(rename = "job.cancel")]
     JobCancel { library: Option<String>, id: i64 },
+    /// This device on the network: id, listening addresses, discovery.
+    #[serde(rename = "network.status")]
+    NetworkStatus,
+    /// Opens pairing: a code for one device, valid five minutes.
+    #[serde(rename = "network.pair_generate")]
+    NetworkPairGenerate,
+    /// Waits until the open pairing ends: the paired device, or why not.
+    #[serde(rename = "network.pair_wait")]
+    NetworkPairWait,
+    /// Withdraws the open pairing code.
+    #[serde(rename = "network.pair_cancel")]
+    NetworkPairCancel,
+    /// Pairs with the device showing `code`: at `addr` (`HOST:PORT`), or found on the LAN.
+    #[serde(rename = "network.pair_join")]
+    NetworkPairJoin { code: String, addr: Option<String> },
+    /// Paired devices.
+    #[serde(rename = "network.devices")]
+    NetworkDevices,
+    /// Ends the pairing with a device (on both sides when it can be told).
+    #[serde(rename = "network.revoke")]
+    NetworkRevoke { device: String },
+    /// Round-trip time to a paired device.
+    #[serde(rename = "network.ping")]
+    NetworkPing { device: String },
+    /// `request` answered by the paired device `device` (read-only calls only).
+    #[serde(rename = "remote")]
+    Remote {
+        device: String,
+        request: Box<Request>,
+    },
     /// Streams events. With `job`, starts with that job's current state and ends when it finishes;
     /// without, starts with every unfinished job and streams until the client hangs up.
     #[serde(rename = "events.subscribe")]
@@ -176,6 +206,21 @@ pub enum Request {
         library: Option<String>,
         job: Option<i64>,
     },
+}
+
+impl Request {
+    /// Whether a paired device may make this call here: the read-only ones that show what this
+    /// device holds, nothing that changes it.
+    pub fn remote_readable(&self) -> bool {
+        matches!(
+            self,
+            Request::Status
+                | Request::LibraryList
+                | Request::LibraryInfo { .. }
+                | Request::LocationList { .. }
+                | Request::LocationInfo { .. }
+        )
+    }
 }
 
 fn yes() -> bool {

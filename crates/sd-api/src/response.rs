@@ -24,8 +24,22 @@ use crate::ErrorCode;
 pub enum Response {
     /// `daemon.status`
     Status(Status),
-    /// `daemon.stop`
+    /// `daemon.stop`, `network.pair_cancel`
     Stopping(Stopping),
+    /// `network.status`
+    NetworkStatus(crate::NetworkStatus),
+    /// `network.pair_generate`
+    PairCode(crate::PairCode),
+    /// `network.pair_wait`, `network.pair_join`
+    Device(crate::Device),
+    /// `network.devices`
+    Devices(Vec<crate::Device>),
+    /// `network.revoke`
+    Revoked(crate::Revoked),
+    /// `network.ping`
+    Pong(crate::Pong),
+    /// `remote`: the other device's answer, as it sent it.
+    Remote(serde_json::Value),
     /// `library.create`, `library.info`, `library.rename`, `library.use`
     Library(LibraryInfo),
     /// `library.list`

@@ -23,10 +23,13 @@ pub struct TrustedDevice {
 }
 
 /// What a device says about itself when pairing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
     pub name: String,
     pub os: String,
+    /// Where it listens (`IP:PORT`), so the other side can call it later.
+    #[serde(default)]
+    pub addrs: Vec<String>,
 }
 
 /// Why a device lookup or store update failed.
@@ -222,6 +225,7 @@ mod tests {
         let info = DeviceInfo {
             name: "laptop".into(),
             os: "linux".into(),
+            addrs: vec![],
         };
         d.trust("abc123", &info, vec![]).unwrap();
         let second = d.trust("abd999", &info, vec![]).unwrap();

@@ -106,7 +106,9 @@ impl Net {
         } else {
             None
         };
-        let pairing = PairHost::new(endpoint.id(), cfg.info.clone(), devices.clone());
+        let mut info = cfg.info.clone();
+        info.addrs = own_addrs(&endpoint.bound_sockets());
+        let pairing = PairHost::new(endpoint.id(), info.clone(), devices.clone());
         let router = Router::builder(endpoint.clone())
             .accept(pair::ALPN, pairing.clone())
             .accept(
@@ -138,7 +140,7 @@ impl Net {
             pairing,
             rpc,
             lan,
-            info: cfg.info,
+            info,
             intro_addr,
             intro,
         })
@@ -330,6 +332,47 @@ impl Net {
             tracing::warn!(error = %e, "stopping the network");
         }
     }
+}
+
+/// Addresses other devices can use for these sockets: an unspecified IP (`0.0.0.0`) stands for
+/// every local address.
+pub fn own_addrs(sockets: &[SocketAddr]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in sockets {
+        if s.ip().is_unspecified() {
+            for ip in local_ips()
+                .into_iter()
+                .filter(|ip| ip.is_ipv4() == s.is_ipv4())
+            {
+                out.push(SocketAddr::new(ip, s.port()).to_string());
+            }
+        } else {
+            out.push(s.to_string());
+        }
+    }
+    out
+}
+
+/// This host's IPv4 interface addresses (loopback last), from the kernel's routing table.
+pub fn local_ips() -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    // /proc/net/fib_trie lists each local address as a "/32 host LOCAL" leaf after its value.
+    if let Ok(t) = std::fs::read_to_string("/proc/net/fib_trie") {
+        let mut last: Option<std::net::IpAddr> = None;
+        for line in t.lines() {
+            let l = line.trim();
+            if let Some(ip) = l.strip_prefix("|-- ").and_then(|a| a.parse().ok()) {
+                last = Some(ip);
+            } else if l.contains("/32 host LOCAL")
+                && let Some(ip) = last
+                && !out.contains(&ip)
+            {
+                out.push(ip);
+            }
+        }
+    }
+    out.sort_by_key(|ip: &std::net::IpAddr| ip.is_loopback());
+    out
 }
 
 /// The mDNS user data of a device whose pairing code is open.

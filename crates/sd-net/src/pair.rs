@@ -344,8 +344,7 @@ impl PairHost {
             .await;
             return Err("the code was already used".into());
         };
-        // The guest's address is learnt when it connects again (`Devices::seen`).
-        let addrs = Vec::new();
+        let addrs = device.addrs.clone();
         let dev = self
             .devices
             .trust(&guest.to_string(), &device, addrs)
@@ -443,6 +442,12 @@ pub async fn join(
         .map_err(proto)?;
     match done {
         HostMsg::Paired { device } => {
+            let mut addrs = addrs;
+            for a in &device.addrs {
+                if !addrs.contains(a) {
+                    addrs.push(a.clone());
+                }
+            }
             let dev = devices
                 .trust(&host.to_string(), &device, addrs)
                 .map_err(|e| PairError::Protocol(e.to_string()))?;

@@ -94,6 +94,7 @@ async fn node(dir: std::path::PathBuf, name: &'static str) -> Net {
             info: DeviceInfo {
                 name: name.into(),
                 os: "linux".into(),
+                addrs: vec![],
             },
             handler: std::sync::Arc::new(|_, _| serde_json::json!({"ok": null})),
             mdns: true,

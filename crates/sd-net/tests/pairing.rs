@@ -11,6 +11,7 @@ async fn node(dir: &std::path::Path, name: &str) -> Net {
         info: DeviceInfo {
             name: name.into(),
             os: "linux".into(),
+            addrs: vec![],
         },
         // Echoes the request with the caller's id: enough to see who called what.
         handler: std::sync::Arc::new(|peer, request| {
@@ -188,6 +189,7 @@ async fn paired_devices_call_each_other_and_revoke_holds() {
             &DeviceInfo {
                 name: "alpha".into(),
                 os: "linux".into(),
+                addrs: vec![],
             },
             vec![a.listening()[0].to_string()],
         )
@@ -205,6 +207,7 @@ async fn paired_devices_call_each_other_and_revoke_holds() {
             &DeviceInfo {
                 name: "alpha".into(),
                 os: "linux".into(),
+                addrs: vec![],
             },
             vec![a.listening()[0].to_string()],
         )

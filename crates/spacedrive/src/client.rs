@@ -16,9 +16,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 /// A connection factory for one data folder.
+#[derive(Clone)]
 pub struct Client {
     data_dir: PathBuf,
     autostart: bool,
+    /// `--device`: requests go to this paired device, through the local daemon.
+    device: Option<String>,
 }
 
 /// An error the daemon answered with; the CLI prints it and exits non-zero.
@@ -38,7 +41,15 @@ impl Client {
         Client {
             data_dir,
             autostart,
+            device: None,
         }
+    }
+
+    /// Sends every request to the paired device `device` (through the local daemon, which
+    /// refuses what a paired device may not do).
+    pub fn on_device(mut self, device: Option<String>) -> Client {
+        self.device = device;
+        self
     }
 
     fn connect(&self) -> Result<UnixStream> {
@@ -107,6 +118,17 @@ impl Client {
 
     fn send(&self, req: &Request) -> Result<BufReader<UnixStream>> {
         let mut s = self.connect()?;
+        let remote;
+        let req = match &self.device {
+            Some(device) => {
+                remote = Request::Remote {
+                    device: device.clone(),
+                    request: Box::new(req.clone()),
+                };
+                &remote
+            }
+            None => req,
+        };
         let mut line = serde_json::to_vec(req)?;
         line.push(b'\n');
         s.write_all(&line)

@@ -24,7 +24,9 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 struct Daemon {
-    node: Node,
+    node: Arc<Node>,
+    /// The network service; `None` when it could not start (the reason is logged).
+    net: Option<crate::network::NetService>,
     socket: PathBuf,
     /// Set once a stop began; a second signal then exits at once.
     stopping: AtomicBool,
@@ -66,7 +68,14 @@ pub fn run(data_dir: &Path) -> Result<()> {
         .with_context(|| format!("creating {}", data_dir.display()))?;
     std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("securing {}", data_dir.display()))?;
-    let node = Node::open(data_dir)?;
+    let node = Arc::new(Node::open(data_dir)?);
+    let net = match crate::network::NetService::start(node.clone()) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "networking is off");
+            None
+        }
+    };
     let socket = socket_path(data_dir);
     // We hold the daemon lock, so a socket file left here is a stale one from a killed daemon.
     let _ = std::fs::remove_file(&socket);
@@ -76,6 +85,7 @@ pub fn run(data_dir: &Path) -> Result<()> {
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     let daemon = Arc::new(Daemon {
         node,
+        net,
         socket,
         stopping: AtomicBool::new(false),
     });
@@ -172,7 +182,8 @@ impl Daemon {
             }
             req => {
                 let stop = matches!(req, Request::Stop);
-                let answer = match sd_api::handle(&self.node, req) {
+                let net = self.net.as_ref().map(|n| n as &dyn sd_api::Network);
+                let answer = match sd_api::handle_with(&self.node, net, req) {
                     Ok(r) => Answer::Ok(Box::new(r)),
                     Err(e) => Answer::Error(e),
                 };

@@ -22,6 +22,8 @@ mod files_cmd;
 mod job_cmd;
 mod library_cmd;
 mod location_cmd;
+mod network;
+mod network_cmd;
 mod organise_cmd;
 mod output;
 mod search_cmd;
@@ -53,6 +55,14 @@ struct Cli {
     /// Print one JSON document (JSON Lines for streams) instead of text
     #[arg(long, global = true)]
     json: bool,
+    /// Ask a paired device instead of this one (read-only: status, libraries, locations)
+    #[arg(
+        long = "device",
+        id = "remote_device",
+        global = true,
+        value_name = "NAME"
+    )]
+    remote_device: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -113,6 +123,9 @@ enum Command {
     /// Mounted volumes and the ones your library remembers
     #[command(subcommand)]
     Volume(volume_cmd::VolumeCmd),
+    /// Devices: this one on the network, pairing, paired devices
+    #[command(subcommand)]
+    Network(network_cmd::NetworkCmd),
     /// Show whether the daemon is running, and its device
     Status,
     /// Stop the daemon; running jobs continue from their checkpoint at next start
@@ -252,7 +265,10 @@ fn run(cli: Cli) -> Result<()> {
         return daemon::run(&data_dir);
     }
     let autostart = !matches!(cli.command, Command::Stop | Command::Status);
-    let client = Client::new(data_dir.clone(), autostart);
+    if cli.remote_device.is_some() && matches!(cli.command, Command::Network(_) | Command::Stop) {
+        bail!("--device does not apply to `network` or `stop`; leave it out");
+    }
+    let client = Client::new(data_dir.clone(), autostart).on_device(cli.remote_device.clone());
     let lib = cli.library;
     let json = cli.json;
     match cli.command {
@@ -282,6 +298,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit(cmd) => actions_cmd::audit(&client, lib, cmd, json),
         Command::Job(cmd) => job_cmd::run(&client, lib, cmd, json),
         Command::Volume(cmd) => volume_cmd::run(&client, lib, cmd, json),
+        Command::Network(cmd) => network_cmd::run(&client, cmd, json),
     }
 }
 

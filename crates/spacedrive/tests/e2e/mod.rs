@@ -8,6 +8,7 @@ mod crash;
 mod fileop_outcomes;
 mod index;
 mod library;
+mod network;
 mod organise;
 mod search_input;
 mod volume;
@@ -52,6 +53,21 @@ impl Sd {
         self.env.clear();
     }
 
+    /// The command line `cmd` runs, not yet started (for long-running commands).
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--data-dir").arg(&self.data);
+        c.env("XDG_DATA_HOME", self.tmp.path().join("xdg"));
+        c.env("TZ", "UTC");
+        c.env("SPACEDRIVE_NET_HOST", "127.0.0.1");
+        c.env("SPACEDRIVE_MDNS", "0");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c.env_remove("SPACEDRIVE_DATA_DIR");
+        c
+    }
+
     pub fn cmd<I, S>(&self, args: I) -> Output
     where
         I: IntoIterator<Item = S>,
@@ -64,6 +80,10 @@ impl Sd {
         // Dates the CLI reads and shows are local times: the same zone on every machine (a test
         // may set another with `env`).
         c.env("TZ", "UTC");
+        // Daemons listen on loopback only and announce nothing on the LAN: test traffic stays
+        // on this machine (the mDNS test uses its own network namespaces).
+        c.env("SPACEDRIVE_NET_HOST", "127.0.0.1");
+        c.env("SPACEDRIVE_MDNS", "0");
         for (k, v) in &self.env {
             c.env(k, v);
         }

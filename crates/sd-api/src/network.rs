@@ -1,0 +1,79 @@
+//! The network part of the API: what a transport needs from the device's network node, as a
+//! trait, so this crate stays free of networking. The daemon implements it over `sd-net`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ApiError;
+
+/// The device's network node, as the API uses it. Calls block until they have an answer.
+pub trait Network: Send + Sync {
+    fn status(&self) -> NetworkStatus;
+    /// Opens pairing with a new code (withdrawing any earlier one).
+    fn pair_generate(&self) -> Result<PairCode, ApiError>;
+    /// Waits until the open pairing ends.
+    fn pair_wait(&self) -> Result<Device, ApiError>;
+    fn pair_cancel(&self);
+    /// Pairs with the device showing `code`, at `addr` or found on the LAN.
+    fn pair_join(&self, code: &str, addr: Option<&str>) -> Result<Device, ApiError>;
+    fn devices(&self) -> Vec<Device>;
+    fn revoke(&self, device: &str) -> Result<Revoked, ApiError>;
+    fn ping(&self, device: &str) -> Result<Pong, ApiError>;
+    /// Sends `request` to `device`; its answer's `ok` value, or its error.
+    fn call(&self, device: &str, request: &crate::Request) -> Result<serde_json::Value, ApiError>;
+}
+
+/// `network.status`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    /// This device's network id.
+    pub id: String,
+    /// UDP sockets the endpoint listens on (QUIC).
+    pub listening: Vec<String>,
+    /// The TCP introduction port (`--addr HOST:PORT` on another device reaches this one).
+    pub intro: Option<String>,
+    /// LAN discovery (mDNS) on or off.
+    pub discovery: bool,
+    /// Configured relay, if any (none is needed on a LAN).
+    pub relay: Option<String>,
+    /// Devices seen on the LAN now.
+    pub nearby: usize,
+    pub paired: usize,
+}
+
+/// `network.pair_generate`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PairCode {
+    pub code: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+    /// Where another device reaches this one with `--addr`.
+    pub addrs: Vec<String>,
+}
+
+/// A paired device (`network.devices`, `network.pair_wait`, `network.pair_join`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Device {
+    pub id: String,
+    pub name: String,
+    pub os: String,
+    pub paired_at: i64,
+    pub last_seen: Option<i64>,
+    pub addrs: Vec<String>,
+    /// Seen on the LAN now.
+    pub online: bool,
+}
+
+/// `network.revoke`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revoked {
+    pub device: Device,
+    /// Whether the other device was reached and dropped this one too.
+    pub told: bool,
+}
+
+/// `network.ping`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pong {
+    pub device: Device,
+    pub rtt_ms: f64,
+}

@@ -1,0 +1,318 @@
+//! The daemon's network service: runs an [`sd_net::Net`] on its own tokio runtime and offers it
+//! to the API as an [`sd_api::Network`]. Calls from paired devices are answered by
+//! [`sd_api::handle`] for the read-only requests ([`sd_api::Request::remote_readable`]), the
+//! same typed requests and answers as the local socket.
+//!
+//! Settings (`<data>/network.json`, created on first start): the port (chosen at random the first
+//! time, then kept so paired devices find this one again) and LAN discovery (on). For tests,
+//! `SPACEDRIVE_NET_HOST` (e.g. `127.0.0.1`: listen there only) and `SPACEDRIVE_MDNS=0` override
+//! them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sd_api::{
+    ApiError, Device, ErrorCode, Network, NetworkStatus, PairCode, Pong, Request, Revoked,
+};
+use sd_core::Node;
+use sd_net::{DeviceInfo, Net, NetConfig, PairError, TrustedDevice};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Settings {
+    port: u16,
+    mdns: bool,
+    relay: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            port: 0,
+            mdns: true,
+            relay: None,
+        }
+    }
+}
+
+type PairResult = Result<TrustedDevice, PairError>;
+
+/// The running network service.
+pub struct NetService {
+    rt: tokio::runtime::Runtime,
+    net: Net,
+    settings: Settings,
+    waiting: Mutex<Option<oneshot::Receiver<PairResult>>>,
+}
+
+fn settings_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("network.json")
+}
+
+impl NetService {
+    /// Starts the node for `node`'s data folder; paired devices' calls are answered from `node`.
+    pub fn start(node: Arc<Node>) -> anyhow::Result<NetService> {
+        let data_dir = node.data_dir.clone();
+        let mut settings: Settings = std::fs::read(settings_path(&data_dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let host: std::net::IpAddr = match std::env::var("SPACEDRIVE_NET_HOST") {
+            Ok(h) => h
+                .parse()
+                .map_err(|e| anyhow::anyhow!("SPACEDRIVE_NET_HOST={h:?}: {e}"))?,
+            Err(_) => std::net::IpAddr::from([0, 0, 0, 0]),
+        };
+        let bind = SocketAddr::new(host, settings.port);
+        let mdns = match std::env::var("SPACEDRIVE_MDNS") {
+            Ok(v) => v != "0",
+            Err(_) => settings.mdns,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sd-net")
+            .enable_all()
+            .build()?;
+        let info = DeviceInfo {
+            name: node.device.name.clone(),
+            os: node.device.os.clone(),
+            addrs: Vec::new(), // filled in by the node once it listens
+        };
+        let serving = node.clone();
+        let handler: sd_net::rpc::Handler =
+            Arc::new(move |peer, request| answer(&serving, peer.to_string(), request));
+        let start = |bind| {
+            rt.block_on(Net::start(NetConfig {
+                data_dir: data_dir.clone(),
+                bind,
+                info: info.clone(),
+                handler: handler.clone(),
+                mdns,
+            }))
+        };
+        let net = match start(bind) {
+            Ok(n) => n,
+            // The kept port is taken (another program): take any, and keep that one.
+            Err(sd_net::NetError::Bind { .. }) if bind.port() != 0 => {
+                start(SocketAddr::new(bind.ip(), 0))?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(port) = net.listening().first().map(|a| a.port())
+            && port != settings.port
+        {
+            settings.port = port;
+            if let Ok(bytes) = serde_json::to_vec_pretty(&settings) {
+                let _ = std::fs::write(settings_path(&data_dir), bytes);
+            }
+        }
+        Ok(NetService {
+            rt,
+            net,
+            settings,
+            waiting: Mutex::new(None),
+        })
+    }
+
+    fn device(&self, d: TrustedDevice) -> Device {
+        let online = self.net.nearby().iter().any(|n| n.id.to_string() == d.id);
+        Device {
+            id: d.id,
+            name: d.name,
+            os: d.os,
+            paired_at: d.paired_at,
+            last_seen: d.last_seen,
+            addrs: d.addrs,
+            online,
+        }
+    }
+
+    /// Addresses another device can use with `--addr`: the introduction port on this host's
+    /// addresses.
+    fn reachable_at(&self) -> Vec<String> {
+        let Some(intro) = self.net.intro_addr() else {
+            return Vec::new();
+        };
+        if !intro.ip().is_unspecified() {
+            return vec![intro.to_string()];
+        }
+        sd_net::net::own_addrs(&[intro])
+    }
+}
+
+fn pair_error(e: PairError) -> ApiError {
+    let code = match e {
+        PairError::Unreachable(_) => ErrorCode::Unreachable,
+        PairError::Cancelled => ErrorCode::Conflict,
+        _ => ErrorCode::Invalid,
+    };
+    ApiError::new(code, e.to_string())
+}
+
+fn call_error(e: sd_net::CallError) -> ApiError {
+    let code = match e {
+        sd_net::CallError::NotPaired { .. } => ErrorCode::NotPaired,
+        _ => ErrorCode::Unreachable,
+    };
+    ApiError::new(code, e.to_string())
+}
+
+fn devices_error(e: sd_net::devices::DevicesError) -> ApiError {
+    let code = match e {
+        sd_net::devices::DevicesError::NotFound(_) => ErrorCode::NotFound,
+        sd_net::devices::DevicesError::Ambiguous(..) => ErrorCode::Ambiguous,
+        _ => ErrorCode::Io,
+    };
+    ApiError::new(code, e.to_string())
+}
+
+/// A paired device's call: the read-only requests, answered as on the local socket.
+fn answer(node: &Node, peer: String, request: serde_json::Value) -> serde_json::Value {
+    let result = serde_json::from_value::<Request>(request)
+        .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))
+        .and_then(|req| {
+            if req.remote_readable() {
+                tracing::debug!(%peer, "remote call");
+                sd_api::handle(node, req)
+            } else {
+                Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "a paired device can only read here: daemon status, libraries and locations",
+                ))
+            }
+        });
+    match result
+        .and_then(|r| serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string())))
+    {
+        Ok(v) => serde_json::json!({ "ok": v }),
+        Err(e) => serde_json::json!({ "error": e }),
+    }
+}
+
+impl Network for NetService {
+    fn status(&self) -> NetworkStatus {
+        NetworkStatus {
+            id: self.net.id().to_string(),
+            listening: self
+                .net
+                .listening()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            intro: self.net.intro_addr().map(|a| a.to_string()),
+            discovery: self.net.discovery(),
+            relay: self.settings.relay.clone(),
+            nearby: self.net.nearby().len(),
+            paired: self.net.devices().list().len(),
+        }
+    }
+
+    fn pair_generate(&self) -> Result<PairCode, ApiError> {
+        let _guard = self.rt.enter();
+        let (code, done) = self.net.pair_generate();
+        *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
+        Ok(PairCode {
+            code: code.to_string(),
+            expires_at: sd_net::devices::now_ms() + sd_net::pair::CODE_TTL.as_millis() as i64,
+            addrs: self.reachable_at(),
+        })
+    }
+
+    fn pair_wait(&self) -> Result<Device, ApiError> {
+        let rx = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    "no pairing is open; run `spacedrive network pair generate`",
+                )
+            })?;
+        let r = self.rt.block_on(async {
+            tokio::time::timeout(sd_net::pair::CODE_TTL + Duration::from_secs(5), rx).await
+        });
+        match r {
+            Ok(Ok(Ok(d))) => Ok(self.device(d)),
+            Ok(Ok(Err(e))) => Err(pair_error(e)),
+            Ok(Err(_)) => Err(pair_error(PairError::Cancelled)),
+            Err(_) => Err(pair_error(PairError::Expired)),
+        }
+    }
+
+    fn pair_cancel(&self) {
+        self.net.pair_cancel();
+    }
+
+    fn pair_join(&self, code: &str, addr: Option<&str>) -> Result<Device, ApiError> {
+        let r = match addr {
+            Some(a) => {
+                let addr: SocketAddr = a.parse().map_err(|_| {
+                    ApiError::new(ErrorCode::Invalid, format!("{a:?} is not an address; use HOST:PORT as `network pair generate` shows it, e.g. 192.168.1.20:41641"))
+                })?;
+                self.rt.block_on(self.net.pair_join(code, addr))
+            }
+            None => self
+                .rt
+                .block_on(self.net.pair_join_nearby(code, Duration::from_secs(10))),
+        };
+        r.map(|d| self.device(d)).map_err(pair_error)
+    }
+
+    fn devices(&self) -> Vec<Device> {
+        self.net
+            .devices()
+            .list()
+            .into_iter()
+            .map(|d| self.device(d))
+            .collect()
+    }
+
+    fn revoke(&self, device: &str) -> Result<Revoked, ApiError> {
+        let (d, told) = self
+            .rt
+            .block_on(self.net.revoke(device))
+            .map_err(devices_error)?;
+        Ok(Revoked {
+            device: self.device(d),
+            told,
+        })
+    }
+
+    fn ping(&self, device: &str) -> Result<Pong, ApiError> {
+        let (d, rtt) = self
+            .rt
+            .block_on(self.net.ping(device))
+            .map_err(call_error)?;
+        Ok(Pong {
+            device: self.device(d),
+            rtt_ms: rtt.as_secs_f64() * 1000.0,
+        })
+    }
+
+    fn call(&self, device: &str, request: &Request) -> Result<serde_json::Value, ApiError> {
+        let body = serde_json::to_value(request).map_err(|e| ApiError::internal(e.to_string()))?;
+        let answer = self
+            .rt
+            .block_on(self.net.call(device, body))
+            .map_err(call_error)?;
+        if let Some(ok) = answer.get("ok") {
+            return Ok(ok.clone());
+        }
+        match answer
+            .get("error")
+            .cloned()
+            .map(serde_json::from_value::<ApiError>)
+        {
+            Some(Ok(e)) => Err(e),
+            _ => Err(ApiError::new(
+                ErrorCode::Unreachable,
+                format!("{device} sent an answer this build cannot read"),
+            )),
+        }
+    }
+}
