@@ -33,8 +33,6 @@ pub struct NetworkStatus {
     pub intro: Option<String>,
     /// LAN discovery (mDNS) on or off.
     pub discovery: bool,
-    /// Configured relay, if any (none is needed on a LAN).
-    pub relay: Option<String>,
     /// Devices seen on the LAN now.
     pub nearby: usize,
     pub paired: usize,
@@ -59,8 +57,10 @@ pub struct Device {
     pub paired_at: i64,
     pub last_seen: Option<i64>,
     pub addrs: Vec<String>,
-    /// Seen on the LAN now.
+    /// Seen on the LAN now, or answered a ping just now.
     pub online: bool,
+    /// Round-trip time of that ping, in milliseconds.
+    pub latency_ms: Option<f64>,
 }
 
 /// `network.revoke`

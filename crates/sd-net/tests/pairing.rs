@@ -220,3 +220,64 @@ async fn paired_devices_call_each_other_and_revoke_holds() {
             .contains("not (or no longer) paired")
     );
 }
+
+/// Garbage, truncated and oversized frames on the call ALPN, from a trusted and an untrusted
+/// endpoint: the connection is closed, and the node still answers a real call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_calls_close_the_connection_and_harm_nothing() {
+    use iroh::endpoint::presets;
+    let tmp = tempfile::tempdir().unwrap();
+    let (host, guest) = (
+        node(tmp.path(), "host").await,
+        node(tmp.path(), "guest").await,
+    );
+    let (code, paired) = host.pair_generate();
+    guest
+        .pair_join(&code.to_string(), host.intro_addr().unwrap())
+        .await
+        .unwrap();
+    paired.await.unwrap().unwrap();
+    let raw = iroh::Endpoint::builder(presets::Minimal)
+        .relay_mode(iroh::RelayMode::Disabled)
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    let target = iroh::EndpointAddr::new(host.id()).with_ip_addr(host.listening()[0]);
+    // Untrusted: closed before it can send anything that matters.
+    let conn = raw
+        .connect(target.clone(), sd_net::rpc::ALPN)
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+    assert!(closed.is_ok(), "an unpaired caller is shut out");
+    // Trusted, but broken frames.
+    host.devices()
+        .trust(&raw.id().to_string(), &DeviceInfo::default(), vec![])
+        .unwrap();
+    let mut oversized = vec![1u8];
+    oversized.extend_from_slice(&u32::MAX.to_be_bytes());
+    for bytes in [
+        b"\x00\x01garbage".to_vec(),
+        vec![1, 0, 0, 0, 9, b'{'],
+        oversized,
+        vec![1, 0, 0, 0, 2, b'{', b'}'],
+    ] {
+        let conn = raw
+            .connect(target.clone(), sd_net::rpc::ALPN)
+            .await
+            .unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(&bytes).await.unwrap();
+        let _ = send.finish();
+        let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+        assert!(closed.is_ok(), "closed after {bytes:?}");
+    }
+    let answer = guest
+        .call("host", serde_json::json!({"method": "daemon.status"}))
+        .await
+        .unwrap();
+    assert_eq!(answer["ok"]["request"]["method"], "daemon.status");
+}

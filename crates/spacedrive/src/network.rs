@@ -25,7 +25,6 @@ use tokio::sync::oneshot;
 struct Settings {
     port: u16,
     mdns: bool,
-    relay: Option<String>,
 }
 
 impl Default for Settings {
@@ -33,7 +32,6 @@ impl Default for Settings {
         Settings {
             port: 0,
             mdns: true,
-            relay: None,
         }
     }
 }
@@ -44,7 +42,6 @@ type PairResult = Result<TrustedDevice, PairError>;
 pub struct NetService {
     rt: tokio::runtime::Runtime,
     net: Net,
-    settings: Settings,
     waiting: Mutex<Option<oneshot::Receiver<PairResult>>>,
 }
 
@@ -112,13 +109,13 @@ impl NetService {
         Ok(NetService {
             rt,
             net,
-            settings,
             waiting: Mutex::new(None),
         })
     }
 
-    fn device(&self, d: TrustedDevice) -> Device {
-        let online = self.net.nearby().iter().any(|n| n.id.to_string() == d.id);
+    /// A paired device as the API shows it; `rtt` when it was just reached.
+    fn device(&self, d: TrustedDevice, rtt: Option<Duration>) -> Device {
+        let nearby = self.net.nearby().iter().any(|n| n.id.to_string() == d.id);
         Device {
             id: d.id,
             name: d.name,
@@ -126,7 +123,8 @@ impl NetService {
             paired_at: d.paired_at,
             last_seen: d.last_seen,
             addrs: d.addrs,
-            online,
+            online: nearby || rtt.is_some(),
+            latency_ms: rtt.map(|r| r.as_secs_f64() * 1000.0),
         }
     }
 
@@ -204,7 +202,6 @@ impl Network for NetService {
                 .collect(),
             intro: self.net.intro_addr().map(|a| a.to_string()),
             discovery: self.net.discovery(),
-            relay: self.settings.relay.clone(),
             nearby: self.net.nearby().len(),
             paired: self.net.devices().list().len(),
         }
@@ -237,7 +234,7 @@ impl Network for NetService {
             tokio::time::timeout(sd_net::pair::CODE_TTL + Duration::from_secs(5), rx).await
         });
         match r {
-            Ok(Ok(Ok(d))) => Ok(self.device(d)),
+            Ok(Ok(Ok(d))) => Ok(self.device(d, None)),
             Ok(Ok(Err(e))) => Err(pair_error(e)),
             Ok(Err(_)) => Err(pair_error(PairError::Cancelled)),
             Err(_) => Err(pair_error(PairError::Expired)),
@@ -260,15 +257,30 @@ impl Network for NetService {
                 .rt
                 .block_on(self.net.pair_join_nearby(code, Duration::from_secs(10))),
         };
-        r.map(|d| self.device(d)).map_err(pair_error)
+        r.map(|d| self.device(d, None)).map_err(pair_error)
     }
 
+    /// Every paired device, each pinged (at most a second, all at once) for online and latency.
     fn devices(&self) -> Vec<Device> {
-        self.net
-            .devices()
-            .list()
-            .into_iter()
-            .map(|d| self.device(d))
+        let list = self.net.devices().list();
+        let rtts: Vec<Option<Duration>> = self.rt.block_on(async {
+            let pings = list.iter().map(|d| async move {
+                tokio::time::timeout(Duration::from_secs(1), self.net.ping(&d.id))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(|(_, rtt)| rtt)
+            });
+            n0_future::join_all(pings).await
+        });
+        // Pinging refreshed last-seen times: show the list as it is now.
+        let fresh = self.net.devices().list();
+        list.into_iter()
+            .zip(rtts)
+            .map(|(d, rtt)| {
+                let d = fresh.iter().find(|f| f.id == d.id).cloned().unwrap_or(d);
+                self.device(d, rtt)
+            })
             .collect()
     }
 
@@ -278,7 +290,7 @@ impl Network for NetService {
             .block_on(self.net.revoke(device))
             .map_err(devices_error)?;
         Ok(Revoked {
-            device: self.device(d),
+            device: self.device(d, None),
             told,
         })
     }
@@ -289,7 +301,7 @@ impl Network for NetService {
             .block_on(self.net.ping(device))
             .map_err(call_error)?;
         Ok(Pong {
-            device: self.device(d),
+            device: self.device(d, Some(rtt)),
             rtt_ms: rtt.as_secs_f64() * 1000.0,
         })
     }

@@ -44,7 +44,11 @@ fn show_device(d: &Device) {
         output::escape_controls(&d.name),
         &d.id[..d.id.len().min(12)],
         d.os,
-        if d.online { "online" } else { "offline" },
+        match d.latency_ms {
+            Some(ms) => format!("online ({ms:.1} ms)"),
+            None if d.online => "online".into(),
+            None => "offline".into(),
+        },
         d.last_seen
             .map(output::time_ms)
             .unwrap_or_else(|| "never".into())
@@ -75,12 +79,7 @@ pub fn run(client: &Client, cmd: NetworkCmd, json: bool) -> Result<()> {
                     String::new()
                 }
             );
-            println!(
-                "relay: {}",
-                s.relay
-                    .as_deref()
-                    .unwrap_or("none (not needed on a local network)")
-            );
+            println!("relay: none (direct connections only)");
             println!("paired devices: {}", s.paired);
         }
         NetworkCmd::Pair(PairCmd::Generate) => generate(client, json)?,

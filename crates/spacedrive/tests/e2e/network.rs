@@ -79,7 +79,13 @@ fn two_daemons_pair_by_code_call_each_other_and_revoke() {
     a.ok(["stop"]);
     b.ok(["stop"]);
     assert_eq!(a.json(["network", "devices"])[0]["id"], idb.as_str());
-    assert_eq!(b.json(["network", "devices"])[0]["id"], ida.as_str());
+    let listed = b.json(["network", "devices"]);
+    assert_eq!(listed[0]["id"], ida.as_str());
+    assert_eq!(
+        listed[0]["online"], true,
+        "a's daemon runs and answers: {listed}"
+    );
+    assert!(listed[0]["latency_ms"].as_f64().is_some(), "{listed}");
     let remote = b.json(["--device", &ida[..10], "location", "list"]);
     assert_eq!(remote[0]["path"], root.to_str().unwrap(), "{remote}");
     assert_eq!(
