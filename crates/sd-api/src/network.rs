@@ -25,8 +25,10 @@ pub trait Network: Send + Sync {
 /// `network.status`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetworkStatus {
-    /// This device's network id.
+    /// This device's network id (its iroh endpoint id, from `network.key`).
     pub id: String,
+    /// This device's identity (`device.json`): the id its libraries record it by.
+    pub device_id: String,
     /// UDP sockets the endpoint listens on (QUIC).
     pub listening: Vec<String>,
     /// The TCP introduction port (`--addr HOST:PORT` on another device reaches this one).
@@ -51,7 +53,10 @@ pub struct PairCode {
 /// A paired device (`network.devices`, `network.pair_wait`, `network.pair_join`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Device {
+    /// Its network id.
     pub id: String,
+    /// Its device identity, as it said when pairing.
+    pub device_id: Option<String>,
     pub name: String,
     pub os: String,
     pub paired_at: i64,

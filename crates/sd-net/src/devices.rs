@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 /// A paired device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrustedDevice {
-    /// Its network id (iroh endpoint id, z-base-32).
+    /// Its network id (iroh endpoint id).
     pub id: String,
+    /// Its device identity (the UUID its libraries record it by), as it told us when pairing.
+    #[serde(default)]
+    pub device_id: Option<String>,
     pub name: String,
     pub os: String,
     /// Unix milliseconds.
@@ -25,6 +28,9 @@ pub struct TrustedDevice {
 /// What a device says about itself when pairing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
+    /// The device identity (UUID) its libraries know it by.
+    #[serde(default)]
+    pub device_id: Option<String>,
     pub name: String,
     pub os: String,
     /// Where it listens (`IP:PORT`), so the other side can call it later.
@@ -120,6 +126,7 @@ impl Devices {
         }
         let dev = TrustedDevice {
             id: id.to_owned(),
+            device_id: info.device_id.clone(),
             name,
             os: info.os.clone(),
             paired_at: now_ms(),
@@ -223,6 +230,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = Devices::open(dir.path()).unwrap();
         let info = DeviceInfo {
+            device_id: None,
             name: "laptop".into(),
             os: "linux".into(),
             addrs: vec![],

@@ -13,7 +13,7 @@
 //! let cfg = |dir: &str| NetConfig {
 //!     data_dir: dir.into(),
 //!     bind: "127.0.0.1:0".parse().unwrap(),
-//!     info: DeviceInfo { name: dir.into(), os: "linux".into(), addrs: vec![] },
+//!     info: DeviceInfo { device_id: None, name: dir.into(), os: "linux".into(), addrs: vec![] },
 //!     handler: std::sync::Arc::new(|_peer, _request| serde_json::json!({"ok": null})),
 //!     mdns: false,
 //! };

@@ -92,6 +92,7 @@ async fn node(dir: std::path::PathBuf, name: &'static str) -> Net {
             data_dir: dir,
             bind: "0.0.0.0:0".parse().unwrap(),
             info: DeviceInfo {
+                device_id: None,
                 name: name.into(),
                 os: "linux".into(),
                 addrs: vec![],

@@ -9,6 +9,7 @@ async fn node(dir: &std::path::Path, name: &str) -> Net {
         data_dir: dir.join(name),
         bind: "127.0.0.1:0".parse().unwrap(),
         info: DeviceInfo {
+ device_id: None,
             name: name.into(),
             os: "linux".into(),
             addrs: vec![],
@@ -187,6 +188,7 @@ async fn paired_devices_call_each_other_and_revoke_holds() {
         .trust(
             &a.id().to_string(),
             &DeviceInfo {
+                device_id: None,
                 name: "alpha".into(),
                 os: "linux".into(),
                 addrs: vec![],
@@ -205,6 +207,7 @@ async fn paired_devices_call_each_other_and_revoke_holds() {
         .trust(
             &a.id().to_string(),
             &DeviceInfo {
+                device_id: None,
                 name: "alpha".into(),
                 os: "linux".into(),
                 addrs: vec![],

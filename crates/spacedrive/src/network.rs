@@ -40,6 +40,8 @@ type PairResult = Result<TrustedDevice, PairError>;
 
 /// The running network service.
 pub struct NetService {
+    /// This device's identity (`device.json`), told to devices it pairs with.
+    device_id: String,
     rt: tokio::runtime::Runtime,
     net: Net,
     waiting: Mutex<Option<oneshot::Receiver<PairResult>>>,
@@ -74,10 +76,12 @@ impl NetService {
             .enable_all()
             .build()?;
         let info = DeviceInfo {
+            device_id: Some(node.device.id.to_string()),
             name: node.device.name.clone(),
             os: node.device.os.clone(),
             addrs: Vec::new(), // filled in by the node once it listens
         };
+        let device_id = node.device.id.to_string();
         let serving = node.clone();
         let handler: sd_net::rpc::Handler =
             Arc::new(move |peer, request| answer(&serving, peer.to_string(), request));
@@ -107,6 +111,7 @@ impl NetService {
             }
         }
         Ok(NetService {
+            device_id,
             rt,
             net,
             waiting: Mutex::new(None),
@@ -118,6 +123,7 @@ impl NetService {
         let nearby = self.net.nearby().iter().any(|n| n.id.to_string() == d.id);
         Device {
             id: d.id,
+            device_id: d.device_id,
             name: d.name,
             os: d.os,
             paired_at: d.paired_at,
@@ -194,6 +200,7 @@ impl Network for NetService {
     fn status(&self) -> NetworkStatus {
         NetworkStatus {
             id: self.net.id().to_string(),
+            device_id: self.device_id.clone(),
             listening: self
                 .net
                 .listening()

@@ -71,6 +71,8 @@ fn two_daemons_pair_by_code_call_each_other_and_revoke() {
     );
     let joined = b.json(["network", "pair", "join", &g.code, "--addr", &g.addr]);
     assert_eq!(joined["id"], ida.as_str());
+    // The network id is tied to the device identity the libraries know.
+    assert_eq!(joined["device_id"], a.json(["status"])["status"]["device"]["id"]);
     let (last, ok) = g.outcome();
     assert!(ok, "{last}");
     assert_eq!(last["paired"]["id"], idb.as_str());
