@@ -28,6 +28,8 @@ pub struct Sd {
     pub tmp: tempfile::TempDir,
     pub data: PathBuf,
     env: Vec<(String, String)>,
+    /// Network namespace the CLI (and so its daemon) runs in, if not this one.
+    netns: Option<String>,
 }
 
 impl Sd {
@@ -41,6 +43,23 @@ impl Sd {
             tmp,
             data,
             env: Vec::new(),
+            netns: None,
+        }
+    }
+
+    /// Runs the CLI (and the daemon it starts) in network namespace `ns`.
+    pub fn in_netns(&mut self, ns: &str) {
+        self.netns = Some(ns.to_owned());
+    }
+
+    fn base_command(&self) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
         }
     }
 
@@ -55,7 +74,7 @@ impl Sd {
 
     /// The command line `cmd` runs, not yet started (for long-running commands).
     pub fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = self.base_command();
         c.arg("--data-dir").arg(&self.data);
         c.env("XDG_DATA_HOME", self.tmp.path().join("xdg"));
         c.env("TZ", "UTC");
@@ -73,7 +92,7 @@ impl Sd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut c = Command::new(BIN);
+        let mut c = self.base_command();
         c.arg("--data-dir").arg(&self.data);
         // The trash (freedesktop) of this installation lives in its temp folder, not the user's.
         c.env("XDG_DATA_HOME", self.tmp.path().join("xdg"));

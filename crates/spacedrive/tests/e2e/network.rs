@@ -72,7 +72,10 @@ fn two_daemons_pair_by_code_call_each_other_and_revoke() {
     let joined = b.json(["network", "pair", "join", &g.code, "--addr", &g.addr]);
     assert_eq!(joined["id"], ida.as_str());
     // The network id is tied to the device identity the libraries know.
-    assert_eq!(joined["device_id"], a.json(["status"])["status"]["device"]["id"]);
+    assert_eq!(
+        joined["device_id"],
+        a.json(["status"])["status"]["device"]["id"]
+    );
     let (last, ok) = g.outcome();
     assert!(ok, "{last}");
     assert_eq!(last["paired"]["id"], idb.as_str());
@@ -148,4 +151,91 @@ fn three_wrong_codes_burn_the_code() {
         "{err}"
     );
     assert_eq!(c.json(["network", "devices"]), serde_json::json!([]));
+}
+
+/// Two network namespaces joined by a veth pair (removed on drop); `None` where they cannot be
+/// made (not root, no `ip`).
+struct Lan {
+    names: [String; 2],
+}
+
+fn ip(args: &[&str]) -> bool {
+    std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+impl Lan {
+    fn create() -> Option<Lan> {
+        let pid = std::process::id();
+        let lan = Lan {
+            names: [format!("sde{pid}a"), format!("sde{pid}b")],
+        };
+        let [a, b] = &lan.names;
+        let (va, vb) = (format!("e{pid}a"), format!("e{pid}b"));
+        let net = pid % 200 + 20;
+        let ok = ip(&["netns", "add", a])
+            && ip(&["netns", "add", b])
+            && ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])
+            && ip(&["link", "set", &va, "netns", a])
+            && ip(&["link", "set", &vb, "netns", b])
+            && ip(&[
+                "-n",
+                a,
+                "addr",
+                "add",
+                &format!("10.78.{net}.1/24"),
+                "dev",
+                &va,
+            ])
+            && ip(&[
+                "-n",
+                b,
+                "addr",
+                "add",
+                &format!("10.78.{net}.2/24"),
+                "dev",
+                &vb,
+            ])
+            && [(a, &va), (b, &vb)].iter().all(|(ns, v)| {
+                ip(&["-n", ns, "link", "set", v, "up"])
+                    && ip(&["-n", ns, "link", "set", "lo", "up"])
+                    && ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", v])
+            });
+        ok.then_some(lan)
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for n in &self.names {
+            ip(&["netns", "del", n]);
+        }
+    }
+}
+
+/// Two daemons on a LAN (network namespaces + veth) find each other by mDNS and pair without an
+/// address.
+#[test]
+fn daemons_on_a_lan_pair_without_an_address() {
+    let Some(lan) = Lan::create() else {
+        eprintln!("SKIPPED: cannot create network namespaces here (needs root and `ip netns`)");
+        return;
+    };
+    let (mut a, mut b) = (Sd::new(), Sd::new());
+    for (sd, ns) in [(&mut a, &lan.names[0]), (&mut b, &lan.names[1])] {
+        sd.in_netns(ns);
+        sd.env("SPACEDRIVE_NET_HOST", "0.0.0.0");
+        sd.env("SPACEDRIVE_MDNS", "1");
+    }
+    assert_eq!(a.json(["network", "status"])["discovery"], true);
+    let g = generate(&a);
+    let joined = b.json(["network", "pair", "join", &g.code]);
+    assert_eq!(joined["id"], id_of(&a).as_str());
+    let (last, ok) = g.outcome();
+    assert!(ok, "{last}");
+    assert_eq!(last["paired"]["id"], id_of(&b).as_str());
+    let listed = b.json(["network", "devices"]);
+    assert_eq!(listed[0]["online"], true, "{listed}");
 }
