@@ -27,8 +27,8 @@ use crate::index::walk::{self, DirTask, EntryKind, PathError, WalkOptions};
 use crate::library::Library;
 use crate::location::row as location;
 use crate::names::JsonPath;
-use crate::query::DirPaths;
 use crate::rules::{IgnoreChain, RuleConfig, Rules};
+use crate::tree::DirPaths;
 use crate::{Error, Result};
 
 /// One set of identical files.
@@ -195,7 +195,10 @@ pub fn in_library(lib: &Library, min_size: u64) -> Result<DupReport> {
     let conn = lib.reader()?;
     let mut dirs: HashMap<i64, DirPaths> = HashMap::new();
     for loc in location::list_with(&conn)? {
-        dirs.insert(loc.id, DirPaths::load(&conn, &loc)?);
+        dirs.insert(
+            loc.id,
+            DirPaths::load(&conn, loc.id, loc.root_entry_id, &loc.path.0)?,
+        );
     }
     let shared: Vec<(i64, String, i64)> = conn
         .prepare(
@@ -505,7 +508,7 @@ pub struct ContentInfo {
 pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
     let (loc, id) = crate::query::resolve(lib, path)?;
     let conn = lib.reader()?;
-    let own = crate::query::entry_path(&conn, loc.root_entry_id, &loc.path.0, id)?
+    let own = crate::tree::entry_path(&conn, loc.root_entry_id, &loc.path.0, id)?
         .ok_or_else(|| Error::NotFound(format!("{} is not in the index", path.display())))?;
     let entry = crate::query::entry_view(&conn, id, &own)?;
     let content_of = || -> Result<Option<(i64, Option<Vec<u8>>)>> {
@@ -558,9 +561,9 @@ pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
                         let Some(loc) = locs.get(&l) else { continue };
                         let paths = match dirs.entry(l) {
                             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                            std::collections::hash_map::Entry::Vacant(v) => {
-                                v.insert(DirPaths::load(&conn, loc)?)
-                            }
+                            std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                                DirPaths::load(&conn, loc.id, loc.root_entry_id, &loc.path.0)?,
+                            ),
                         };
                         if let Some(d) = paths.dir(parent) {
                             out.push((JsonPath(d.join(name)), integ));

@@ -30,7 +30,7 @@ use crate::library::Library;
 use crate::location::row::{self as location, IndexMode, Location};
 use crate::rules::Rules;
 use crate::runner::{self, End, JobKind};
-use crate::{Error, Result, query};
+use crate::{Error, Result, tree};
 use scan::ScanState;
 pub use scan::Sums;
 use walk::{DirTask, Listing, PathError, WalkOptions};
@@ -299,7 +299,7 @@ pub fn run(
     let mut start = Vec::new();
     let mut token_map = HashMap::new();
     for id in frontier {
-        let Some(path) = query::entry_path(&reader, root_id, &root_path, id)? else {
+        let Some(path) = tree::entry_path(&reader, root_id, &root_path, id)? else {
             continue;
         };
         let token = tokens.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -21,8 +21,8 @@ use crate::control::{Control, Stop};
 use crate::filetype::{self, FileType};
 use crate::library::Library;
 use crate::location::row::Location;
-use crate::query::DirPaths;
 use crate::store::now_ms;
+use crate::tree::DirPaths;
 use crate::{Error, Result};
 
 /// Hashing attempts for a file that keeps changing under the reader.
@@ -77,7 +77,7 @@ pub(crate) fn run(
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
         st.progress.content_total = st.progress.content_done + todo as u64;
     }
-    let dirs = DirPaths::load(&reader, loc)?;
+    let dirs = DirPaths::load(&reader, loc.id, loc.root_entry_id, &loc.path.0)?;
     drop(reader);
 
     let loc_id = loc.id;
@@ -113,7 +113,7 @@ pub(crate) fn run(
 
     // Integrity pass: full hashes for this location's files whose sampled id is shared.
     let reader = lib.reader()?;
-    let dirs = DirPaths::load(&reader, loc)?;
+    let dirs = DirPaths::load(&reader, loc.id, loc.root_entry_id, &loc.path.0)?;
     drop(reader);
     let db = lib.db_path();
     let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Work>| {
