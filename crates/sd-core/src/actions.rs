@@ -96,10 +96,34 @@ pub enum Action {
     },
 }
 
+/// What an action is, for its name: a file operation, or an organising action or undo with its
+/// own name.
+enum Class {
+    File(OpKind),
+    Named(&'static str),
+}
+
 impl Action {
-    /// The audit log's name for it, e.g. `file.copy`, `tag.apply`.
+    /// The audit log's name for it, e.g. `file.copy`, `tag.apply`: what its preview says and
+    /// its audit row records. A file operation's is [`fileops::audit_kind`]'s, as its job's
+    /// row is: `file.trash` for a delete to the trash, `file.move` for a rename.
     pub fn kind(&self) -> &'static str {
-        match self {
+        match self.class() {
+            Class::File(op) => fileops::audit_kind(op, false),
+            Class::Named(kind) => kind,
+        }
+    }
+
+    /// The file operation it is, if it is one (an undo's depends on the row it undoes).
+    fn file_op(&self) -> Option<OpKind> {
+        match self.class() {
+            Class::File(op) => Some(op),
+            Class::Named(_) => None,
+        }
+    }
+
+    fn class(&self) -> Class {
+        Class::Named(match self {
             Action::TagCreate { .. } => "tag.create",
             Action::TagRename { .. } => "tag.rename",
             Action::TagDelete { .. } => "tag.delete",
@@ -108,12 +132,17 @@ impl Action {
             Action::Favorite { .. } => "meta.favorite",
             Action::Hide { .. } => "meta.hide",
             Action::Note { .. } => "meta.note",
-            Action::Copy { .. } => "file.copy",
-            Action::Move { .. } => "file.move",
-            Action::Rename { .. } => "file.rename",
-            Action::Delete { .. } => "file.delete",
             Action::Undo { .. } => "undo",
-        }
+            Action::Copy { .. } => return Class::File(OpKind::Copy),
+            Action::Move { .. } | Action::Rename { .. } => return Class::File(OpKind::Move),
+            Action::Delete { permanent, .. } => {
+                return Class::File(if *permanent {
+                    OpKind::Delete
+                } else {
+                    OpKind::Trash
+                });
+            }
+        })
     }
 
     /// The paths and tags it touches, for the audit log.
@@ -277,6 +306,10 @@ fn reverse_of(lib: &Library, id: Option<i64>) -> Result<(i64, Reverse)> {
 /// The file operation an action runs, if it is one (undos: [`undo_request`]).
 fn file_request(lib: &Library, action: &Action) -> Result<Option<fileops::Request>> {
     let paths = |v: &[JsonPath]| v.iter().map(|p| p.0.clone()).collect::<Vec<_>>();
+    // The operation is the one the action is named after (`Action::kind`).
+    let Some(op) = action.file_op() else {
+        return Ok(None);
+    };
     let req = match action {
         Action::Copy {
             sources,
@@ -287,31 +320,21 @@ fn file_request(lib: &Library, action: &Action) -> Result<Option<fileops::Reques
             sources,
             dest,
             on_conflict,
-        } => {
-            let op = if matches!(action, Action::Copy { .. }) {
-                OpKind::Copy
-            } else {
-                OpKind::Move
-            };
-            fileops::Request {
-                op,
-                pairs: fileops::destinations(&paths(sources), &dest.0)?,
-                policy: *on_conflict,
-            }
-        }
+        } => fileops::Request {
+            op,
+            pairs: fileops::destinations(&paths(sources), &dest.0)?,
+            policy: *on_conflict,
+        },
         Action::Rename {
             path,
             name,
             on_conflict,
         } => fileops::Request {
-            op: OpKind::Move,
+            op,
             pairs: vec![fileops::rename_target(&path.0, &name.0)?],
             policy: *on_conflict,
         },
-        Action::Delete {
-            paths: ps,
-            permanent,
-        } => {
+        Action::Delete { paths: ps, .. } => {
             if ps.is_empty() {
                 return Err(Error::Invalid(
                     "name at least one file or folder to delete".into(),
@@ -331,11 +354,6 @@ fn file_request(lib: &Library, action: &Action) -> Result<Option<fileops::Reques
                 }
                 pairs.push((JsonPath(abs), None));
             }
-            let op = if *permanent {
-                OpKind::Delete
-            } else {
-                OpKind::Trash
-            };
             fileops::Request {
                 op,
                 pairs,
@@ -610,14 +628,7 @@ fn start_file_op(
             s.available
         )));
     }
-    let params = FileOpJob {
-        op: req.op,
-        policy: req.policy,
-        action: serde_json::to_value(action)?,
-        targets: action.targets(),
-        undoes,
-        committed_at: now_ms(),
-    };
+    let params = file_job(action, &req, undoes)?;
     let steps = plan.steps.clone();
     let job = lib.writer.transaction(move |tx| {
         let job = runner::insert::<FileOpKind>(tx, &params, &fileops::FileOpProgress::default())?;
@@ -634,6 +645,19 @@ fn start_file_op(
             "undoable": plan.undoable,
         },
     }))
+}
+
+/// The job that carries out `req` for `action`: its params are what its audit row is written
+/// from when it ends.
+fn file_job(action: &Action, req: &fileops::Request, undoes: Option<i64>) -> Result<FileOpJob> {
+    Ok(FileOpJob {
+        op: req.op,
+        policy: req.policy,
+        action: serde_json::to_value(action)?,
+        targets: action.targets(),
+        undoes,
+        committed_at: now_ms(),
+    })
 }
 
 /// Runs an organising change in one transaction with its audit row.
@@ -879,5 +903,109 @@ mod reverse_tests {
             serde_json::from_value(serde_json::json!({"delete_tag": {"path": "a/b"}})).unwrap();
         assert!(matches!(tag, Reverse::DeleteTag { path } if path == "a/b"));
         assert!(serde_json::from_value::<Reverse>(serde_json::json!({"nonsense": 1})).is_err());
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::control::JobState;
+    use crate::runner::{End, JobKind};
+
+    fn newest_kind(lib: &Library) -> String {
+        audit::list(lib, 1).unwrap().remove(0).kind
+    }
+
+    /// A preview names the kind its audit row records, for every file operation: the one
+    /// decision is `fileops::audit_kind` (a delete to the trash once previewed as `file.delete`
+    /// and was audited as `file.trash`).
+    #[test]
+    fn preview_and_audit_row_name_the_same_kind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let node = crate::Node::open(&tmp.path().join("data")).unwrap();
+        let lib = node.create_library("kinds").unwrap();
+        let files = tmp.path().join("files");
+        std::fs::create_dir_all(files.join("dest")).unwrap();
+        for n in ["a", "b", "c", "d"] {
+            std::fs::write(files.join(n), n).unwrap();
+        }
+        let p = |n: &str| JsonPath(files.join(n));
+
+        // Run to their end: each job's end appends its audit row.
+        let run = [
+            (
+                Action::Rename {
+                    path: p("a"),
+                    name: JsonName("a2".into()),
+                    on_conflict: ConflictPolicy::default(),
+                },
+                "file.move",
+            ),
+            (
+                Action::Copy {
+                    sources: vec![p("b")],
+                    dest: p("dest"),
+                    on_conflict: ConflictPolicy::default(),
+                },
+                "file.copy",
+            ),
+            (
+                Action::Move {
+                    sources: vec![p("d")],
+                    dest: p("dest"),
+                    on_conflict: ConflictPolicy::default(),
+                },
+                "file.move",
+            ),
+            (
+                Action::Delete {
+                    paths: vec![p("c")],
+                    permanent: true,
+                },
+                "file.delete",
+            ),
+        ];
+        for (action, kind) in run {
+            let shown = preview(&lib, &action).unwrap().action;
+            assert_eq!(shown, kind);
+            let job = commit(&lib, action).unwrap()["job"]["id"].as_i64().unwrap();
+            let since = Instant::now();
+            while !runner::state(&lib, job).unwrap().is_final() {
+                assert!(since.elapsed() < Duration::from_secs(60), "job {job} ended");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert_eq!(newest_kind(&lib), shown, "job {job}");
+        }
+
+        // A move to the trash: its job's end writes the row through the same `finish`, without
+        // running it (a unit test must not put files in the user's trash).
+        let action = Action::Delete {
+            paths: vec![p("b")],
+            permanent: false,
+        };
+        let shown = preview(&lib, &action).unwrap().action;
+        assert_eq!(shown, "file.trash");
+        let req = file_request(&lib, &action).unwrap().unwrap();
+        let params = file_job(&action, &req, None).unwrap();
+        let device_row = lib.device_row;
+        lib.writer
+            .transaction(move |tx| {
+                let id = runner::insert::<FileOpKind>(tx, &params, &Default::default())?;
+                FileOpKind::finish(
+                    tx,
+                    &End {
+                        id,
+                        params: &params,
+                        state: JobState::Cancelled,
+                        error: None,
+                        device_row,
+                    },
+                )
+            })
+            .unwrap();
+        assert_eq!(newest_kind(&lib), shown);
+        node.shutdown();
     }
 }

@@ -1340,7 +1340,7 @@ impl JobKind for FileOpKind {
             tx,
             end.device_row,
             &audit::Record {
-                kind: p.audit_kind(),
+                kind: p.audit_kind().to_owned(),
                 action: p.action.clone(),
                 targets: p.targets.clone(),
                 outcome,
@@ -1356,14 +1356,9 @@ impl JobKind for FileOpKind {
 }
 
 impl FileOpJob {
-    /// The audit log's kind for this job's row: `undo`, or `file.` and the operation
-    /// (`file.trash` for a delete to the trash).
-    pub fn audit_kind(&self) -> String {
-        if self.undoes.is_some() {
-            "undo".to_string()
-        } else {
-            format!("file.{}", self.op.as_str())
-        }
+    /// The audit log's kind for this job's row (see [`super::audit_kind`]).
+    pub fn audit_kind(&self) -> &'static str {
+        super::audit_kind(self.op, self.undoes.is_some())
     }
 }
 
