@@ -907,12 +907,39 @@ mod reverse_tests {
 }
 
 #[cfg(test)]
-mod kind_tests {
+mod job_tests {
+    use std::path::Path;
     use std::time::{Duration, Instant};
 
     use super::*;
     use crate::control::JobState;
     use crate::runner::{End, JobKind};
+
+    /// A library in `tmp/data` whose jobs run (and publish nowhere).
+    fn library(tmp: &Path) -> Arc<Library> {
+        let data = tmp.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let device = crate::device::DeviceIdentity::load_or_create(&data).unwrap();
+        Library::create(&data, "test", &device, jobs::Host::new(|_| {})).unwrap()
+    }
+
+    fn wait(lib: &Library, job: i64) -> JobState {
+        let since = Instant::now();
+        loop {
+            let state = runner::state(lib, job).unwrap();
+            if state.is_final() {
+                return state;
+            }
+            assert!(since.elapsed() < Duration::from_secs(60), "job {job} ends");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn committed_job(lib: &Arc<Library>, action: Action) -> i64 {
+        let job = commit(lib, action).unwrap()["job"]["id"].as_i64().unwrap();
+        assert_eq!(wait(lib, job), JobState::Completed);
+        job
+    }
 
     fn newest_kind(lib: &Library) -> String {
         audit::list(lib, 1).unwrap().remove(0).kind
@@ -924,8 +951,7 @@ mod kind_tests {
     #[test]
     fn preview_and_audit_row_name_the_same_kind() {
         let tmp = tempfile::tempdir().unwrap();
-        let node = crate::Node::open(&tmp.path().join("data")).unwrap();
-        let lib = node.create_library("kinds").unwrap();
+        let lib = library(tmp.path());
         let files = tmp.path().join("files");
         std::fs::create_dir_all(files.join("dest")).unwrap();
         for n in ["a", "b", "c", "d"] {
@@ -970,12 +996,7 @@ mod kind_tests {
         for (action, kind) in run {
             let shown = preview(&lib, &action).unwrap().action;
             assert_eq!(shown, kind);
-            let job = commit(&lib, action).unwrap()["job"]["id"].as_i64().unwrap();
-            let since = Instant::now();
-            while !runner::state(&lib, job).unwrap().is_final() {
-                assert!(since.elapsed() < Duration::from_secs(60), "job {job} ended");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            let job = committed_job(&lib, action);
             assert_eq!(newest_kind(&lib), shown, "job {job}");
         }
 
@@ -1006,6 +1027,124 @@ mod kind_tests {
             })
             .unwrap();
         assert_eq!(newest_kind(&lib), shown);
-        node.shutdown();
+        lib.close();
+    }
+
+    /// Many items renamed by one job are re-linked per flush (one reader, the flush's own
+    /// transaction): every entry keeps its id and its tags, a folder its children, and an entry
+    /// moved into another location goes there with its subtree.
+    #[test]
+    fn a_move_of_many_items_keeps_every_id_and_tag() {
+        use std::os::unix::ffi::OsStringExt;
+
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = library(tmp.path());
+        let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+        let src = one.join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::create_dir_all(one.join("dest")).unwrap();
+        std::fs::create_dir_all(&two).unwrap();
+        let mut names: Vec<std::ffi::OsString> =
+            (0..300).map(|i| format!("f{i:03}").into()).collect();
+        names.push(std::ffi::OsString::from_vec(b"caf\xe9-\xff".to_vec()));
+        for n in &names {
+            std::fs::write(src.join(n), "x").unwrap();
+        }
+        std::fs::write(src.join("sub/inner"), "y").unwrap();
+        names.push("sub".into());
+        let mut locs = Vec::new();
+        for dir in [&one, &two] {
+            let opts = crate::location::AddOptions {
+                name: None,
+                mode: crate::location::row::IndexMode::Shallow,
+                rules: crate::rules::RuleConfig::default(),
+                watch: false,
+            };
+            let (loc, job) =
+                crate::location::add(&lib, dir, opts, &tmp.path().join("data"), &|_| {}).unwrap();
+            wait(&lib, job);
+            locs.push(loc.id);
+        }
+        let id_of = |p: &Path| crate::query::resolve(&lib, p).unwrap();
+        let ids: Vec<i64> = names.iter().map(|n| id_of(&src.join(n)).1).collect();
+        let inner = id_of(&src.join("sub/inner")).1;
+        let everything: Vec<JsonPath> = names.iter().map(|n| JsonPath(src.join(n))).collect();
+        commit(
+            &lib,
+            Action::TagCreate {
+                path: "keep".into(),
+                color: None,
+                namespace: None,
+            },
+        )
+        .unwrap();
+        commit(
+            &lib,
+            Action::TagApply {
+                tag: "keep".into(),
+                paths: everything.clone(),
+                content: false,
+            },
+        )
+        .unwrap();
+
+        // All but the last two into another folder of the location, those two into location two.
+        let (here, there) = everything.split_at(everything.len() - 2);
+        committed_job(
+            &lib,
+            Action::Move {
+                sources: here.to_vec(),
+                dest: JsonPath(one.join("dest")),
+                on_conflict: ConflictPolicy::default(),
+            },
+        );
+        committed_job(
+            &lib,
+            Action::Move {
+                sources: there.to_vec(),
+                dest: JsonPath(two.clone()),
+                on_conflict: ConflictPolicy::default(),
+            },
+        );
+
+        let conn = lib.reader().unwrap();
+        let tags = |id: i64| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM tag_assignments WHERE entry_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        for (i, (n, id)) in names.iter().zip(&ids).enumerate() {
+            let (dir, loc) = if i < names.len() - 2 {
+                (one.join("dest"), locs[0])
+            } else {
+                (two.clone(), locs[1])
+            };
+            let (l, now) = id_of(&dir.join(n));
+            assert_eq!(
+                (now, l.id),
+                (*id, loc),
+                "{n:?} kept its id and is in its location"
+            );
+            assert_eq!(tags(now), 1, "{n:?} kept its tag");
+        }
+        let (l, now) = id_of(&two.join("sub/inner"));
+        assert_eq!(
+            (now, l.id),
+            (inner, locs[1]),
+            "the subtree moved with its folder"
+        );
+        let location_of: i64 = conn
+            .query_row(
+                "SELECT location_id FROM entries WHERE id = ?1",
+                [inner],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(location_of, locs[1]);
+        drop(conn);
+        lib.close();
     }
 }

@@ -60,10 +60,21 @@ pub fn is_ancestor(conn: &Connection, ancestor: i64, of: i64) -> Result<bool> {
 /// Finds the location containing `path` and the entry at that path.
 pub fn resolve(lib: &Library, path: &Path) -> Result<(Location, i64)> {
     let conn = lib.reader()?;
+    let locs = location::list_with(&conn)?;
+    resolve_with(lib, &conn, &locs, path)
+}
+
+/// [`resolve`] through a connection and `lib`'s locations already at hand, for many paths at
+/// once. A path that no longer exists (just moved away) is looked up as written, made absolute.
+pub fn resolve_with(
+    lib: &Library,
+    conn: &Connection,
+    locs: &[Location],
+    path: &Path,
+) -> Result<(Location, i64)> {
     let abs = std::fs::canonicalize(path)
         .unwrap_or_else(|_| std::path::absolute(path).unwrap_or(path.to_path_buf()));
-    let locs = location::list_with(&conn)?;
-    let loc = location::containing(&locs, &abs)
+    let loc = location::containing(locs, &abs)
         .cloned()
         .ok_or_else(|| {
             Error::NotFound(format!(

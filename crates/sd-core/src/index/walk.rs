@@ -366,7 +366,9 @@ fn list_dir(task: &DirTask, opts: &WalkOptions) -> (Listing, Vec<DirTask>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::control::Control;
+    use crate::index::walk::{Listing, walk_folder};
+    use crate::rules::RuleConfig;
 
     fn names(l: &Listing) -> Vec<String> {
         let mut v: Vec<String> = l
