@@ -96,10 +96,34 @@ pub enum Action {
     },
 }
 
+/// What an action is, for its name: a file operation, or an organising action or undo with its
+/// own name.
+enum Class {
+    File(OpKind),
+    Named(&'static str),
+}
+
 impl Action {
-    /// The audit log's name for it, e.g. `file.copy`, `tag.apply`.
+    /// The audit log's name for it, e.g. `file.copy`, `tag.apply`: what its preview says and
+    /// its audit row records. A file operation's is [`fileops::audit_kind`]'s, as its job's
+    /// row is: `file.trash` for a delete to the trash, `file.move` for a rename.
     pub fn kind(&self) -> &'static str {
-        match self {
+        match self.class() {
+            Class::File(op) => fileops::audit_kind(op, false),
+            Class::Named(kind) => kind,
+        }
+    }
+
+    /// The file operation it is, if it is one (an undo's depends on the row it undoes).
+    fn file_op(&self) -> Option<OpKind> {
+        match self.class() {
+            Class::File(op) => Some(op),
+            Class::Named(_) => None,
+        }
+    }
+
+    fn class(&self) -> Class {
+        Class::Named(match self {
             Action::TagCreate { .. } => "tag.create",
             Action::TagRename { .. } => "tag.rename",
             Action::TagDelete { .. } => "tag.delete",
@@ -108,12 +132,17 @@ impl Action {
             Action::Favorite { .. } => "meta.favorite",
             Action::Hide { .. } => "meta.hide",
             Action::Note { .. } => "meta.note",
-            Action::Copy { .. } => "file.copy",
-            Action::Move { .. } => "file.move",
-            Action::Rename { .. } => "file.rename",
-            Action::Delete { .. } => "file.delete",
             Action::Undo { .. } => "undo",
-        }
+            Action::Copy { .. } => return Class::File(OpKind::Copy),
+            Action::Move { .. } | Action::Rename { .. } => return Class::File(OpKind::Move),
+            Action::Delete { permanent, .. } => {
+                return Class::File(if *permanent {
+                    OpKind::Delete
+                } else {
+                    OpKind::Trash
+                });
+            }
+        })
     }
 
     /// The paths and tags it touches, for the audit log.
@@ -277,6 +306,10 @@ fn reverse_of(lib: &Library, id: Option<i64>) -> Result<(i64, Reverse)> {
 /// The file operation an action runs, if it is one (undos: [`undo_request`]).
 fn file_request(lib: &Library, action: &Action) -> Result<Option<fileops::Request>> {
     let paths = |v: &[JsonPath]| v.iter().map(|p| p.0.clone()).collect::<Vec<_>>();
+    // The operation is the one the action is named after (`Action::kind`).
+    let Some(op) = action.file_op() else {
+        return Ok(None);
+    };
     let req = match action {
         Action::Copy {
             sources,
@@ -287,31 +320,21 @@ fn file_request(lib: &Library, action: &Action) -> Result<Option<fileops::Reques
             sources,
             dest,
             on_conflict,
-        } => {
-            let op = if matches!(action, Action::Copy { .. }) {
-                OpKind::Copy
-            } else {
-                OpKind::Move
-            };
-            fileops::Request {
-                op,
-                pairs: fileops::destinations(&paths(sources), &dest.0)?,
-                policy: *on_conflict,
-            }
-        }
+        } => fileops::Request {
+            op,
+            pairs: fileops::destinations(&paths(sources), &dest.0)?,
+            policy: *on_conflict,
+        },
         Action::Rename {
             path,
             name,
             on_conflict,
         } => fileops::Request {
-            op: OpKind::Move,
+            op,
             pairs: vec![fileops::rename_target(&path.0, &name.0)?],
             policy: *on_conflict,
         },
-        Action::Delete {
-            paths: ps,
-            permanent,
-        } => {
+        Action::Delete { paths: ps, .. } => {
             if ps.is_empty() {
                 return Err(Error::Invalid(
                     "name at least one file or folder to delete".into(),
@@ -331,11 +354,6 @@ fn file_request(lib: &Library, action: &Action) -> Result<Option<fileops::Reques
                 }
                 pairs.push((JsonPath(abs), None));
             }
-            let op = if *permanent {
-                OpKind::Delete
-            } else {
-                OpKind::Trash
-            };
             fileops::Request {
                 op,
                 pairs,
@@ -610,14 +628,7 @@ fn start_file_op(
             s.available
         )));
     }
-    let params = FileOpJob {
-        op: req.op,
-        policy: req.policy,
-        action: serde_json::to_value(action)?,
-        targets: action.targets(),
-        undoes,
-        committed_at: now_ms(),
-    };
+    let params = file_job(action, &req, undoes)?;
     let steps = plan.steps.clone();
     let job = lib.writer.transaction(move |tx| {
         let job = runner::insert::<FileOpKind>(tx, &params, &fileops::FileOpProgress::default())?;
@@ -634,6 +645,19 @@ fn start_file_op(
             "undoable": plan.undoable,
         },
     }))
+}
+
+/// The job that carries out `req` for `action`: its params are what its audit row is written
+/// from when it ends.
+fn file_job(action: &Action, req: &fileops::Request, undoes: Option<i64>) -> Result<FileOpJob> {
+    Ok(FileOpJob {
+        op: req.op,
+        policy: req.policy,
+        action: serde_json::to_value(action)?,
+        targets: action.targets(),
+        undoes,
+        committed_at: now_ms(),
+    })
 }
 
 /// Runs an organising change in one transaction with its audit row.
@@ -879,5 +903,248 @@ mod reverse_tests {
             serde_json::from_value(serde_json::json!({"delete_tag": {"path": "a/b"}})).unwrap();
         assert!(matches!(tag, Reverse::DeleteTag { path } if path == "a/b"));
         assert!(serde_json::from_value::<Reverse>(serde_json::json!({"nonsense": 1})).is_err());
+    }
+}
+
+#[cfg(test)]
+mod job_tests {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::control::JobState;
+    use crate::runner::{End, JobKind};
+
+    /// A library in `tmp/data` whose jobs run (and publish nowhere).
+    fn library(tmp: &Path) -> Arc<Library> {
+        let data = tmp.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let device = crate::device::DeviceIdentity::load_or_create(&data).unwrap();
+        Library::create(&data, "test", &device, jobs::Host::new(|_| {})).unwrap()
+    }
+
+    fn wait(lib: &Library, job: i64) -> JobState {
+        let since = Instant::now();
+        loop {
+            let state = runner::state(lib, job).unwrap();
+            if state.is_final() {
+                return state;
+            }
+            assert!(since.elapsed() < Duration::from_secs(60), "job {job} ends");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn committed_job(lib: &Arc<Library>, action: Action) -> i64 {
+        let job = commit(lib, action).unwrap()["job"]["id"].as_i64().unwrap();
+        assert_eq!(wait(lib, job), JobState::Completed);
+        job
+    }
+
+    fn newest_kind(lib: &Library) -> String {
+        audit::list(lib, 1).unwrap().remove(0).kind
+    }
+
+    /// A preview names the kind its audit row records, for every file operation: the one
+    /// decision is `fileops::audit_kind` (a delete to the trash once previewed as `file.delete`
+    /// and was audited as `file.trash`).
+    #[test]
+    fn preview_and_audit_row_name_the_same_kind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = library(tmp.path());
+        let files = tmp.path().join("files");
+        std::fs::create_dir_all(files.join("dest")).unwrap();
+        for n in ["a", "b", "c", "d"] {
+            std::fs::write(files.join(n), n).unwrap();
+        }
+        let p = |n: &str| JsonPath(files.join(n));
+
+        // Run to their end: each job's end appends its audit row.
+        let run = [
+            (
+                Action::Rename {
+                    path: p("a"),
+                    name: JsonName("a2".into()),
+                    on_conflict: ConflictPolicy::default(),
+                },
+                "file.move",
+            ),
+            (
+                Action::Copy {
+                    sources: vec![p("b")],
+                    dest: p("dest"),
+                    on_conflict: ConflictPolicy::default(),
+                },
+                "file.copy",
+            ),
+            (
+                Action::Move {
+                    sources: vec![p("d")],
+                    dest: p("dest"),
+                    on_conflict: ConflictPolicy::default(),
+                },
+                "file.move",
+            ),
+            (
+                Action::Delete {
+                    paths: vec![p("c")],
+                    permanent: true,
+                },
+                "file.delete",
+            ),
+        ];
+        for (action, kind) in run {
+            let shown = preview(&lib, &action).unwrap().action;
+            assert_eq!(shown, kind);
+            let job = committed_job(&lib, action);
+            assert_eq!(newest_kind(&lib), shown, "job {job}");
+        }
+
+        // A move to the trash: its job's end writes the row through the same `finish`, without
+        // running it (a unit test must not put files in the user's trash).
+        let action = Action::Delete {
+            paths: vec![p("b")],
+            permanent: false,
+        };
+        let shown = preview(&lib, &action).unwrap().action;
+        assert_eq!(shown, "file.trash");
+        let req = file_request(&lib, &action).unwrap().unwrap();
+        let params = file_job(&action, &req, None).unwrap();
+        let device_row = lib.device_row;
+        lib.writer
+            .transaction(move |tx| {
+                let id = runner::insert::<FileOpKind>(tx, &params, &Default::default())?;
+                FileOpKind::finish(
+                    tx,
+                    &End {
+                        id,
+                        params: &params,
+                        state: JobState::Cancelled,
+                        error: None,
+                        device_row,
+                    },
+                )
+            })
+            .unwrap();
+        assert_eq!(newest_kind(&lib), shown);
+        lib.close();
+    }
+
+    /// Many items renamed by one job are re-linked per flush (one reader, the flush's own
+    /// transaction): every entry keeps its id and its tags, a folder its children, and an entry
+    /// moved into another location goes there with its subtree.
+    #[test]
+    fn a_move_of_many_items_keeps_every_id_and_tag() {
+        use std::os::unix::ffi::OsStringExt;
+
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = library(tmp.path());
+        let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+        let src = one.join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::create_dir_all(one.join("dest")).unwrap();
+        std::fs::create_dir_all(&two).unwrap();
+        let mut names: Vec<std::ffi::OsString> =
+            (0..300).map(|i| format!("f{i:03}").into()).collect();
+        names.push(std::ffi::OsString::from_vec(b"caf\xe9-\xff".to_vec()));
+        for n in &names {
+            std::fs::write(src.join(n), "x").unwrap();
+        }
+        std::fs::write(src.join("sub/inner"), "y").unwrap();
+        names.push("sub".into());
+        let mut locs = Vec::new();
+        for dir in [&one, &two] {
+            let opts = crate::location::AddOptions {
+                name: None,
+                mode: crate::location::row::IndexMode::Shallow,
+                rules: crate::rules::RuleConfig::default(),
+                watch: false,
+            };
+            let (loc, job) =
+                crate::location::add(&lib, dir, opts, &tmp.path().join("data"), &|_| {}).unwrap();
+            wait(&lib, job);
+            locs.push(loc.id);
+        }
+        let id_of = |p: &Path| crate::query::resolve(&lib, p).unwrap();
+        let ids: Vec<i64> = names.iter().map(|n| id_of(&src.join(n)).1).collect();
+        let inner = id_of(&src.join("sub/inner")).1;
+        let everything: Vec<JsonPath> = names.iter().map(|n| JsonPath(src.join(n))).collect();
+        commit(
+            &lib,
+            Action::TagCreate {
+                path: "keep".into(),
+                color: None,
+                namespace: None,
+            },
+        )
+        .unwrap();
+        commit(
+            &lib,
+            Action::TagApply {
+                tag: "keep".into(),
+                paths: everything.clone(),
+                content: false,
+            },
+        )
+        .unwrap();
+
+        // All but the last two into another folder of the location, those two into location two.
+        let (here, there) = everything.split_at(everything.len() - 2);
+        committed_job(
+            &lib,
+            Action::Move {
+                sources: here.to_vec(),
+                dest: JsonPath(one.join("dest")),
+                on_conflict: ConflictPolicy::default(),
+            },
+        );
+        committed_job(
+            &lib,
+            Action::Move {
+                sources: there.to_vec(),
+                dest: JsonPath(two.clone()),
+                on_conflict: ConflictPolicy::default(),
+            },
+        );
+
+        let conn = lib.reader().unwrap();
+        let tags = |id: i64| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM tag_assignments WHERE entry_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        for (i, (n, id)) in names.iter().zip(&ids).enumerate() {
+            let (dir, loc) = if i < names.len() - 2 {
+                (one.join("dest"), locs[0])
+            } else {
+                (two.clone(), locs[1])
+            };
+            let (l, now) = id_of(&dir.join(n));
+            assert_eq!(
+                (now, l.id),
+                (*id, loc),
+                "{n:?} kept its id and is in its location"
+            );
+            assert_eq!(tags(now), 1, "{n:?} kept its tag");
+        }
+        let (l, now) = id_of(&two.join("sub/inner"));
+        assert_eq!(
+            (now, l.id),
+            (inner, locs[1]),
+            "the subtree moved with its folder"
+        );
+        let location_of: i64 = conn
+            .query_row(
+                "SELECT location_id FROM entries WHERE id = ?1",
+                [inner],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(location_of, locs[1]);
+        drop(conn);
+        lib.close();
     }
 }

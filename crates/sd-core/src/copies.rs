@@ -88,7 +88,7 @@ pub fn confirm(lib: &Library, cids: &[i64]) -> Result<Vec<PathError>> {
             .collect::<rusqlite::Result<_>>()?;
         for (entry, loc, size) in rows {
             let Some(l) = locs.get(&loc) else { continue };
-            let Some(path) = crate::query::entry_path(&conn, l.root_entry_id, &l.path.0, entry)?
+            let Some(path) = crate::tree::entry_path(&conn, l.root_entry_id, &l.path.0, entry)?
             else {
                 continue;
             };

@@ -14,8 +14,6 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use rusqlite::{OptionalExtension, params};
@@ -23,12 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::{self, HashError};
 use crate::control::Control;
-use crate::index::walk::{self, DirTask, EntryKind, PathError, WalkOptions};
+use crate::index::walk::{self, EntryKind, PathError};
 use crate::library::Library;
 use crate::location::row as location;
 use crate::names::JsonPath;
-use crate::query::DirPaths;
-use crate::rules::{IgnoreChain, RuleConfig, Rules};
+use crate::rules::RuleConfig;
+use crate::tree::DirPaths;
 use crate::{Error, Result};
 
 /// One set of identical files.
@@ -195,7 +193,10 @@ pub fn in_library(lib: &Library, min_size: u64) -> Result<DupReport> {
     let conn = lib.reader()?;
     let mut dirs: HashMap<i64, DirPaths> = HashMap::new();
     for loc in location::list_with(&conn)? {
-        dirs.insert(loc.id, DirPaths::load(&conn, &loc)?);
+        dirs.insert(
+            loc.id,
+            DirPaths::load(&conn, loc.id, loc.root_entry_id, &loc.path.0)?,
+        );
     }
     let shared: Vec<(i64, String, i64)> = conn
         .prepare(
@@ -341,80 +342,52 @@ pub fn in_library(lib: &Library, min_size: u64) -> Result<DupReport> {
 /// group by size, then by cas_id, then by full hash.
 pub fn in_path(path: &Path, min_size: u64, control: &Control) -> Result<DupReport> {
     let started = Instant::now();
-    let root = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
-    if !root.is_dir() {
-        return Err(Error::Invalid(format!(
-            "{} is not a directory",
-            root.display()
-        )));
-    }
-    let rules = Arc::new(Rules::new(RuleConfig {
-        system_defaults: false,
-        gitignore: false,
-        ignore: Vec::new(),
-    })?);
-    let opts = WalkOptions {
-        rules,
-        dev: None,
-        recursive: true,
-        threads: 2,
-        tokens: Arc::new(AtomicU64::new(1)),
-    };
-    let (tx, rx) = crossbeam_channel::bounded(256);
-    let start = vec![DirTask {
-        token: 0,
-        path: root.clone(),
-        chain: Arc::new(IgnoreChain::default()),
-    }];
     // (dev, inode) → candidate; sizes → inodes.
     let mut files: HashMap<(u64, u64), (u64, Candidate)> = HashMap::new();
     let mut unreadable = Vec::new();
-    std::thread::scope(|s| -> Result<()> {
-        let opts = &opts;
-        let walker = s.spawn(move || walk::walk(start, opts, &tx, control));
-        for listing in rx {
-            unreadable.extend(listing.errors);
-            let children = match listing.children {
-                Ok(c) => c,
-                Err(message) => {
-                    unreadable.push(PathError {
-                        path: listing.path.into(),
-                        message,
-                    });
-                    continue;
-                }
-            };
-            let dev = std::fs::symlink_metadata(&listing.path)
-                .map(|m| m.dev())
-                .unwrap_or(0);
-            for c in children {
-                if c.kind != EntryKind::File || c.size == 0 || c.size < min_size {
-                    continue;
-                }
-                let p = listing.path.join(&c.name);
-                match files.get_mut(&(dev, c.inode)) {
-                    Some((_, cand)) => cand.links.push(p),
-                    None => {
-                        files.insert(
-                            (dev, c.inode),
-                            (
-                                c.size,
-                                Candidate {
-                                    path: p,
-                                    inode: c.inode,
-                                    links: Vec::new(),
-                                },
-                            ),
-                        );
-                    }
+    // No rules: every regular file counts.
+    let every_file = RuleConfig {
+        system_defaults: false,
+        gitignore: false,
+        ignore: Vec::new(),
+    };
+    walk::walk_folder(path, every_file, true, control, |listing| {
+        unreadable.extend(listing.errors);
+        let children = match listing.children {
+            Ok(c) => c,
+            Err(message) => {
+                unreadable.push(PathError {
+                    path: listing.path.into(),
+                    message,
+                });
+                return;
+            }
+        };
+        let dev = std::fs::symlink_metadata(&listing.path)
+            .map(|m| m.dev())
+            .unwrap_or(0);
+        for c in children {
+            if c.kind != EntryKind::File || c.size == 0 || c.size < min_size {
+                continue;
+            }
+            let p = listing.path.join(&c.name);
+            match files.get_mut(&(dev, c.inode)) {
+                Some((_, cand)) => cand.links.push(p),
+                None => {
+                    files.insert(
+                        (dev, c.inode),
+                        (
+                            c.size,
+                            Candidate {
+                                path: p,
+                                inode: c.inode,
+                                links: Vec::new(),
+                            },
+                        ),
+                    );
                 }
             }
         }
-        walker
-            .join()
-            .map_err(|_| Error::Invalid("the walker thread panicked".into()))?
-            .ok();
-        Ok(())
     })?;
     let scanned = files.len() as u64;
     let mut by_size: HashMap<u64, Vec<Candidate>> = HashMap::new();
@@ -505,7 +478,7 @@ pub struct ContentInfo {
 pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
     let (loc, id) = crate::query::resolve(lib, path)?;
     let conn = lib.reader()?;
-    let own = crate::query::entry_path(&conn, loc.root_entry_id, &loc.path.0, id)?
+    let own = crate::tree::entry_path(&conn, loc.root_entry_id, &loc.path.0, id)?
         .ok_or_else(|| Error::NotFound(format!("{} is not in the index", path.display())))?;
     let entry = crate::query::entry_view(&conn, id, &own)?;
     let content_of = || -> Result<Option<(i64, Option<Vec<u8>>)>> {
@@ -558,9 +531,9 @@ pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
                         let Some(loc) = locs.get(&l) else { continue };
                         let paths = match dirs.entry(l) {
                             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                            std::collections::hash_map::Entry::Vacant(v) => {
-                                v.insert(DirPaths::load(&conn, loc)?)
-                            }
+                            std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                                DirPaths::load(&conn, loc.id, loc.root_entry_id, &loc.path.0)?,
+                            ),
                         };
                         if let Some(d) = paths.dir(parent) {
                             out.push((JsonPath(d.join(name)), integ));

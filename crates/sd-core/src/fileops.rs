@@ -55,6 +55,24 @@ pub enum OpKind {
     Restore,
 }
 
+/// The audit log's kind for a file operation: `undo` when it reverses audit row (`undo`),
+/// else `file.` and the operation — `file.trash` for a move to the trash, `file.delete` for a
+/// permanent delete, `file.move` for a move or a rename. The one place this is decided: a
+/// preview ([`crate::actions::Action::kind`]) and the job's audit row
+/// ([`FileOpJob::audit_kind`]) both ask here, so they name the same kind.
+pub fn audit_kind(op: OpKind, undo: bool) -> &'static str {
+    if undo {
+        return "undo";
+    }
+    match op {
+        OpKind::Copy => "file.copy",
+        OpKind::Move => "file.move",
+        OpKind::Trash => "file.trash",
+        OpKind::Delete => "file.delete",
+        OpKind::Restore => "file.restore",
+    }
+}
+
 impl OpKind {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -30,7 +30,7 @@ use crate::library::Library;
 use crate::location::row::{self as location, IndexMode, Location};
 use crate::rules::Rules;
 use crate::runner::{self, End, JobKind};
-use crate::{Error, Result, query};
+use crate::{Error, Result, tree};
 use scan::ScanState;
 pub use scan::Sums;
 use walk::{DirTask, Listing, PathError, WalkOptions};
@@ -244,8 +244,102 @@ pub(crate) fn debug_throttle() -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-const BATCH_ENTRIES: usize = 20_000;
-const BATCH_TIME: Duration = Duration::from_millis(250);
+/// How a phase of the indexer commits what its workers produce: a batch is committed once its
+/// items weigh `max` or `age` has passed since the last commit, whichever comes first, and at
+/// once when the channel is idle for 100 ms or hangs up (under the debug throttle every item is
+/// its own batch); `apply` writes a batch, with the checkpoint and progress it amounts to.
+pub(crate) struct Batches<T> {
+    pub max: usize,
+    pub age: Duration,
+    pub weight: fn(&T) -> usize,
+    pub apply: fn(&rusqlite::Transaction<'_>, &mut ScanState, Vec<T>) -> Result<()>,
+}
+
+/// Discovery: 20,000 entries (a listing weighs its children plus itself) or 250 ms.
+const DISCOVERY_BATCHES: Batches<Listing> = Batches {
+    max: 20_000,
+    age: Duration::from_millis(250),
+    weight: |l| l.children.as_ref().map_or(1, |c| c.len() + 1),
+    apply: scan::apply_batch,
+};
+
+/// The one batch-and-commit loop of the indexer (discovery and content phases): takes items
+/// from `rx` until it hangs up and commits them in `batches`, each in one writer transaction
+/// in which `batches.apply` writes the items together with the checkpoint and the job's
+/// progress they amount to, so after a crash exactly the uncommitted items are redone; then
+/// publishes the progress (and sleeps, under the debug throttle). Paused or stopped, it
+/// commits nothing more (it blocks while paused) and returns; a write error ends it.
+pub(crate) fn commit_batches<T: Send + 'static>(
+    lib: &Arc<Library>,
+    state: &Arc<Mutex<ScanState>>,
+    rx: &crossbeam_channel::Receiver<T>,
+    control: &Control,
+    hooks: &RunHooks<'_>,
+    batches: &Batches<T>,
+) -> Result<()> {
+    let apply = batches.apply;
+    let throttle = debug_throttle();
+    batch_loop(rx, control, batches, throttle.is_some(), |batch| {
+        let st = state.clone();
+        let progress = lib.writer.transaction(move |tx| {
+            let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
+            apply(tx, &mut st, batch)?;
+            Ok(st.progress.clone())
+        })?;
+        lib.touch();
+        (hooks.on_progress)(&progress);
+        if let Some(t) = throttle {
+            std::thread::sleep(t);
+        }
+        Ok(())
+    })
+}
+
+/// When [`commit_batches`] commits: cuts `rx` into batches by `batches`' thresholds (every
+/// item alone when `throttled`) and hands each to `commit`.
+fn batch_loop<T>(
+    rx: &crossbeam_channel::Receiver<T>,
+    control: &Control,
+    batches: &Batches<T>,
+    throttled: bool,
+    mut commit: impl FnMut(Vec<T>) -> Result<()>,
+) -> Result<()> {
+    let mut batch: Vec<T> = Vec::new();
+    let mut weighed = 0;
+    let mut since = Instant::now();
+    loop {
+        // Paused or stopped: commit nothing more (blocks here while paused).
+        if control.check().is_err() {
+            return Ok(());
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(item) => {
+                weighed += (batches.weight)(&item);
+                batch.push(item);
+                let full = weighed >= batches.max || since.elapsed() >= batches.age;
+                if full || throttled {
+                    commit(std::mem::take(&mut batch))?;
+                    weighed = 0;
+                    since = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if !batch.is_empty() {
+                    commit(std::mem::take(&mut batch))?;
+                    weighed = 0;
+                    since = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return if batch.is_empty() {
+                    Ok(())
+                } else {
+                    commit(batch)
+                };
+            }
+        }
+    }
+}
 
 /// Runs (or resumes) index job `job_id` to completion. `Err(Stop)` inside the outer `Ok` means the
 /// job was interrupted and its checkpoint is intact.
@@ -299,7 +393,7 @@ pub fn run(
     let mut start = Vec::new();
     let mut token_map = HashMap::new();
     for id in frontier {
-        let Some(path) = query::entry_path(&reader, root_id, &root_path, id)? else {
+        let Some(path) = tree::entry_path(&reader, root_id, &root_path, id)? else {
             continue;
         };
         let token = tokens.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -429,66 +523,13 @@ fn discover(
     control: &Control,
     hooks: &RunHooks<'_>,
 ) -> Result<Result<(), Stop>> {
-    let throttle = debug_throttle();
     let (tx, rx) = bounded::<Listing>(512);
     std::thread::scope(|s| {
         let walker = std::thread::Builder::new()
             .name("sd-walk".into())
             .spawn_scoped(s, move || walk::walk(start, opts, &tx, control))
             .map_err(|e| Error::io("<walker thread>", e))?;
-        let mut batch: Vec<Listing> = Vec::new();
-        let mut batch_entries = 0;
-        let mut since = Instant::now();
-        let commit = |batch: Vec<Listing>| -> Result<()> {
-            let st = state.clone();
-            let progress = lib.writer.transaction(move |tx| {
-                let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
-                scan::apply_batch(tx, &mut st, batch)?;
-                Ok(st.progress.clone())
-            })?;
-            lib.touch();
-            (hooks.on_progress)(&progress);
-            if let Some(t) = throttle {
-                std::thread::sleep(t);
-            }
-            Ok(())
-        };
-        let outcome = loop {
-            // Paused or stopped: commit nothing more (blocks here while paused).
-            if control.check().is_err() {
-                break Ok(());
-            }
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(listing) => {
-                    batch_entries += listing.children.as_ref().map_or(1, |c| c.len() + 1);
-                    batch.push(listing);
-                    let full = batch_entries >= BATCH_ENTRIES || since.elapsed() >= BATCH_TIME;
-                    if full || throttle.is_some() {
-                        if let Err(e) = commit(std::mem::take(&mut batch)) {
-                            break Err(e);
-                        }
-                        batch_entries = 0;
-                        since = Instant::now();
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    if !batch.is_empty() {
-                        if let Err(e) = commit(std::mem::take(&mut batch)) {
-                            break Err(e);
-                        }
-                        batch_entries = 0;
-                        since = Instant::now();
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    break if batch.is_empty() {
-                        Ok(())
-                    } else {
-                        commit(std::mem::take(&mut batch))
-                    };
-                }
-            }
-        };
+        let outcome = commit_batches(lib, state, &rx, control, hooks, &DISCOVERY_BATCHES);
         // On a write error, hanging up makes the walkers stop.
         drop(rx);
         let walked = walker.join().unwrap_or(Err(Stop::Shutdown));
@@ -514,4 +555,96 @@ pub(crate) fn clear_checkpoint(tx: &rusqlite::Transaction<'_>, job_id: i64) -> R
     tx.execute("DELETE FROM index_frontier WHERE job_id = ?1", [job_id])?;
     tx.execute("DELETE FROM index_missing WHERE job_id = ?1", [job_id])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    fn no_write(_: &rusqlite::Transaction<'_>, _: &mut ScanState, _: Vec<u32>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Items weigh their value; a batch is cut at 10 or after a minute (never, here).
+    const TENS: Batches<u32> = Batches {
+        max: 10,
+        age: Duration::from_secs(60),
+        weight: |n| *n as usize,
+        apply: no_write,
+    };
+
+    fn cut(items: &[u32], throttled: bool) -> Vec<Vec<u32>> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for i in items {
+            tx.send(*i).unwrap();
+        }
+        drop(tx);
+        let mut out = Vec::new();
+        batch_loop(&rx, &Control::default(), &TENS, throttled, |b| {
+            out.push(b);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    /// The thresholds both phases rely on: a batch ends when its weight reaches `max`, the rest
+    /// is committed when the channel hangs up, and the throttle commits item by item.
+    #[test]
+    fn batches_are_cut_by_weight_and_flushed_at_the_end() {
+        assert_eq!(
+            cut(&[4, 5, 1, 9, 2, 3], false),
+            [vec![4, 5, 1], vec![9, 2], vec![3]]
+        );
+        assert_eq!(cut(&[30, 1], false), [vec![30], vec![1]], "heavy alone");
+        assert_eq!(cut(&[1, 2, 3], true), [vec![1], vec![2], vec![3]]);
+        assert!(cut(&[], false).is_empty());
+    }
+
+    /// An idle channel flushes what is waiting; a write error ends the loop; a stopped job
+    /// commits nothing more.
+    #[test]
+    fn idle_flushes_errors_end_and_stops_commit_nothing() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(1u32).unwrap();
+        let feeder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            tx.send(2).unwrap();
+        });
+        let mut out = Vec::new();
+        batch_loop(&rx, &Control::default(), &TENS, false, |b| {
+            out.push(b);
+            Ok(())
+        })
+        .unwrap();
+        feeder.join().unwrap();
+        assert_eq!(
+            out,
+            [vec![1], vec![2]],
+            "the idle channel flushed the first"
+        );
+
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for i in [9, 9, 9] {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        let mut calls = 0;
+        let e = batch_loop(&rx, &Control::default(), &TENS, false, |_| {
+            calls += 1;
+            Err(Error::Invalid("disk full".into()))
+        });
+        assert!(e.is_err());
+        assert_eq!(calls, 1);
+
+        let control = Control::default();
+        control.stop(Stop::Cancel);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(1u32).unwrap();
+        drop(tx);
+        batch_loop(&rx, &control, &TENS, false, |_| {
+            panic!("committed after a stop")
+        })
+        .unwrap();
+    }
 }

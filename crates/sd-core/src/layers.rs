@@ -20,6 +20,7 @@ pub(crate) const LAYERS: &[(&str, &[&str])] = &[
             "filetype",
             "index::walk",
             "content",
+            "tree",
         ],
     ),
     ("library", &["library"]),

@@ -42,6 +42,7 @@ pub mod runner;
 pub mod search;
 pub mod select;
 pub mod store;
+pub mod tree;
 pub mod volume;
 pub mod watch;
 

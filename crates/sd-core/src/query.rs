@@ -5,7 +5,6 @@
 //! recursive walk over that same index (time proportional to the result), a recursive size one
 //! row read, and a move one row update. See ARCHITECTURE.md for the measurements behind this.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
@@ -16,6 +15,7 @@ use crate::index::walk::EntryKind;
 use crate::library::Library;
 use crate::location::row::{self as location, Location};
 use crate::names::{self, JsonName, JsonPath};
+use crate::tree::{DirPaths, entry_path};
 use crate::{Error, Result};
 
 /// An indexed entry as clients see it.
@@ -39,37 +39,6 @@ pub struct EntryView {
     pub target: Option<JsonPath>,
 }
 
-/// Absolute path of entry `id`, walking up to the location root. `None` when the entry is not
-/// attached under `root_id` (detached mid-scan, or gone).
-pub fn entry_path(
-    conn: &Connection,
-    root_id: i64,
-    root_path: &Path,
-    id: i64,
-) -> Result<Option<PathBuf>> {
-    let mut names = Vec::new();
-    let mut cur = id;
-    let mut q = conn.prepare_cached("SELECT parent_id, name FROM entries WHERE id = ?1")?;
-    while cur != root_id {
-        let row: Option<(Option<i64>, OsString)> = q
-            .query_row([cur], |r| Ok((r.get(0)?, names::from_sql(r.get_ref(1)?)?)))
-            .optional()?;
-        match row {
-            Some((Some(parent), name)) => {
-                names.push(name);
-                cur = parent;
-            }
-            _ => return Ok(None),
-        }
-        if names.len() > 4096 {
-            return Ok(None);
-        }
-    }
-    let mut p = root_path.to_path_buf();
-    p.extend(names.iter().rev());
-    Ok(Some(p))
-}
-
 /// Whether `ancestor` is `of` or one of its ancestors.
 pub fn is_ancestor(conn: &Connection, ancestor: i64, of: i64) -> Result<bool> {
     let mut q = conn.prepare_cached("SELECT parent_id FROM entries WHERE id = ?1")?;
@@ -91,10 +60,21 @@ pub fn is_ancestor(conn: &Connection, ancestor: i64, of: i64) -> Result<bool> {
 /// Finds the location containing `path` and the entry at that path.
 pub fn resolve(lib: &Library, path: &Path) -> Result<(Location, i64)> {
     let conn = lib.reader()?;
+    let locs = location::list_with(&conn)?;
+    resolve_with(lib, &conn, &locs, path)
+}
+
+/// [`resolve`] through a connection and `lib`'s locations already at hand, for many paths at
+/// once. A path that no longer exists (just moved away) is looked up as written, made absolute.
+pub fn resolve_with(
+    lib: &Library,
+    conn: &Connection,
+    locs: &[Location],
+    path: &Path,
+) -> Result<(Location, i64)> {
     let abs = std::fs::canonicalize(path)
         .unwrap_or_else(|_| std::path::absolute(path).unwrap_or(path.to_path_buf()));
-    let locs = location::list_with(&conn)?;
-    let loc = location::containing(&locs, &abs)
+    let loc = location::containing(locs, &abs)
         .cloned()
         .ok_or_else(|| {
             Error::NotFound(format!(
@@ -207,22 +187,21 @@ pub fn list(
         let lim = limit.map(|l| l as i64 + 1).unwrap_or(-1);
         // Rows carry their parent id; paths are built once all are in, whatever their order.
         let mut rows: Vec<(i64, EntryView)> = Vec::new();
-        let mut dirs: HashMap<i64, (i64, OsString)> = HashMap::new();
+        let mut paths = DirPaths::new();
         let mut it = q.query(params![id, lim])?;
         while let Some(r) = it.next()? {
             let parent: i64 = r.get(10)?;
             let v = view(r, Path::new(""))?;
             if v.kind == EntryKind::Dir {
-                dirs.insert(v.id, (parent, v.name.0.clone()));
+                paths.add_dir(v.id, Some(parent), v.name.0.clone());
             }
             rows.push((parent, v));
         }
         truncated = rows.len() > cap;
         rows.truncate(cap);
-        let mut paths: HashMap<i64, PathBuf> = HashMap::new();
-        paths.insert(id, own_path);
+        paths.add_root(id, own_path);
         for (parent, mut v) in rows {
-            let Some(pp) = dir_path(parent, &dirs, &mut paths) else {
+            let Some(pp) = paths.dir(parent) else {
                 continue;
             };
             v.path = JsonPath(pp.join(&v.name.0));
@@ -258,67 +237,10 @@ pub fn list(
     })
 }
 
-/// Path of directory `id` inside a subtree, from the rows' parent links (memoised in `paths`).
-fn dir_path(
-    id: i64,
-    dirs: &HashMap<i64, (i64, OsString)>,
-    paths: &mut HashMap<i64, PathBuf>,
-) -> Option<PathBuf> {
-    if let Some(p) = paths.get(&id) {
-        return Some(p.clone());
-    }
-    let (parent, name) = dirs.get(&id)?;
-    let p = dir_path(*parent, dirs, paths)?.join(name);
-    paths.insert(id, p.clone());
-    Some(p)
-}
-
 fn sort_entries(entries: &mut [EntryView], sort: SortBy) {
     match sort {
         SortBy::Name => entries.sort_by(|a, b| a.path.cmp(&b.path)),
         SortBy::Size => entries.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path))),
         SortBy::Modified => entries.sort_by(|a, b| b.mtime.cmp(&a.mtime).then(a.path.cmp(&b.path))),
-    }
-}
-
-/// Paths of a location's directories, loaded once, for code that needs the paths of many entries.
-pub struct DirPaths {
-    root_id: i64,
-    dirs: HashMap<i64, (Option<i64>, OsString)>,
-    cache: HashMap<i64, PathBuf>,
-}
-
-impl DirPaths {
-    /// Loads every directory of `loc` (one query over the directories' partial index).
-    pub fn load(conn: &Connection, loc: &Location) -> Result<DirPaths> {
-        let mut dirs = HashMap::new();
-        let mut q = conn.prepare(
-            "SELECT id, parent_id, name FROM entries WHERE location_id = ?1 AND kind = 1",
-        )?;
-        let mut rows = q.query([loc.id])?;
-        while let Some(r) = rows.next()? {
-            dirs.insert(r.get(0)?, (r.get(1)?, names::from_sql(r.get_ref(2)?)?));
-        }
-        let mut cache = HashMap::new();
-        cache.insert(loc.root_entry_id, loc.path.0.clone());
-        Ok(DirPaths {
-            root_id: loc.root_entry_id,
-            dirs,
-            cache,
-        })
-    }
-
-    /// Path of directory `id`, if it hangs under the location root.
-    pub fn dir(&mut self, id: i64) -> Option<PathBuf> {
-        if let Some(p) = self.cache.get(&id) {
-            return Some(p.clone());
-        }
-        if id == self.root_id {
-            return None;
-        }
-        let (parent, name) = self.dirs.get(&id)?.clone();
-        let p = self.dir(parent?)?.join(name);
-        self.cache.insert(id, p.clone());
-        Some(p)
     }
 }

@@ -11,9 +11,8 @@
 //! Every other character is literal: `*`, `-`, `:`, a lone `"` have no special meaning.
 //! Ranking: exact name, then name prefix, then word start, then anywhere; shorter names first.
 
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashSet};
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +26,7 @@ use crate::filetype::{self, ContentKind};
 use crate::index::walk::EntryKind;
 use crate::library::Library;
 use crate::names::{JsonName, JsonPath};
+use crate::tree::DirPaths;
 use crate::{Error, Result, names};
 
 /// Lowercase, compatibility-decomposed, without combining marks: `Café` → `cafe`.
@@ -206,9 +206,8 @@ pub struct SearchIndex {
     /// Raw names (for results), concatenated; `raw_starts[i]..raw_starts[i + 1]`.
     raw: Vec<u8>,
     raw_starts: Vec<u32>,
-    /// Directory id → (parent, raw name), and location roots → path.
-    dirs: HashMap<i64, (Option<i64>, OsString)>,
-    roots: HashMap<i64, PathBuf>,
+    /// Directory paths (location roots and every directory's link), for the hits' paths.
+    dirs: DirPaths,
 }
 
 fn kind_code(k: ContentKind) -> u8 {
@@ -227,11 +226,10 @@ impl SearchIndex {
             rows: Vec::new(),
             raw: Vec::new(),
             raw_starts: Vec::new(),
-            dirs: HashMap::new(),
-            roots: HashMap::new(),
+            dirs: DirPaths::new(),
         };
         for loc in crate::location::row::list_with(conn)? {
-            idx.roots.insert(loc.root_entry_id, loc.path.0.clone());
+            idx.dirs.add_root(loc.root_entry_id, loc.path.0.clone());
         }
         let mut q = conn.prepare(
             "SELECT e.id, e.parent_id, e.location_id, e.name, e.kind, e.size, e.mtime, e.btime, c.kind
@@ -246,7 +244,7 @@ impl SearchIndex {
             let name = names::from_sql(r.get_ref(3)?)?;
             let kind = EntryKind::from_i64(r.get(4)?);
             if kind == EntryKind::Dir {
-                idx.dirs.insert(id, (parent, name.clone()));
+                idx.dirs.add_dir(id, parent, name.clone());
             }
             let Some(parent) = parent else { continue }; // location roots are not results
             let content_kind = match (kind, r.get::<_, Option<String>>(8)?) {
@@ -302,23 +300,6 @@ impl SearchIndex {
             .map(|s| *s as usize)
             .unwrap_or(self.raw.len());
         <OsString as std::os::unix::ffi::OsStringExt>::from_vec(self.raw[start..end].to_vec())
-    }
-
-    fn dir_path(&self, mut id: i64) -> Option<PathBuf> {
-        let mut parts = Vec::new();
-        loop {
-            if let Some(root) = self.roots.get(&id) {
-                let mut p = root.clone();
-                p.extend(parts.iter().rev());
-                return Some(p);
-            }
-            let (parent, name) = self.dirs.get(&id)?;
-            parts.push(name.clone());
-            id = (*parent)?;
-            if parts.len() > 4096 {
-                return None;
-            }
-        }
     }
 
     /// Calls `f(row, score)` for every row whose name contains every term, in row order.
@@ -706,7 +687,7 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
         .take(q.limit.unwrap_or(usize::MAX))
         .filter_map(|i| {
             let r = &idx.rows[i];
-            let dir = idx.dir_path(i64::from(r.parent))?;
+            let dir = idx.dirs.dir_shared(i64::from(r.parent))?;
             let name = idx.raw_name(i);
             Some(Hit {
                 id: i64::from(r.id),

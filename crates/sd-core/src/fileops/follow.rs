@@ -3,11 +3,12 @@
 //! (copies appear, deletions go, sizes are summed again) before the job reports completion.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::run::Item;
 use super::{OpKind, StepOp};
@@ -64,63 +65,124 @@ pub(crate) fn release(lib: &Library, locs: &[i64]) {
     }
 }
 
-/// Re-links the index entry of `src` (just renamed to `dst`) under `dst`'s parent, keeping its
-/// id. Does nothing when `src` was not indexed or `dst`'s folder is not (the rescan afterwards
-/// takes care of those).
-pub(crate) fn relink(lib: &Library, src: &Path, dst: &Path) {
-    let (Some(parent), Some(name)) = (dst.parent(), dst.file_name()) else {
+/// An indexed entry to move in the index: `id` goes under directory `parent` as `name`.
+#[derive(Debug)]
+pub(crate) struct Relink {
+    id: i64,
+    parent: i64,
+    name: OsString,
+    /// The destination's location, when it is not the source's: the subtree moves to it.
+    to_location: Option<i64>,
+}
+
+/// Re-links the index entries of `moved` (each source just renamed to its destination) under
+/// their destinations' parents, keeping their ids: [`resolve`] then, in one writer
+/// transaction, [`apply`].
+pub(crate) fn relink(lib: &Library, moved: &[(PathBuf, PathBuf)]) {
+    let relinks = resolve(lib, moved);
+    if relinks.is_empty() {
         return;
-    };
-    let Ok((src_loc, id)) = crate::query::resolve(lib, src) else {
-        return;
-    };
-    if src_loc.root_entry_id == id {
-        return; // a location's own folder moved: the location follows its volume, not this
     }
-    let Ok((dst_loc, pid)) = crate::query::resolve(lib, parent) else {
-        return;
-    };
-    let name = name.to_os_string();
-    let moved = lib.writer.transaction(move |tx| {
-        let kind: Option<i64> = tx
-            .query_row("SELECT kind FROM entries WHERE id = ?1", [pid], |r| r.get(0))
-            .optional()?;
-        if kind != Some(1) {
-            return Ok(false);
-        }
-        // An entry already indexed under the destination name was replaced (overwrite).
-        let stale: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM entries WHERE parent_id = ?1 AND name = ?2",
-                params![pid, names::to_sql(&name)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(old) = stale.filter(|&o| o != id) {
-            tx.execute(
-                "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT e.id FROM entries e JOIN sub ON e.parent_id = sub.id)
-                 DELETE FROM entries WHERE id IN sub",
-                [old],
-            )?;
-        }
-        tx.execute(
-            "UPDATE entries SET parent_id = ?2, name = ?3 WHERE id = ?1",
-            params![id, pid, names::to_sql(&name)],
-        )?;
-        if dst_loc.id != src_loc.id {
-            tx.execute(
-                "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT e.id FROM entries e JOIN sub ON e.parent_id = sub.id)
-                 UPDATE entries SET location_id = ?2 WHERE id IN sub",
-                params![id, dst_loc.id],
-            )?;
-        }
-        Ok(true)
-    });
-    match moved {
-        Ok(true) => lib.touch(),
-        Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, src = %src.display(), "re-linking a moved entry"),
+    match lib.writer.transaction(move |tx| apply(tx, &relinks)) {
+        Ok(0) => {}
+        Ok(_) => lib.touch(),
+        Err(e) => tracing::warn!(error = %e, "re-linking moved entries"),
     }
+}
+
+/// Looks up what each of `moved` (source renamed to destination) takes in the index, through
+/// one reader connection: nothing for a source that was not indexed, a destination whose folder
+/// is not (the rescan afterwards takes care of those), or a location's own folder (the location
+/// follows its volume instead). The items are independent: an operation renames top-level
+/// items, and a merge's children under folders no step renames.
+pub(crate) fn resolve(lib: &Library, moved: &[(PathBuf, PathBuf)]) -> Vec<Relink> {
+    if moved.is_empty() {
+        return Vec::new();
+    }
+    let looked_up = (|| -> crate::Result<Vec<Relink>> {
+        let conn = lib.reader()?;
+        let locs = crate::location::row::list_with(&conn)?;
+        let mut out = Vec::with_capacity(moved.len());
+        for (src, dst) in moved {
+            let (Some(parent), Some(name)) = (dst.parent(), dst.file_name()) else {
+                continue;
+            };
+            let Ok((src_loc, id)) = crate::query::resolve_with(lib, &conn, &locs, src) else {
+                continue;
+            };
+            if src_loc.root_entry_id == id {
+                continue; // a location's own folder moved: the location follows its volume
+            }
+            let Ok((dst_loc, parent)) = crate::query::resolve_with(lib, &conn, &locs, parent)
+            else {
+                continue;
+            };
+            out.push(Relink {
+                id,
+                parent,
+                name: name.to_os_string(),
+                to_location: (dst_loc.id != src_loc.id).then_some(dst_loc.id),
+            });
+        }
+        Ok(out)
+    })();
+    looked_up.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "looking up moved entries");
+        Vec::new()
+    })
+}
+
+/// Moves the entries of `relinks` in the index, in order, inside the caller's transaction; each
+/// in a savepoint of its own, so one that fails (with a warning) leaves the others and the
+/// caller's writes in place. Returns how many moved.
+pub(crate) fn apply(tx: &Transaction<'_>, relinks: &[Relink]) -> crate::Result<usize> {
+    let mut moved = 0;
+    for r in relinks {
+        tx.execute_batch("SAVEPOINT relink")?;
+        match apply_one(tx, r) {
+            Ok(done) => {
+                tx.execute_batch("RELEASE relink")?;
+                moved += usize::from(done);
+            }
+            Err(e) => {
+                tx.execute_batch("ROLLBACK TO relink; RELEASE relink")?;
+                tracing::warn!(entry = r.id, error = %e, "re-linking a moved entry");
+            }
+        }
+    }
+    Ok(moved)
+}
+
+fn apply_one(tx: &Transaction<'_>, r: &Relink) -> crate::Result<bool> {
+    let kind: Option<i64> = tx
+        .prepare_cached("SELECT kind FROM entries WHERE id = ?1")?
+        .query_row([r.parent], |row| row.get(0))
+        .optional()?;
+    if kind != Some(1) {
+        return Ok(false);
+    }
+    // An entry already indexed under the destination name was replaced (overwrite).
+    let stale: Option<i64> = tx
+        .prepare_cached("SELECT id FROM entries WHERE parent_id = ?1 AND name = ?2")?
+        .query_row(params![r.parent, names::to_sql(&r.name)], |row| row.get(0))
+        .optional()?;
+    if let Some(old) = stale.filter(|&o| o != r.id) {
+        tx.prepare_cached(
+            "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT e.id FROM entries e JOIN sub ON e.parent_id = sub.id)
+             DELETE FROM entries WHERE id IN sub",
+        )?
+        .execute([old])?;
+    }
+    tx.prepare_cached("UPDATE entries SET parent_id = ?2, name = ?3 WHERE id = ?1")?
+        .execute(params![r.id, r.parent, names::to_sql(&r.name)])?;
+    if let Some(loc) = r.to_location {
+        tx.prepare_cached(
+            "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT e.id FROM entries e JOIN sub ON e.parent_id = sub.id)
+             UPDATE entries SET location_id = ?2 WHERE id IN sub",
+        )?
+        .execute(params![r.id, loc])?;
+    }
+    Ok(true)
 }
 
 /// Rescans the folders the operation changed, in every location it touched, and waits for those

@@ -384,6 +384,8 @@ struct Runner<'a> {
     index: HashMap<i64, usize>,
     progress: FileOpProgress,
     pending: Vec<Update>,
+    /// Sources renamed to destinations since the last flush, whose entries it re-links.
+    renamed: Vec<(PathBuf, PathBuf)>,
     dirty_dirs: BTreeSet<PathBuf>,
     last_flush: Instant,
     on_progress: &'a dyn Fn(&FileOpProgress),
@@ -459,12 +461,16 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Records the batch of results (with the job's progress) in one transaction.
+    /// Records the batch of results (with the job's progress) in one transaction, which also
+    /// re-links the entries of the items renamed since the last flush (looked up through one
+    /// reader connection first), so an item is recorded done together with its entry's move.
     fn flush(&mut self) -> Result<()> {
         let batch = std::mem::take(&mut self.pending);
+        let relinks = super::follow::resolve(self.lib, &std::mem::take(&mut self.renamed));
         let job = self.job;
         let progress = serde_json::to_string(&self.progress)?;
-        self.lib.writer.transaction(move |tx| {
+        let relinked = self.lib.writer.transaction(move |tx| {
+            let relinked = super::follow::apply(tx, &relinks)?;
             let mut q = tx.prepare_cached(
                 "UPDATE fileop_items SET state = ?3, hash = coalesce(?4, hash), note = coalesce(?5, note),
                         dst = coalesce(?6, dst)
@@ -481,8 +487,11 @@ impl Runner<'_> {
                 ])?;
             }
             tx.execute("UPDATE jobs SET progress = ?2 WHERE id = ?1", params![job, progress])?;
-            Ok(())
+            Ok(relinked)
         })?;
+        if relinked > 0 {
+            self.lib.touch();
+        }
         self.last_flush = Instant::now();
         (self.on_progress)(&self.progress);
         Ok(())
@@ -660,6 +669,7 @@ pub(crate) fn run(
         index,
         progress,
         pending: Vec::new(),
+        renamed: Vec::new(),
         dirty_dirs: BTreeSet::new(),
         last_flush: Instant::now(),
         on_progress,
@@ -677,15 +687,15 @@ pub(crate) fn run(
     // The index follows whatever was done, including by a cancelled job. Items moved across
     // filesystems keep their entries (ids, tags, notes) like renamed ones.
     if params.op == OpKind::Move {
-        for it in &r.items {
-            if it.step.root
-                && it.state == ItemState::SourceRemoved
-                && it.step.op != StepOp::Merge
-                && let Some(dst) = &it.step.dst
-            {
-                super::follow::relink(lib, &it.step.src.0, &dst.0);
-            }
-        }
+        let moved: Vec<(PathBuf, PathBuf)> = r
+            .items
+            .iter()
+            .filter(|it| {
+                it.step.root && it.state == ItemState::SourceRemoved && it.step.op != StepOp::Merge
+            })
+            .filter_map(|it| Some((it.step.src.0.clone(), it.step.dst.as_ref()?.0.clone())))
+            .collect();
+        super::follow::relink(lib, &moved);
     }
     if stop != Some(Stop::Shutdown) {
         r.progress.phase = FileOpPhase::UpdatingIndex;
@@ -935,7 +945,7 @@ fn rename(r: &mut Runner<'_>, i: usize, src: &Path, dst: &Path, overwrite: bool)
             r.progress.renamed += 1;
             r.progress.bytes_done += r.items[i].step.size;
             r.strategy(Strategy::Rename);
-            super::follow::relink(r.lib, src, dst);
+            r.renamed.push((src.to_path_buf(), dst.to_path_buf()));
             r.done(seq, &[src, dst]);
         }
         // Renamed before an interruption: the source is gone and the destination is there.
@@ -944,7 +954,7 @@ fn rename(r: &mut Runner<'_>, i: usize, src: &Path, dst: &Path, overwrite: bool)
                 && std::fs::symlink_metadata(dst).is_ok() =>
         {
             r.progress.already_done += 1;
-            super::follow::relink(r.lib, src, dst);
+            r.renamed.push((src.to_path_buf(), dst.to_path_buf()));
             r.done(seq, &[dst]);
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -1340,7 +1350,7 @@ impl JobKind for FileOpKind {
             tx,
             end.device_row,
             &audit::Record {
-                kind: p.audit_kind(),
+                kind: p.audit_kind().to_owned(),
                 action: p.action.clone(),
                 targets: p.targets.clone(),
                 outcome,
@@ -1356,14 +1366,9 @@ impl JobKind for FileOpKind {
 }
 
 impl FileOpJob {
-    /// The audit log's kind for this job's row: `undo`, or `file.` and the operation
-    /// (`file.trash` for a delete to the trash).
-    pub fn audit_kind(&self) -> String {
-        if self.undoes.is_some() {
-            "undo".to_string()
-        } else {
-            format!("file.{}", self.op.as_str())
-        }
+    /// The audit log's kind for this job's row (see [`super::audit_kind`]).
+    pub fn audit_kind(&self) -> &'static str {
+        super::audit_kind(self.op, self.undoes.is_some())
     }
 }
 

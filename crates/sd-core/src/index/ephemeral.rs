@@ -2,19 +2,19 @@
 //! without touching a library.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::Sums;
-use super::walk::{self, DirTask, EntryKind, PathError, WalkOptions};
+use super::walk::{self, EntryKind, PathError};
+use crate::Result;
 use crate::control::Control;
 use crate::names::{JsonName, JsonPath};
-use crate::rules::{IgnoreChain, RuleConfig, Rules};
-use crate::{Error, Result};
+use crate::rules::RuleConfig;
 
 /// `current`: the folder's own entries. `recursive`: the whole tree below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,38 +64,8 @@ pub fn quick_scan(
     control: &Control,
 ) -> Result<QuickScan> {
     let started = Instant::now();
-    let root = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
-    if !root.is_dir() {
-        return Err(Error::Invalid(format!(
-            "{} is not a directory",
-            root.display()
-        )));
-    }
-    let rules = Arc::new(Rules::new(rules)?);
-    let chain = if rules.config().gitignore {
-        // .gitignore files above the folder apply too, as they would in a location at its parent.
-        rules.chain_from_root(
-            root.parent().unwrap_or(&root),
-            root.parent().unwrap_or(&root),
-        )
-    } else {
-        Arc::new(IgnoreChain::default())
-    };
-    let opts = WalkOptions {
-        rules,
-        dev: None,
-        recursive: scope == Scope::Recursive,
-        threads: 2,
-        tokens: Arc::new(AtomicU64::new(1)),
-    };
-    let (tx, rx) = crossbeam_channel::bounded(256);
-    let start = vec![DirTask {
-        token: 0,
-        path: root.clone(),
-        chain,
-    }];
     let mut out = QuickScan {
-        path: JsonPath(root),
+        path: JsonPath(PathBuf::new()),
         scope,
         entries: Vec::new(),
         totals: Sums::default(),
@@ -108,67 +78,57 @@ pub fn quick_scan(
     // token → (parent token, direct sums); root children keep their token to pick up totals.
     let mut dirs: HashMap<u64, (u64, Sums)> = HashMap::new();
     let mut root_children: Vec<(EphemeralEntry, Option<u64>)> = Vec::new();
-    std::thread::scope(|s| -> Result<()> {
-        let opts = &opts;
-        let walker = s.spawn(move || walk::walk(start, opts, &tx, control));
-        for listing in rx {
-            out.ignored += listing.ignored;
-            let mut errs = listing.errors;
-            let children = match listing.children {
-                Ok(c) => c,
-                Err(message) => {
-                    errs.push(PathError {
-                        path: listing.path.clone().into(),
-                        message,
-                    });
-                    Vec::new()
-                }
-            };
-            out.errors += errs.len() as u64;
-            out.error_samples.extend(
-                errs.into_iter()
-                    .take(50usize.saturating_sub(out.error_samples.len())),
-            );
-            let mut sums = Sums::default();
-            for c in children {
-                match c.kind {
-                    EntryKind::File => {
-                        sums.files += 1;
-                        sums.bytes += c.size;
-                    }
-                    EntryKind::Dir => sums.dirs += 1,
-                    EntryKind::Symlink => out.symlinks += 1,
-                    EntryKind::Other => {}
-                }
-                if let Some(t) = c.token {
-                    dirs.entry(t).or_insert((listing.token, Sums::default())).0 = listing.token;
-                }
-                if listing.token == 0 {
-                    root_children.push((
-                        EphemeralEntry {
-                            name: JsonName(c.name),
-                            kind: c.kind,
-                            size: c.size,
-                            mtime: c.mtime_ns,
-                            inode: c.inode,
-                            files: None,
-                            dirs: None,
-                            target: c.target.map(|t| JsonPath(std::path::PathBuf::from(
-                                <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(t),
-                            ))),
-                        },
-                        c.token,
-                    ));
-                }
+    let root = walk::walk_folder(path, rules, scope == Scope::Recursive, control, |listing| {
+        out.ignored += listing.ignored;
+        let mut errs = listing.errors;
+        let children = match listing.children {
+            Ok(c) => c,
+            Err(message) => {
+                errs.push(PathError {
+                    path: listing.path.clone().into(),
+                    message,
+                });
+                Vec::new()
             }
-            dirs.entry(listing.token).or_insert((0, Sums::default())).1 = sums;
+        };
+        out.errors += errs.len() as u64;
+        out.error_samples.extend(
+            errs.into_iter()
+                .take(50usize.saturating_sub(out.error_samples.len())),
+        );
+        let mut sums = Sums::default();
+        for c in children {
+            match c.kind {
+                EntryKind::File => {
+                    sums.files += 1;
+                    sums.bytes += c.size;
+                }
+                EntryKind::Dir => sums.dirs += 1,
+                EntryKind::Symlink => out.symlinks += 1,
+                EntryKind::Other => {}
+            }
+            if let Some(t) = c.token {
+                dirs.entry(t).or_insert((listing.token, Sums::default())).0 = listing.token;
+            }
+            if listing.token == 0 {
+                root_children.push((
+                    EphemeralEntry {
+                        name: JsonName(c.name),
+                        kind: c.kind,
+                        size: c.size,
+                        mtime: c.mtime_ns,
+                        inode: c.inode,
+                        files: None,
+                        dirs: None,
+                        target: c.target.map(|t| JsonPath(OsString::from_vec(t).into())),
+                    },
+                    c.token,
+                ));
+            }
         }
-        walker
-            .join()
-            .map_err(|_| Error::Invalid("the walker thread panicked".into()))?
-            .ok();
-        Ok(())
+        dirs.entry(listing.token).or_insert((0, Sums::default())).1 = sums;
     })?;
+    out.path = JsonPath(root);
     // Fold every directory's sums into its ancestors (parents before children is not guaranteed
     // here, so order by depth).
     let depth_of = |mut t: u64| {

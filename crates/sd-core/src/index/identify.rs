@@ -10,25 +10,30 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use rusqlite::{Transaction, params};
 
-use super::RunHooks;
 use super::scan::ScanState;
 use super::walk::PathError;
+use super::{Batches, RunHooks, commit_batches};
 use crate::content::{self, HashError, Hashed};
 use crate::control::{Control, Stop};
 use crate::filetype::{self, FileType};
 use crate::library::Library;
 use crate::location::row::Location;
-use crate::query::DirPaths;
 use crate::store::now_ms;
+use crate::tree::DirPaths;
 use crate::{Error, Result};
 
 /// Hashing attempts for a file that keeps changing under the reader.
 const ATTEMPTS: usize = 3;
-const BATCH: usize = 20_000;
-const BATCH_TIME: Duration = Duration::from_millis(1000);
+/// 20,000 files or a second.
+const BATCHES: Batches<Outcome> = Batches {
+    max: 20_000,
+    age: Duration::from_millis(1000),
+    weight: |_| 1,
+    apply,
+};
 const HASH_THREADS: usize = 2;
 
 struct Work {
@@ -77,7 +82,7 @@ pub(crate) fn run(
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
         st.progress.content_total = st.progress.content_done + todo as u64;
     }
-    let dirs = DirPaths::load(&reader, loc)?;
+    let dirs = DirPaths::load(&reader, loc.id, loc.root_entry_id, &loc.path.0)?;
     drop(reader);
 
     let loc_id = loc.id;
@@ -113,7 +118,7 @@ pub(crate) fn run(
 
     // Integrity pass: full hashes for this location's files whose sampled id is shared.
     let reader = lib.reader()?;
-    let dirs = DirPaths::load(&reader, loc)?;
+    let dirs = DirPaths::load(&reader, loc.id, loc.root_entry_id, &loc.path.0)?;
     drop(reader);
     let db = lib.db_path();
     let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Work>| {
@@ -159,7 +164,7 @@ fn pipeline(
         }
         drop(work_rx);
         drop(out_tx);
-        let committed = commit_loop(lib, state, &out_rx, control, hooks);
+        let committed = commit_batches(lib, state, &out_rx, control, hooks, &BATCHES);
         drop(out_rx);
         let produced = producer
             .join()
@@ -220,60 +225,6 @@ fn hasher(rx: &Receiver<Work>, tx: &Sender<Outcome>, control: &Control) {
         };
         if tx.send(outcome).is_err() {
             return;
-        }
-    }
-}
-
-fn commit_loop(
-    lib: &Arc<Library>,
-    state: &Arc<Mutex<ScanState>>,
-    rx: &Receiver<Outcome>,
-    control: &Control,
-    hooks: &RunHooks<'_>,
-) -> Result<()> {
-    let mut batch = Vec::new();
-    let mut since = Instant::now();
-    let throttle = super::debug_throttle();
-    let batch_max = if throttle.is_some() { 1 } else { BATCH };
-    let commit = |batch: Vec<Outcome>| -> Result<()> {
-        let st = state.clone();
-        let progress = lib.writer.transaction(move |tx| {
-            let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
-            apply(tx, &mut st, batch)?;
-            Ok(st.progress.clone())
-        })?;
-        lib.touch();
-        (hooks.on_progress)(&progress);
-        if let Some(t) = throttle {
-            std::thread::sleep(t);
-        }
-        Ok(())
-    };
-    loop {
-        if control.check().is_err() {
-            return Ok(());
-        }
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(o) => {
-                batch.push(o);
-                if batch.len() >= batch_max || since.elapsed() >= BATCH_TIME {
-                    commit(std::mem::take(&mut batch))?;
-                    since = Instant::now();
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                if !batch.is_empty() {
-                    commit(std::mem::take(&mut batch))?;
-                    since = Instant::now();
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                return if batch.is_empty() {
-                    Ok(())
-                } else {
-                    commit(batch)
-                };
-            }
         }
     }
 }

@@ -23,7 +23,7 @@ use super::IndexProgress;
 use super::walk::{Child, EntryKind, Listing, PathError};
 use crate::Result;
 use crate::names;
-use crate::query;
+use crate::{query, tree};
 
 const MAX_ERROR_SAMPLES: usize = 50;
 
@@ -416,7 +416,7 @@ fn find_moved(
             true
         } else {
             // Still at its old path with this inode → a hard link (or the same dir), not a move.
-            match query::entry_path(tx, st.root_id, &st.root_path, id)? {
+            match tree::entry_path(tx, st.root_id, &st.root_path, id)? {
                 Some(old) => std::fs::symlink_metadata(&old)
                     .map(|m| m.ino() != c.inode)
                     .unwrap_or(true),

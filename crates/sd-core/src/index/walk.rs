@@ -8,14 +8,14 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crossbeam_channel::Sender;
 
 use crate::control::{Control, Stop};
-use crate::rules::{IgnoreChain, Rules};
+use crate::rules::{IgnoreChain, RuleConfig, Rules};
 
 /// What an entry is. Stored as an integer in the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -169,6 +169,56 @@ pub fn walk(
     }
 }
 
+/// Walks a folder outside any library (a quick scan, `dupes PATH`): canonicalises `path`,
+/// refuses anything but a directory, walks it under `rules` on two threads (into other
+/// filesystems too: there is no location's filesystem to keep to), and hands each listing
+/// to `each` on the calling thread, the folder's own first (token 0). `.gitignore` files above
+/// the folder apply too, as they would in a location at its parent. Returns the canonical path;
+/// an interrupted walk simply ends early (`control` says why).
+pub fn walk_folder(
+    path: &Path,
+    rules: RuleConfig,
+    recursive: bool,
+    control: &Control,
+    mut each: impl FnMut(Listing),
+) -> crate::Result<PathBuf> {
+    let root = std::fs::canonicalize(path).map_err(|e| crate::Error::io(path, e))?;
+    if !root.is_dir() {
+        return Err(crate::Error::Invalid(format!(
+            "{} is not a directory",
+            root.display()
+        )));
+    }
+    let rules = Arc::new(Rules::new(rules)?);
+    let above = root.parent().unwrap_or(&root);
+    let start = vec![DirTask {
+        token: 0,
+        path: root.clone(),
+        chain: rules.chain_from_root(above, above),
+    }];
+    let opts = WalkOptions {
+        rules,
+        dev: None,
+        recursive,
+        threads: 2,
+        tokens: Arc::new(AtomicU64::new(1)),
+    };
+    let (tx, rx) = crossbeam_channel::bounded(256);
+    std::thread::scope(|s| -> crate::Result<()> {
+        let opts = &opts;
+        let walker = s.spawn(move || walk(start, opts, &tx, control));
+        for listing in rx {
+            each(listing);
+        }
+        // Stopped or not, what was listed is the answer.
+        let _ = walker
+            .join()
+            .map_err(|_| crate::Error::Invalid("the walker thread panicked".into()))?;
+        Ok(())
+    })?;
+    Ok(root)
+}
+
 fn worker(
     queue: &Mutex<Queue>,
     cv: &Condvar,
@@ -312,4 +362,77 @@ fn list_dir(task: &DirTask, opts: &WalkOptions) -> (Listing, Vec<DirTask>) {
     }
     listing.children = Ok(children);
     (listing, subdirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::control::Control;
+    use crate::index::walk::{Listing, walk_folder};
+    use crate::rules::RuleConfig;
+
+    fn names(l: &Listing) -> Vec<String> {
+        let mut v: Vec<String> = l
+            .children
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.name.to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The folder walk both quick scan and `dupes PATH` use: canonical root, the root's listing
+    /// first as token 0, `.gitignore` above the folder honoured only when the rules say so, and
+    /// anything but a directory refused.
+    #[test]
+    fn a_folder_walk_starts_at_the_canonical_root_under_the_rules_above_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("proj");
+        std::fs::create_dir_all(top.join("dir/sub")).unwrap();
+        std::fs::write(top.join(".gitignore"), "*.log\n").unwrap();
+        for f in ["dir/a.txt", "dir/b.log", "dir/sub/c.log"] {
+            std::fs::write(top.join(f), "x").unwrap();
+        }
+        std::os::unix::fs::symlink(top.join("dir"), tmp.path().join("link")).unwrap();
+        let control = Control::default();
+        let walked = |rules: RuleConfig, recursive: bool| {
+            let mut got = Vec::new();
+            let root = walk_folder(&tmp.path().join("link"), rules, recursive, &control, |l| {
+                got.push(l)
+            })
+            .unwrap();
+            (root, got)
+        };
+        let git = RuleConfig {
+            system_defaults: false,
+            gitignore: true,
+            ignore: Vec::new(),
+        };
+        let (root, got) = walked(git.clone(), true);
+        assert_eq!(root, std::fs::canonicalize(top.join("dir")).unwrap());
+        assert_eq!((got[0].token, &got[0].path), (0, &root));
+        assert_eq!(
+            names(&got[0]),
+            ["a.txt", "sub"],
+            "*.log left out from above"
+        );
+        assert_eq!(got.len(), 2);
+        assert!(names(&got[1]).is_empty());
+
+        let (_, got) = walked(git, false);
+        assert_eq!(got.len(), 1, "not recursive: the folder alone");
+
+        let every = RuleConfig {
+            system_defaults: false,
+            gitignore: false,
+            ignore: Vec::new(),
+        };
+        let (_, got) = walked(every.clone(), true);
+        assert_eq!(names(&got[0]), ["a.txt", "b.log", "sub"]);
+        assert_eq!(names(&got[1]), ["c.log"]);
+
+        let file = walk_folder(&top.join("dir/a.txt"), every, true, &control, |_| {});
+        assert!(matches!(file, Err(crate::Error::Invalid(m)) if m.contains("not a directory")));
+    }
 }
