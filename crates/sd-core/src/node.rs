@@ -139,34 +139,34 @@ impl Node {
                 .push(slot);
         }
         let volumes = crate::volume::detect().unwrap_or_default();
-        let mut catch_up = Vec::new();
+        let slots = node.slots.clone();
+        let watch = crate::watch::Watch::start(move || open_libraries(&slots));
         for lib in node.libraries() {
             crate::volume::track(&lib, &volumes)?;
+            // Watch first, then resume or rescan: nothing changed between a scan's walk and the
+            // watch going live can be missed. (A location that cannot be watched yet is scanned
+            // anyway; the watch thread marks it degraded.)
+            let mut catch_up = Vec::new();
+            for loc in crate::location::list(&lib)? {
+                if loc.watch
+                    && loc.online
+                    && crate::volume::refused_location(&loc.path.0).is_none()
+                    && loc.path.0.is_dir()
+                {
+                    watch.watch_now(lib.id, loc.id, &loc.path.0);
+                    if loc.last_scan_at.is_some() {
+                        catch_up.push(loc.id);
+                    }
+                }
+            }
             let resumed = jobs::resume_interrupted(&lib)?;
             if !resumed.is_empty() {
                 tracing::info!(library = %lib.name(), ?resumed, "resuming interrupted jobs");
             }
-            // Changes made while no daemon watched: every watched location is rescanned (below,
-            // once its watch is live).
-            for loc in crate::location::list(&lib)? {
-                if loc.watch
-                    && loc.online
-                    && loc.last_scan_at.is_some()
-                    && crate::volume::refused_location(&loc.path.0).is_none()
-                    && loc.path.0.is_dir()
-                {
-                    catch_up.push((lib.clone(), loc));
-                }
+            // Changes made while no daemon watched: every watched location is rescanned.
+            for id in catch_up {
+                crate::location::rescan_if_idle(&lib, id)?;
             }
-        }
-        let slots = node.slots.clone();
-        let watch = crate::watch::Watch::start(move || open_libraries(&slots));
-        // Watch first, then rescan: nothing changed between the rescan's walk and the watch
-        // going live can be missed. (A location that cannot be watched yet is rescanned
-        // anyway; the watch thread marks it degraded.)
-        for (lib, loc) in catch_up {
-            watch.watch_now(lib.id, loc.id, &loc.path.0);
-            crate::location::rescan_if_idle(&lib, loc.id)?;
         }
         *node.watch.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch);
         Ok(node)

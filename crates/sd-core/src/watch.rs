@@ -62,7 +62,19 @@ struct Pending {
 struct Watched {
     root: PathBuf,
     dev: u64,
+    /// Mount points inside the root: other filesystems, never entered.
+    mounts: HashSet<PathBuf>,
     watcher: Option<RecommendedWatcher>,
+}
+
+/// The mount points strictly inside `root` (read once per walk instead of a `stat` per folder).
+fn mounts_under(root: &Path) -> HashSet<PathBuf> {
+    crate::volume::mounts()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| p != root && p.starts_with(root))
+        .collect()
 }
 
 /// The watch state of one location, for clients.
@@ -192,7 +204,7 @@ fn run(
     states: &States,
     ch: Channels,
 ) {
-    let Channels { tx, rx, adopt } = ch;
+    let Channels { rx, adopt, .. } = &ch;
     let mut watchers: HashMap<Key, Watched> = HashMap::new();
     let mut degraded: HashMap<Key, Instant> = HashMap::new();
     let mut pending: HashMap<Key, Pending> = HashMap::new();
@@ -215,7 +227,7 @@ fn run(
                 &mut degraded,
                 &mut pending,
                 states,
-                &tx,
+                &ch,
                 stop,
             );
             // Changes in libraries that are gone go with them.
@@ -339,9 +351,10 @@ fn sync(
     degraded: &mut HashMap<Key, Instant>,
     pending: &mut HashMap<Key, Pending>,
     states: &States,
-    tx: &Sender<Raw>,
+    ch: &Channels,
     stop: &AtomicBool,
 ) {
+    let (tx, adopt) = (&ch.tx, &ch.adopt);
     let mut wanted: HashMap<Key, PathBuf> = HashMap::new();
     let mut off: Vec<(Key, String)> = Vec::new();
     let volumes = crate::volume::detect().unwrap_or_default();
@@ -364,8 +377,13 @@ fn sync(
             if let Some(why) = crate::volume::refused_location(&loc.path.0) {
                 // Added by an older build: never watched, never rescanned on its own.
                 off.push((key, format!("off: {why}")));
-            } else if loc.watch && loc.online && loc.path.0.is_dir() {
-                // Also during the first scan: its events are applied when it ends.
+            } else if loc.watch
+                && loc.online
+                && (loc.last_scan_at.is_some() || watchers.contains_key(&key))
+                && loc.path.0.is_dir()
+            {
+                // A location being scanned for the first time was watched before its scan began
+                // (`Watch::watch_now`); this only takes over (or retries) once it is scanned.
                 wanted.insert(key, loc.path.0.clone());
             } else {
                 off.push((key, "off".into()));
@@ -382,6 +400,11 @@ fn sync(
         }
     }
     for (key, path) in wanted {
+        // Watches set up meanwhile by `watch_now` win: no second walk of the same tree.
+        for (k, w) in adopt.try_iter() {
+            degraded.remove(&k);
+            watchers.insert(k, w);
+        }
         if watchers.contains_key(&key) {
             continue;
         }
@@ -416,6 +439,7 @@ fn sync(
                     Watched {
                         root: path,
                         dev,
+                        mounts: HashSet::new(),
                         watcher: None,
                     },
                 );
@@ -443,6 +467,7 @@ impl Watched {
         let mut w = Watched {
             root: root.to_path_buf(),
             dev,
+            mounts: mounts_under(root),
             watcher: Some(watcher),
         };
         let n = w.watch_tree(root, stop)?;
@@ -490,10 +515,11 @@ impl Watched {
             };
             for e in rd.flatten() {
                 // `file_type` does not follow links: a link to a folder is not a folder here.
-                if e.file_type().is_ok_and(|t| t.is_dir())
-                    && e.metadata().is_ok_and(|m| m.dev() == self.dev)
-                {
-                    stack.push(e.path());
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let p = e.path();
+                    if !self.mounts.contains(&p) {
+                        stack.push(p);
+                    }
                 }
             }
         }
