@@ -26,7 +26,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
-use notify::{Config, RecommendedWatcher, RecursiveMode, Watcher as _};
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
+use notify::event::{CreateKind, DataChange, MetadataKind, ModifyKind, RemoveKind, RenameMode};
+use notify::{Event, EventKind};
 use uuid::Uuid;
 
 use crate::library::Library;
@@ -58,13 +60,154 @@ struct Pending {
     last: Option<Instant>,
 }
 
-/// One watched location: its root, the filesystem it is on, and its watcher (none while degraded).
+/// One watched location: its root, the filesystem it is on, and its watches (none while
+/// degraded).
 struct Watched {
     root: PathBuf,
     dev: u64,
     /// Mount points inside the root: other filesystems, never entered.
     mounts: HashSet<PathBuf>,
-    watcher: Option<RecommendedWatcher>,
+    watcher: Option<Live>,
+}
+
+/// A location's inotify instance: watches are added straight from the thread that walks (one
+/// system call each), and a reader thread turns events into [`Raw`]s. Dropping it stops the
+/// reader (within [`READ_POLL`]), which closes the instance and with it every watch.
+struct Live {
+    watches: Watches,
+    /// Which folder each watch is on (updated when a watched folder is renamed and walked again).
+    dirs: Arc<Mutex<HashMap<WatchDescriptor, PathBuf>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How often the reader thread checks whether it should stop.
+const READ_POLL: i32 = 200;
+
+/// What is asked of the kernel for each folder: changes to its entries and to itself; never
+/// opens or reads (the indexer's own reads would feed back); never through a symbolic link.
+fn mask() -> WatchMask {
+    WatchMask::CREATE
+        | WatchMask::DELETE
+        | WatchMask::MODIFY
+        | WatchMask::CLOSE_WRITE
+        | WatchMask::ATTRIB
+        | WatchMask::MOVED_FROM
+        | WatchMask::MOVED_TO
+        | WatchMask::DELETE_SELF
+        | WatchMask::MOVE_SELF
+        | WatchMask::DONT_FOLLOW
+        | WatchMask::ONLYDIR
+        | WatchMask::EXCL_UNLINK
+}
+
+impl Live {
+    fn start(key: Key, tx: Sender<Raw>) -> notify::Result<Live> {
+        let inotify = Inotify::init().map_err(notify::Error::io)?;
+        let watches = inotify.watches();
+        let dirs: Arc<Mutex<HashMap<WatchDescriptor, PathBuf>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (d, s) = (dirs.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("sd-inotify".into())
+            .spawn(move || read_events(inotify, key, &d, &tx, &s))
+            .map_err(notify::Error::io)?;
+        Ok(Live {
+            watches,
+            dirs,
+            stop,
+        })
+    }
+}
+
+/// The reader thread of one location: kernel events in, [`Raw`] events out.
+fn read_events(
+    mut inotify: Inotify,
+    key: Key,
+    dirs: &Mutex<HashMap<WatchDescriptor, PathBuf>>,
+    tx: &Sender<Raw>,
+    stop: &AtomicBool,
+) {
+    use std::os::fd::AsRawFd;
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        let mut fds = libc::pollfd {
+            fd: inotify.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `fds` is one valid pollfd for the whole call, and the count says so.
+        if unsafe { libc::poll(&mut fds, 1, READ_POLL) } <= 0 {
+            continue; // timeout (check `stop`) or EINTR
+        }
+        let events = match inotify.read_events(&mut buf) {
+            Ok(ev) => ev,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                let _ = tx.send(Raw {
+                    key,
+                    event: Err(notify::Error::io(e)),
+                });
+                return;
+            }
+        };
+        for ev in events {
+            let event = if ev.mask.contains(EventMask::Q_OVERFLOW) {
+                Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan)
+            } else if ev.mask.contains(EventMask::IGNORED) {
+                dirs.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&ev.wd);
+                continue;
+            } else {
+                let Some(dir) = dirs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&ev.wd)
+                    .cloned()
+                else {
+                    continue;
+                };
+                let path = ev.name.map(|n| dir.join(n)).unwrap_or(dir);
+                let is_dir = ev.mask.contains(EventMask::ISDIR);
+                let kind = if ev.mask.contains(EventMask::CREATE) {
+                    EventKind::Create(if is_dir {
+                        CreateKind::Folder
+                    } else {
+                        CreateKind::File
+                    })
+                } else if ev.mask.contains(EventMask::MOVED_TO) {
+                    EventKind::Modify(ModifyKind::Name(RenameMode::To))
+                } else if ev.mask.contains(EventMask::MOVED_FROM) {
+                    EventKind::Modify(ModifyKind::Name(RenameMode::From))
+                } else if ev
+                    .mask
+                    .intersects(EventMask::DELETE | EventMask::DELETE_SELF | EventMask::MOVE_SELF)
+                {
+                    EventKind::Remove(RemoveKind::Any)
+                } else if ev.mask.contains(EventMask::ATTRIB) {
+                    EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any))
+                } else {
+                    EventKind::Modify(ModifyKind::Data(DataChange::Any))
+                };
+                Event::new(kind).add_path(path)
+            };
+            if tx
+                .send(Raw {
+                    key,
+                    event: Ok(event),
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
 }
 
 /// The mount points strictly inside `root` (read once per walk instead of a `stat` per folder).
@@ -457,13 +600,7 @@ impl Watched {
             return Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch));
         }
         let dev = std::fs::metadata(root).map_err(notify::Error::io)?.dev();
-        let watcher = RecommendedWatcher::new(
-            move |event| {
-                let _ = tx.send(Raw { key, event });
-            },
-            // Never follow links out of the location (we only watch non-recursively anyway).
-            Config::default().with_follow_symlinks(false),
-        )?;
+        let watcher = Live::start(key, tx)?;
         let mut w = Watched {
             root: root.to_path_buf(),
             dev,
@@ -490,7 +627,7 @@ impl Watched {
     /// other filesystems are not entered. Folders that vanish meanwhile are skipped; running
     /// out of watches is an error. Returns the number of directories watched.
     fn watch_tree(&mut self, top: &Path, stop: &AtomicBool) -> notify::Result<usize> {
-        let Some(watcher) = self.watcher.as_mut() else {
+        let Some(live) = self.watcher.as_mut() else {
             return Ok(0);
         };
         let mut stack = vec![top.to_path_buf()];
@@ -499,10 +636,20 @@ impl Watched {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            match watcher.watch(&dir, RecursiveMode::NonRecursive) {
-                Ok(()) => n += 1,
-                Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => continue,
-                Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => return Err(e),
+            match live.watches.add(&dir, mask()) {
+                Ok(wd) => {
+                    live.dirs
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(wd, dir.clone());
+                    n += 1;
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+                    continue; // vanished meanwhile
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                    return Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch));
+                }
                 Err(e) => {
                     // Unreadable (permission denied): the indexer records it as a per-path
                     // problem too; the rest of the tree is still watched.
