@@ -420,6 +420,7 @@ pub fn run(
 
     if !start.is_empty() {
         let opts = WalkOptions {
+            before_list: lib.dir_hook(loc.id),
             rules,
             dev: Some(loc.dev),
             recursive: true,

@@ -64,6 +64,9 @@ pub struct Library {
     pub device_row: i64,
     pub(crate) host: Arc<dyn JobHost>,
     pub(crate) jobs: Mutex<HashMap<i64, RunningJob>>,
+    /// Per location: what an index job's walk does before it lists a folder (the watcher's
+    /// "watch this folder now"), set while the location is watched.
+    dir_hooks: Mutex<HashMap<i64, crate::index::walk::DirHook>>,
     lock: Mutex<Option<File>>,
     /// Bumped whenever entries change (with `changed` notified); caches built from entries —
     /// search's in-memory index — compare it with the generation they were built at.
@@ -200,6 +203,7 @@ impl Library {
             device_row,
             host,
             jobs: Mutex::new(HashMap::new()),
+            dir_hooks: Mutex::new(HashMap::new()),
             lock: Mutex::new(Some(lock)),
             generation: Mutex::new(0),
             changed: Condvar::new(),
@@ -302,6 +306,24 @@ impl Library {
     }
 
     /// Stops this library's jobs (they stay resumable), closes the database and releases the lock.
+    /// Sets (or, with `None`, clears) what index jobs of `location` do before listing a folder.
+    pub fn set_dir_hook(&self, location: i64, hook: Option<crate::index::walk::DirHook>) {
+        let mut hooks = self.dir_hooks.lock().unwrap_or_else(|p| p.into_inner());
+        match hook {
+            Some(h) => hooks.insert(location, h),
+            None => hooks.remove(&location),
+        };
+    }
+
+    /// What index jobs of `location` do before listing a folder, if anything.
+    pub fn dir_hook(&self, location: i64) -> Option<crate::index::walk::DirHook> {
+        self.dir_hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&location)
+            .cloned()
+    }
+
     pub fn close(&self) {
         self.shutdown_jobs();
         self.writer.close();

@@ -153,9 +153,16 @@ impl Node {
                     && crate::volume::refused_location(&loc.path.0).is_none()
                     && loc.path.0.is_dir()
                 {
-                    watch.watch_now(lib.id, loc.id, &loc.path.0);
-                    if loc.last_scan_at.is_some() {
+                    if loc.last_scan_at.is_some()
+                        && crate::location::active_job(&lib, &loc)?.is_none()
+                    {
+                        // A full rescan follows: its walk adds each folder's watch.
+                        watch.prepare(&lib, loc.id, &loc.path.0);
                         catch_up.push(loc.id);
+                    } else {
+                        // A job resumes from its checkpoint: it will not walk what it already
+                        // listed, so watch the whole tree now.
+                        watch.watch_now(lib.id, loc.id, &loc.path.0);
                     }
                 }
             }
@@ -216,7 +223,8 @@ impl Node {
                     .unwrap_or_else(|p| p.into_inner())
                     .as_ref()
             {
-                w.watch_now(lib.id, loc.id, &loc.path.0);
+                // The first scan's walk adds each folder's watch just before listing it.
+                w.prepare(lib, loc.id, &loc.path.0);
             }
         })
     }

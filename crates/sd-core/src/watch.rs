@@ -74,15 +74,23 @@ struct Watched {
 /// system call each), and a reader thread turns events into [`Raw`]s. Dropping it stops the
 /// reader (within [`READ_POLL`]), which closes the instance and with it every watch.
 struct Live {
-    watches: Watches,
+    /// Shared with the index jobs' hook; emptied when this goes, so a hook left behind keeps
+    /// no inotify instance open.
+    watches: Arc<Mutex<Option<Watches>>>,
     /// Which folder each watch is on (updated when a watched folder is renamed and walked again).
     dirs: Arc<Mutex<HashMap<WatchDescriptor, PathBuf>>>,
     stop: Arc<AtomicBool>,
+    /// Set when a watch could not be added for lack of watches (the location is then degraded).
+    full: Arc<AtomicBool>,
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 }
 
@@ -109,7 +117,7 @@ fn mask() -> WatchMask {
 impl Live {
     fn start(key: Key, tx: Sender<Raw>) -> notify::Result<Live> {
         let inotify = Inotify::init().map_err(notify::Error::io)?;
-        let watches = inotify.watches();
+        let watches = Arc::new(Mutex::new(Some(inotify.watches())));
         let dirs: Arc<Mutex<HashMap<WatchDescriptor, PathBuf>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (d, s) = (dirs.clone(), stop.clone());
@@ -121,6 +129,28 @@ impl Live {
             watches,
             dirs,
             stop,
+            full: Arc::default(),
+        })
+    }
+
+    /// "Watch this folder now", for an index job's walk to call before it lists each folder.
+    fn hook(&self) -> crate::index::walk::DirHook {
+        let (watches, dirs, full) = (self.watches.clone(), self.dirs.clone(), self.full.clone());
+        Arc::new(move |dir: &Path| {
+            let Some(mut w) = watches.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+                return; // the watch is gone
+            };
+            match w.add(dir, mask()) {
+                Ok(wd) => {
+                    dirs.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(wd, dir.to_path_buf());
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                    full.store(true, Ordering::Relaxed);
+                }
+                Err(_) => {} // vanished or unreadable: the listing says so too
+            }
         })
     }
 }
@@ -274,6 +304,30 @@ impl Watch {
         let key = (library, location);
         match Watched::start(key, path, self.events.clone(), &self.stop) {
             Ok(w) => {
+                self.states
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, "live".into());
+                self.adopt.send((key, w)).is_ok()
+            }
+            Err(e) => {
+                tracing::debug!(location, error = %e, "cannot watch yet");
+                false
+            }
+        }
+    }
+
+    /// Watches location `location` of `lib` (folder `path`) from now on without walking it: the
+    /// next index job's walk adds each folder's watch just before listing it (and so does every
+    /// later full scan, for folders that appear). Use it when a full scan is about to start;
+    /// returns false when no watch can be made (the watch thread then retries as usual).
+    pub fn prepare(&self, lib: &Arc<Library>, location: i64, path: &std::path::Path) -> bool {
+        let key = (lib.id, location);
+        match Watched::empty(key, path, self.events.clone()) {
+            Ok(w) => {
+                if let Some(live) = &w.watcher {
+                    lib.set_dir_hook(location, Some(live.hook()));
+                }
                 self.states
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -526,7 +580,7 @@ fn sync(
                 && loc.path.0.is_dir()
             {
                 // A location being scanned for the first time was watched before its scan began
-                // (`Watch::watch_now`); this only takes over (or retries) once it is scanned.
+                // (`Watch::prepare`); this only takes over (or retries) once it is scanned.
                 wanted.insert(key, loc.path.0.clone());
             } else {
                 off.push((key, "off".into()));
@@ -535,6 +589,41 @@ fn sync(
     }
     watchers.retain(|k, w| wanted.get(k) == Some(&w.root));
     degraded.retain(|k, _| watchers.contains_key(k) || !wanted.contains_key(k));
+    // Index jobs of locations no longer watched stop adding watches.
+    for (k, _) in &off {
+        if let Some(lib) = libs.get(&k.0) {
+            lib.set_dir_hook(k.1, None);
+        }
+    }
+    // Watches that ran out while an index job added them: degraded, rescanned periodically.
+    for (key, w) in watchers.iter_mut() {
+        let full = w
+            .watcher
+            .as_ref()
+            .is_some_and(|l| l.full.load(Ordering::Relaxed));
+        if full {
+            w.watcher = None;
+            if let Some(lib) = libs.get(&key.0) {
+                lib.set_dir_hook(key.1, None);
+            }
+            let why =
+                "the system's inotify watch limit is reached (raise fs.inotify.max_user_watches)";
+            tracing::warn!(
+                location = key.1,
+                error = why,
+                "cannot watch; rescanning periodically instead"
+            );
+            states.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                *key,
+                format!(
+                    "degraded: {why}; rescanned every {} minutes",
+                    DEGRADED_RESCAN.as_secs() / 60
+                ),
+            );
+            degraded.insert(*key, Instant::now());
+            rescan_now(pending, *key);
+        }
+    }
     {
         let mut st = states.lock().unwrap_or_else(|p| p.into_inner());
         st.retain(|k, _| wanted.contains_key(k) || off.iter().any(|(o, _)| o == k));
@@ -561,6 +650,10 @@ fn sync(
         match made {
             Ok(w) => {
                 st.insert(key, "live".into());
+                // Later full scans add watches for folders that appear (a rules change, say).
+                if let (Some(lib), Some(live)) = (libs.get(&key.0), &w.watcher) {
+                    lib.set_dir_hook(key.1, Some(live.hook()));
+                }
                 watchers.insert(key, w);
             }
             Err(e) => {
@@ -594,19 +687,26 @@ fn sync(
 }
 
 impl Watched {
+    /// A location's watcher with no watches yet.
+    fn empty(key: Key, root: &Path, tx: Sender<Raw>) -> notify::Result<Watched> {
+        if debug_limit() {
+            return Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch));
+        }
+        let dev = std::fs::metadata(root).map_err(notify::Error::io)?.dev();
+        Ok(Watched {
+            root: root.to_path_buf(),
+            dev,
+            mounts: mounts_under(root),
+            watcher: Some(Live::start(key, tx)?),
+        })
+    }
+
     /// Watches every directory of the location (as the indexer sees it).
     fn start(key: Key, root: &Path, tx: Sender<Raw>, stop: &AtomicBool) -> notify::Result<Watched> {
         if debug_limit() {
             return Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch));
         }
-        let dev = std::fs::metadata(root).map_err(notify::Error::io)?.dev();
-        let watcher = Live::start(key, tx)?;
-        let mut w = Watched {
-            root: root.to_path_buf(),
-            dev,
-            mounts: mounts_under(root),
-            watcher: Some(watcher),
-        };
+        let mut w = Watched::empty(key, root, tx)?;
         let n = w.watch_tree(root, stop)?;
         tracing::debug!(location = key.1, dirs = n, "watching");
         Ok(w)
@@ -636,7 +736,16 @@ impl Watched {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            match live.watches.add(&dir, mask()) {
+            let added = match live
+                .watches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+            {
+                Some(w) => w.add(&dir, mask()),
+                None => return Ok(n),
+            };
+            match added {
                 Ok(wd) => {
                     live.dirs
                         .lock()

@@ -123,7 +123,13 @@ pub struct DirTask {
 }
 
 /// Settings for one walk.
+/// Called with each directory just before the walk lists it (the watcher adds the directory's
+/// watch there, so a change made after the listing is an event, and one made before is listed).
+pub type DirHook = Arc<dyn Fn(&Path) + Send + Sync>;
+
 pub struct WalkOptions {
+    /// Runs before each directory is listed; `None` for walks nobody watches.
+    pub before_list: Option<DirHook>,
     pub rules: Arc<Rules>,
     /// Only descend into directories on this filesystem (`st_dev`); `None` crosses mounts.
     pub dev: Option<u64>,
@@ -197,6 +203,7 @@ pub fn walk_folder(
         chain: rules.chain_from_root(above, above),
     }];
     let opts = WalkOptions {
+        before_list: None,
         rules,
         dev: None,
         recursive,
@@ -271,6 +278,9 @@ fn list_dir(task: &DirTask, opts: &WalkOptions) -> (Listing, Vec<DirTask>) {
         errors: Vec::new(),
         ignored: 0,
     };
+    if let Some(hook) = &opts.before_list {
+        hook(&task.path);
+    }
     let rd = match std::fs::read_dir(&task.path) {
         Ok(rd) => rd,
         Err(e) => {
