@@ -302,7 +302,16 @@ impl Watch {
     /// location degraded as usual).
     pub fn watch_now(&self, library: Uuid, location: i64, path: &std::path::Path) -> bool {
         let key = (library, location);
-        match Watched::start(key, path, self.events.clone(), &self.stop) {
+        self.hand_over(
+            key,
+            Watched::start(key, path, self.events.clone(), &self.stop),
+        )
+    }
+
+    /// Gives a watch made outside the watch thread to it (it then serves its events), or logs
+    /// why there is none (the watch thread retries as usual).
+    fn hand_over(&self, key: Key, made: notify::Result<Watched>) -> bool {
+        match made {
             Ok(w) => {
                 self.states
                     .lock()
@@ -311,7 +320,7 @@ impl Watch {
                 self.adopt.send((key, w)).is_ok()
             }
             Err(e) => {
-                tracing::debug!(location, error = %e, "cannot watch yet");
+                tracing::debug!(location = key.1, error = %e, "cannot watch yet");
                 false
             }
         }
@@ -323,22 +332,11 @@ impl Watch {
     /// returns false when no watch can be made (the watch thread then retries as usual).
     pub fn prepare(&self, lib: &Arc<Library>, location: i64, path: &std::path::Path) -> bool {
         let key = (lib.id, location);
-        match Watched::empty(key, path, self.events.clone()) {
-            Ok(w) => {
-                if let Some(live) = &w.watcher {
-                    lib.set_dir_hook(location, Some(live.hook()));
-                }
-                self.states
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, "live".into());
-                self.adopt.send((key, w)).is_ok()
-            }
-            Err(e) => {
-                tracing::debug!(location, error = %e, "cannot watch yet");
-                false
-            }
+        let made = Watched::empty(key, path, self.events.clone());
+        if let Ok(Some(live)) = made.as_ref().map(|w| w.watcher.as_ref()) {
+            lib.set_dir_hook(location, Some(live.hook()));
         }
+        self.hand_over(key, made)
     }
 
     /// `live`, `off`, `degraded: …`, or `starting` for a location.

@@ -182,17 +182,18 @@ async fn paired_devices_call_each_other_and_revoke_holds() {
     assert_eq!(answer["ok"]["peer"], b.id().to_string());
     let (_, rtt) = b.ping(&a.id().to_string()[..8]).await.unwrap();
     assert!(rtt < Duration::from_secs(5));
+    let alpha = DeviceInfo {
+        device_id: None,
+        name: "alpha".into(),
+        os: "linux".into(),
+        addrs: vec![],
+    };
     // gamma is not paired with alpha: it cannot even name it, and a forged entry is refused.
     assert!(c.call("alpha", serde_json::json!({})).await.is_err());
     c.devices()
         .trust(
             &a.id().to_string(),
-            &DeviceInfo {
-                device_id: None,
-                name: "alpha".into(),
-                os: "linux".into(),
-                addrs: vec![],
-            },
+            &alpha,
             vec![a.listening()[0].to_string()],
         )
         .unwrap();
@@ -206,12 +207,7 @@ async fn paired_devices_call_each_other_and_revoke_holds() {
     b.devices()
         .trust(
             &a.id().to_string(),
-            &DeviceInfo {
-                device_id: None,
-                name: "alpha".into(),
-                os: "linux".into(),
-                addrs: vec![],
-            },
+            &alpha,
             vec![a.listening()[0].to_string()],
         )
         .unwrap();

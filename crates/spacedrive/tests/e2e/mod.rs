@@ -76,8 +76,13 @@ impl Sd {
     pub fn command(&self) -> Command {
         let mut c = self.base_command();
         c.arg("--data-dir").arg(&self.data);
+        // The trash (freedesktop) of this installation lives in its temp folder, not the user's.
         c.env("XDG_DATA_HOME", self.tmp.path().join("xdg"));
+        // Dates the CLI reads and shows are local times: the same zone on every machine (a test
+        // may set another with `env`).
         c.env("TZ", "UTC");
+        // Daemons listen on loopback only and announce nothing on the LAN: test traffic stays
+        // on this machine (the mDNS test uses its own network namespaces).
         c.env("SPACEDRIVE_NET_HOST", "127.0.0.1");
         c.env("SPACEDRIVE_MDNS", "0");
         for (k, v) in &self.env {
@@ -92,22 +97,10 @@ impl Sd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut c = self.base_command();
-        c.arg("--data-dir").arg(&self.data);
-        // The trash (freedesktop) of this installation lives in its temp folder, not the user's.
-        c.env("XDG_DATA_HOME", self.tmp.path().join("xdg"));
-        // Dates the CLI reads and shows are local times: the same zone on every machine (a test
-        // may set another with `env`).
-        c.env("TZ", "UTC");
-        // Daemons listen on loopback only and announce nothing on the LAN: test traffic stays
-        // on this machine (the mDNS test uses its own network namespaces).
-        c.env("SPACEDRIVE_NET_HOST", "127.0.0.1");
-        c.env("SPACEDRIVE_MDNS", "0");
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        c.env_remove("SPACEDRIVE_DATA_DIR");
-        c.args(args).output().expect("running spacedrive")
+        self.command()
+            .args(args)
+            .output()
+            .expect("running spacedrive")
     }
 
     /// Runs a command that must succeed; returns its stdout.
