@@ -119,36 +119,9 @@ pub fn mounts() -> Result<Vec<Mount>> {
     Ok(parse_mountinfo(&text))
 }
 
-const VIRTUAL: &[&str] = &[
-    "proc",
-    "sysfs",
-    "devtmpfs",
-    "devpts",
-    "tmpfs",
-    "ramfs",
-    "overlay",
-    "squashfs",
-    "cgroup",
-    "cgroup2",
-    "mqueue",
-    "debugfs",
-    "tracefs",
-    "securityfs",
-    "pstore",
-    "bpf",
-    "fusectl",
-    "configfs",
-    "autofs",
-    "hugetlbfs",
-    "nsfs",
-    "binfmt_misc",
-    "efivarfs",
-    "rpc_pipefs",
-    "nfsd",
-    "selinuxfs",
-    "fuse.lxcfs",
-    "tmpfs",
-];
+/// Filesystems with no device of their own besides the kernel interfaces of [`PSEUDO`]: in
+/// memory, layered or automounted. Both together are the `virtual` volume kind.
+const IN_MEMORY: &[&str] = &["tmpfs", "ramfs", "overlay", "squashfs", "autofs"];
 /// Kernel interface filesystems: their "files" are live views of the kernel (reading some blocks
 /// or has side effects, sizes are made up, links loop), so they are never locations.
 const PSEUDO: &[&str] = &[
@@ -182,13 +155,18 @@ const PSEUDO_DIRS: &[&str] = &["/proc", "/sys", "/dev"];
 /// Why `path` can never be a location, if it cannot: it is (or is inside) a kernel interface
 /// filesystem such as /proc, /sys, /dev or a cgroup tree.
 pub fn refused_location(path: &Path) -> Option<String> {
+    refused_among(path, &mounts().unwrap_or_default())
+}
+
+/// [`refused_location`] against mounts already read (a caller checking many locations reads
+/// `/proc/self/mountinfo` once).
+pub fn refused_among(path: &Path, mounts: &[Mount]) -> Option<String> {
     if let Some(d) = PSEUDO_DIRS.iter().find(|d| path.starts_with(d)) {
         return Some(format!(
             "{} is inside {d}, a kernel interface, not files; Spacedrive does not index it",
             path.display()
         ));
     }
-    let mounts = mounts().ok()?;
     let m = mounts
         .iter()
         .filter(|m| path.starts_with(&m.mount_point))
@@ -320,7 +298,8 @@ fn statvfs(path: &Path) -> Option<(u64, u64)> {
 }
 
 fn describe(m: &Mount) -> Volume {
-    let is_virtual = VIRTUAL.contains(&m.fs_type.as_str()) || !m.source.starts_with('/');
+    let fs = m.fs_type.as_str();
+    let is_virtual = PSEUDO.contains(&fs) || IN_MEMORY.contains(&fs) || !m.source.starts_with('/');
     let is_network = NETWORK.contains(&m.fs_type.as_str())
         || m.source.starts_with("//")
         || m.source.contains(":/");
@@ -378,7 +357,12 @@ fn describe(m: &Mount) -> Volume {
 
 /// Every mounted volume.
 pub fn detect() -> Result<Vec<Volume>> {
-    Ok(mounts()?.iter().map(describe).collect())
+    Ok(volumes_of(&mounts()?))
+}
+
+/// The volumes of mounts already read.
+pub fn volumes_of(mounts: &[Mount]) -> Vec<Volume> {
+    mounts.iter().map(describe).collect()
 }
 
 /// The volume holding `path` (the mount with the longest mount point that contains it).

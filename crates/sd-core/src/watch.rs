@@ -386,6 +386,19 @@ fn debug_limit() -> bool {
     std::env::var_os("SPACEDRIVE_DEBUG_WATCH_LIMIT").is_some_and(|v| v == "1")
 }
 
+/// Takes the watches `Watch::watch_now`/`prepare` made outside the watch thread; they replace any
+/// made here, which may have come later than a scan's walk.
+fn take_over(
+    adopt: &Receiver<(Key, Watched)>,
+    watchers: &mut HashMap<Key, Watched>,
+    degraded: &mut HashMap<Key, Instant>,
+) {
+    for (key, w) in adopt.try_iter() {
+        degraded.remove(&key);
+        watchers.insert(key, w);
+    }
+}
+
 /// The watch thread's ends of its channels.
 struct Channels {
     tx: Sender<Raw>,
@@ -409,10 +422,7 @@ fn run(
     while !stop.load(Ordering::Relaxed) {
         // Watches set up before a location's first scan: they replace any set up here, which
         // may have come later than that scan's walk.
-        for (key, w) in adopt.try_iter() {
-            degraded.remove(&key);
-            watchers.insert(key, w);
-        }
+        take_over(adopt, &mut watchers, &mut degraded);
         if last_sync.elapsed() >= SYNC_EVERY {
             last_sync = Instant::now();
             libs = libraries().into_iter().map(|l| (l.id, l)).collect();
@@ -552,7 +562,9 @@ fn sync(
     let (tx, adopt) = (&ch.tx, &ch.adopt);
     let mut wanted: HashMap<Key, PathBuf> = HashMap::new();
     let mut off: Vec<(Key, String)> = Vec::new();
-    let volumes = crate::volume::detect().unwrap_or_default();
+    // Mountinfo once per sync, for every location's checks.
+    let mounts = crate::volume::mounts().unwrap_or_default();
+    let volumes = crate::volume::volumes_of(&mounts);
     for lib in libs.values() {
         // Volumes that went away or came back (perhaps at another mount point).
         match crate::volume::track(lib, &volumes) {
@@ -569,7 +581,7 @@ fn sync(
         };
         for loc in locs {
             let key = (lib.id, loc.id);
-            if let Some(why) = crate::volume::refused_location(&loc.path.0) {
+            if let Some(why) = crate::volume::refused_among(&loc.path.0, &mounts) {
                 // Added by an older build: never watched, never rescanned on its own.
                 off.push((key, format!("off: {why}")));
             } else if loc.watch
@@ -631,10 +643,7 @@ fn sync(
     }
     for (key, path) in wanted {
         // Watches set up meanwhile by `watch_now` win: no second walk of the same tree.
-        for (k, w) in adopt.try_iter() {
-            degraded.remove(&k);
-            watchers.insert(k, w);
-        }
+        take_over(adopt, watchers, degraded);
         if watchers.contains_key(&key) {
             continue;
         }
@@ -701,9 +710,6 @@ impl Watched {
 
     /// Watches every directory of the location (as the indexer sees it).
     fn start(key: Key, root: &Path, tx: Sender<Raw>, stop: &AtomicBool) -> notify::Result<Watched> {
-        if debug_limit() {
-            return Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch));
-        }
         let mut w = Watched::empty(key, root, tx)?;
         let n = w.watch_tree(root, stop)?;
         tracing::debug!(location = key.1, dirs = n, "watching");

@@ -31,8 +31,10 @@ struct Organise {
     note: Option<String>,
 }
 
-/// Identity of a file across scans, as the move detection defines it.
-fn same_identity(
+/// Whether two sightings of an inode are the same file, as move detection (here and in
+/// `scan`) defines it: a freed inode is reused at once by new files, so the birth time tells them
+/// apart; without one, a file must also keep its mtime (a rename does), a folder need not.
+pub(super) fn same_identity(
     kind: i64,
     btime: Option<i64>,
     mtime: Option<i64>,

@@ -403,13 +403,7 @@ fn find_moved(
         if EntryKind::from_i64(kind) != c.kind {
             continue;
         }
-        // A freed inode is reused at once by new files: the birth time tells them apart. Without
-        // one, a file must also keep its mtime (a rename does) to count as the same file.
-        let same_identity = match (btime, c.btime_ns) {
-            (Some(a), Some(b)) => a == b,
-            _ => c.kind == EntryKind::Dir || mtime == Some(c.mtime_ns),
-        };
-        if !same_identity {
+        if !super::departed::same_identity(kind, btime, mtime, (c.btime_ns, Some(c.mtime_ns))) {
             continue;
         }
         let gone = if st.missing.contains(&id) {
