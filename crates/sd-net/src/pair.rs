@@ -132,6 +132,20 @@ fn confirmation(
     h.finalize()
 }
 
+/// Whether `mac`, as received, is the MAC `want` (any length other than 32 bytes is not).
+fn proves(mac: &[u8], want: blake3::Hash) -> bool {
+    // blake3::Hash compares in constant time.
+    <[u8; 32]>::try_from(mac).is_ok_and(|t| blake3::Hash::from(t) == want)
+}
+
+/// The host's next message, on the guest's side.
+async fn host_reply(recv: &mut iroh::endpoint::RecvStream) -> Result<HostMsg, PairError> {
+    tokio::time::timeout(STEP_TIMEOUT, frame::read(recv, CAP))
+        .await
+        .map_err(|_| PairError::Protocol("the other device did not answer".into()))?
+        .map_err(|e| PairError::Protocol(e.to_string()))
+}
+
 fn ids(host: &EndpointId, guest: &EndpointId) -> (Identity, Identity) {
     (
         Identity::new(host.as_bytes()),
@@ -311,8 +325,7 @@ impl PairHost {
             return Err("expected a confirmation".into());
         };
         let want = confirmation(&key, "guest", &self.id, &guest, &a, &b);
-        let ok =
-            <[u8; 32]>::try_from(theirs.as_slice()).is_ok_and(|t| blake3::Hash::from(t) == want);
+        let ok = proves(&theirs, want);
         if !ok {
             let _ = frame::write(
                 send,
@@ -408,10 +421,7 @@ pub async fn join(
     frame::write(&mut send, &GuestMsg::Hello { spake: b.clone() }, CAP)
         .await
         .map_err(proto)?;
-    let reply: HostMsg = tokio::time::timeout(STEP_TIMEOUT, frame::read(&mut recv, CAP))
-        .await
-        .map_err(|_| PairError::Protocol("the other device did not answer".into()))?
-        .map_err(proto)?;
+    let reply = host_reply(&mut recv).await?;
     let (a, mac) = match reply {
         HostMsg::Spake { spake, mac } => (spake, mac),
         HostMsg::Refused { reason } => return Err(PairError::Refused(reason)),
@@ -421,7 +431,7 @@ pub async fn join(
         .finish(&a)
         .map_err(|e| PairError::Protocol(format!("bad SPAKE2 message: {e:?}")))?;
     let want = confirmation(&key, "host", &host, &my_id, &a, &b);
-    if !<[u8; 32]>::try_from(mac.as_slice()).is_ok_and(|t| blake3::Hash::from(t) == want) {
+    if !proves(&mac, want) {
         conn.close(2u32.into(), b"wrong code");
         return Err(PairError::WrongCode);
     }
@@ -436,10 +446,7 @@ pub async fn join(
     )
     .await
     .map_err(proto)?;
-    let done: HostMsg = tokio::time::timeout(STEP_TIMEOUT, frame::read(&mut recv, CAP))
-        .await
-        .map_err(|_| PairError::Protocol("the other device did not answer".into()))?
-        .map_err(proto)?;
+    let done = host_reply(&mut recv).await?;
     match done {
         HostMsg::Paired { device } => {
             let mut addrs = addrs;

@@ -86,6 +86,15 @@ fn in_namespace<T: Send + 'static>(
     })
 }
 
+/// A runtime for one node (its threads inherit the caller's network namespace).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 async fn node(dir: std::path::PathBuf, name: &'static str) -> Net {
     {
         Net::start(NetConfig {
@@ -116,12 +125,7 @@ fn devices_on_a_lan_find_each_other_and_pair_without_an_address() {
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let dir_a = tmp.path().join("a");
     let host = in_namespace(&ns.names[0], move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
+        runtime().block_on(async move {
             let net = node(dir_a, "host").await;
             let (code, paired) = net.pair_generate();
             code_tx.send(code.to_string()).unwrap();
@@ -138,12 +142,7 @@ fn devices_on_a_lan_find_each_other_and_pair_without_an_address() {
     });
     let dir_b = tmp.path().join("b");
     let guest = in_namespace(&ns.names[1], move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
+        runtime().block_on(async move {
             let net = node(dir_b, "guest").await;
             let code = code_rx.recv_timeout(Duration::from_secs(20)).unwrap();
             let r = net.pair_join_nearby(&code, Duration::from_secs(30)).await;

@@ -24,6 +24,18 @@ async fn node(dir: &std::path::Path, name: &str) -> Net {
     .expect("starting a node")
 }
 
+/// A bare endpoint on loopback that speaks whatever a test makes it speak.
+async fn raw_endpoint() -> iroh::Endpoint {
+    iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
+        .relay_mode(iroh::RelayMode::Disabled)
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_pair_and_remember_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -103,18 +115,10 @@ async fn wrong_codes_fail_and_burn_the_code() {
 /// the host still pairs a real guest afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frames_close_the_connection_and_harm_nothing() {
-    use iroh::endpoint::presets;
     let tmp = tempfile::tempdir().unwrap();
     let host = node(tmp.path(), "host").await;
     let (code, paired) = host.pair_generate();
-    let raw = iroh::Endpoint::builder(presets::Minimal)
-        .relay_mode(iroh::RelayMode::Disabled)
-        .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap();
+    let raw = raw_endpoint().await;
     let target = iroh::EndpointAddr::new(host.id()).with_ip_addr(host.listening()[0]);
     let mut oversized = vec![1u8];
     oversized.extend_from_slice(&u32::MAX.to_be_bytes());
@@ -224,7 +228,6 @@ async fn paired_devices_call_each_other_and_revoke_holds() {
 /// endpoint: the connection is closed, and the node still answers a real call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_calls_close_the_connection_and_harm_nothing() {
-    use iroh::endpoint::presets;
     let tmp = tempfile::tempdir().unwrap();
     let (host, guest) = (
         node(tmp.path(), "host").await,
@@ -236,14 +239,7 @@ async fn malformed_calls_close_the_connection_and_harm_nothing() {
         .await
         .unwrap();
     paired.await.unwrap().unwrap();
-    let raw = iroh::Endpoint::builder(presets::Minimal)
-        .relay_mode(iroh::RelayMode::Disabled)
-        .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap();
+    let raw = raw_endpoint().await;
     let target = iroh::EndpointAddr::new(host.id()).with_ip_addr(host.listening()[0]);
     // Untrusted: closed before it can send anything that matters.
     let conn = raw

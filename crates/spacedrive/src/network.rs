@@ -137,13 +137,10 @@ impl NetService {
     /// Addresses another device can use with `--addr`: the introduction port on this host's
     /// addresses.
     fn reachable_at(&self) -> Vec<String> {
-        let Some(intro) = self.net.intro_addr() else {
-            return Vec::new();
-        };
-        if !intro.ip().is_unspecified() {
-            return vec![intro.to_string()];
-        }
-        sd_net::net::own_addrs(&[intro])
+        self.net
+            .intro_addr()
+            .map(|intro| sd_net::net::own_addrs(&[intro]))
+            .unwrap_or_default()
     }
 }
 

@@ -454,7 +454,12 @@ fn changes_right_after_add_during_the_scan_and_after_restart_are_indexed() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::fs::remove_file(big.join("d19/f999")).unwrap();
-    settles_within(&sd, &big, "changes during the first scan", Duration::from_secs(90));
+    settles_within(
+        &sd,
+        &big,
+        "changes during the first scan",
+        Duration::from_secs(90),
+    );
 
     // Changes while no daemon runs, and right after it starts again.
     sd.ok(["stop"]);
@@ -462,5 +467,10 @@ fn changes_right_after_add_during_the_scan_and_after_restart_are_indexed() {
     sd.json(["location", "list"]); // starts the daemon
     write(&big.join("d01/right-after-start.txt"), b"up");
     write(&big.join("d05/newdir/after-start.txt"), b"up");
-    settles_within(&sd, &big, "changes around a restart", Duration::from_secs(90));
+    settles_within(
+        &sd,
+        &big,
+        "changes around a restart",
+        Duration::from_secs(90),
+    );
 }
