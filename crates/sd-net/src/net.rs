@@ -474,11 +474,48 @@ async fn introduction(addr: SocketAddr) -> Result<EndpointId, PairError> {
         .await
         .map_err(|_| unreachable("no introduction within 5 s".into()))?
         .map_err(|e| unreachable(e.to_string()))?;
+    parse_introduction(&line).map_err(unreachable)
+}
+
+/// The endpoint id in an introduction line (what another device sent: anything at all).
+fn parse_introduction(line: &str) -> Result<EndpointId, String> {
     let id = line
         .trim()
         .strip_prefix(INTRO)
         .map(str::trim)
-        .ok_or_else(|| unreachable("not a Spacedrive device (or a different version)".into()))?;
+        .ok_or_else(|| "not a Spacedrive device (or a different version)".to_string())?;
     id.parse()
-        .map_err(|_| unreachable(format!("sent a malformed id {id:?}")))
+        .map_err(|_| format!("sent a malformed id {id:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn introductions_parse_or_fail_cleanly() {
+        let id = iroh::SecretKey::generate().public();
+        assert_eq!(parse_introduction(&format!("{INTRO} {id}\n")), Ok(id));
+        assert!(parse_introduction("HTTP/1.1 400 Bad Request").is_err());
+        assert!(parse_introduction(&format!("{INTRO} zz")).is_err());
+        assert!(parse_introduction("").is_err());
+        // Property: whatever bytes arrive (up to the 200 the reader takes), no panic.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 200) as usize;
+            let mut bytes = format!("{INTRO} {id}").into_bytes();
+            bytes.resize(len, 0);
+            let mut y = x;
+            for b in bytes.iter_mut() {
+                y = y.rotate_left(7);
+                if y.is_multiple_of(5) {
+                    *b = (y >> 11) as u8;
+                }
+            }
+            let _ = parse_introduction(&String::from_utf8_lossy(&bytes));
+        }
+    }
 }
