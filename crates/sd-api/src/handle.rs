@@ -52,6 +52,9 @@ pub fn handle_with(
         Request::NetworkDevices => Response::Devices(network()?.devices()),
         Request::NetworkRevoke { device } => Response::Revoked(network()?.revoke(&device)?),
         Request::NetworkPing { device } => Response::Pong(network()?.ping(&device)?),
+        Request::NetworkRelaySet { url, ca_pem } => {
+            Response::NetworkStatus(network()?.set_relay(url.as_deref(), ca_pem.as_deref())?)
+        }
         Request::Remote { device, request } => {
             if !request.remote_readable() {
                 return Err(ApiError::new(
@@ -304,9 +307,31 @@ pub fn handle_with(
 /// The library an action is recorded in. A file operation on a fresh machine creates the
 /// default library (its jobs and audit log live there), as `location add` does.
 fn library_for(node: &Node, sel: Option<&str>, action: &Action) -> sd_core::Result<Arc<Library>> {
+    // A transfer runs in the library whose location holds its end here (which then follows).
+    if let (
+        None,
+        Action::Transfer {
+            pull,
+            sources,
+            dest,
+            ..
+        },
+    ) = (sel, action)
+    {
+        let here = if *pull { Some(dest) } else { sources.first() };
+        if let Some(p) = here.and_then(|p| sd_core::transfer::real_path(&p.0).ok())
+            && let Some(lib) = sd_core::transfer::library_holding(&node.libraries(), &p)
+        {
+            return Ok(lib);
+        }
+    }
     let file_op = matches!(
         action,
-        Action::Copy { .. } | Action::Move { .. } | Action::Rename { .. } | Action::Delete { .. }
+        Action::Copy { .. }
+            | Action::Move { .. }
+            | Action::Rename { .. }
+            | Action::Delete { .. }
+            | Action::Transfer { .. }
     );
     if file_op {
         return node

@@ -18,6 +18,10 @@ pub trait Network: Send + Sync {
     fn devices(&self) -> Vec<Device>;
     fn revoke(&self, device: &str) -> Result<Revoked, ApiError>;
     fn ping(&self, device: &str) -> Result<Pong, ApiError>;
+    /// Uses the relay at `url` from now on (with `ca_pem`'s certificates trusted for it), or
+    /// none; kept across restarts.
+    fn set_relay(&self, url: Option<&str>, ca_pem: Option<&str>)
+    -> Result<NetworkStatus, ApiError>;
     /// Sends `request` to `device`; its answer's `ok` value, or its error.
     fn call(&self, device: &str, request: &crate::Request) -> Result<serde_json::Value, ApiError>;
 }
@@ -38,6 +42,20 @@ pub struct NetworkStatus {
     /// Devices seen on the LAN now.
     pub nearby: usize,
     pub paired: usize,
+    /// The relay in use; none: direct connections only.
+    pub relay: Option<RelayStatus>,
+}
+
+/// The relay a device keeps a home connection to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayStatus {
+    pub url: String,
+    /// A private CA is trusted for it.
+    pub custom_ca: bool,
+    /// Connected to it now.
+    pub connected: bool,
+    /// Why the last attempt to connect failed.
+    pub error: Option<String>,
 }
 
 /// `network.pair_generate`

@@ -193,6 +193,13 @@ pub enum Request {
     /// Round-trip time to a paired device.
     #[serde(rename = "network.ping")]
     NetworkPing { device: String },
+    /// Sets the relay (`url`; `null` clears it: direct connections only) and, for a relay with a
+    /// private CA, the PEM text of the certificates to trust for it. Restarts the endpoint.
+    #[serde(rename = "network.relay_set")]
+    NetworkRelaySet {
+        url: Option<String>,
+        ca_pem: Option<String>,
+    },
     /// `request` answered by the paired device `device` (read-only calls only).
     #[serde(rename = "remote")]
     Remote {

@@ -18,6 +18,7 @@ use crate::names::{JsonName, JsonPath};
 use crate::organise::{self, MetaField, Target};
 use crate::runner;
 use crate::store::now_ms;
+use crate::transfer;
 use crate::{Error, Result};
 
 /// A change to files or to a library's organisation.
@@ -94,6 +95,19 @@ pub enum Action {
     Undo {
         id: Option<i64>,
     },
+    /// Copies between this device and the paired `device` (name or id): `sources` there into
+    /// `dest` here when `pull`, else `sources` here into `dest` there. `remove_source` makes it a
+    /// move: the sources go once every item arrived verified.
+    Transfer {
+        device: String,
+        pull: bool,
+        sources: Vec<JsonPath>,
+        dest: JsonPath,
+        #[serde(default)]
+        on_conflict: ConflictPolicy,
+        #[serde(default)]
+        remove_source: bool,
+    },
 }
 
 /// What an action is, for its name: a file operation, or an organising action or undo with its
@@ -133,6 +147,14 @@ impl Action {
             Action::Hide { .. } => "meta.hide",
             Action::Note { .. } => "meta.note",
             Action::Undo { .. } => "undo",
+            Action::Transfer { remove_source, .. } => fileops::audit_kind(
+                if *remove_source {
+                    OpKind::Move
+                } else {
+                    OpKind::Copy
+                },
+                false,
+            ),
             Action::Copy { .. } => return Class::File(OpKind::Copy),
             Action::Move { .. } | Action::Rename { .. } => return Class::File(OpKind::Move),
             Action::Delete { permanent, .. } => {
@@ -161,6 +183,24 @@ impl Action {
                 paths.iter().map(|p| show(&p.0)).collect()
             }
             Action::Note { path, .. } => vec![show(&path.0)],
+            Action::Transfer {
+                device,
+                pull,
+                sources,
+                dest,
+                ..
+            } => {
+                let (from, to) = if *pull {
+                    (format!("{device}:"), String::new())
+                } else {
+                    (String::new(), format!("{device}:"))
+                };
+                sources
+                    .iter()
+                    .map(|p| format!("{from}{}", show(&p.0)))
+                    .chain(std::iter::once(format!("{to}{}", show(&dest.0))))
+                    .collect()
+            }
             Action::Copy { sources, dest, .. } | Action::Move { sources, dest, .. } => sources
                 .iter()
                 .chain(std::iter::once(dest))
@@ -404,8 +444,92 @@ fn undo_request(rev: Reverse) -> std::result::Result<(fileops::Request, Vec<Path
     })
 }
 
+/// The plan of a transfer between devices, planned by the receiving one (this device for a
+/// pull); for a push, also the job that will send it.
+fn transfer_plan(lib: &Library, action: &Action) -> Result<Option<(fileops::Plan, Started)>> {
+    let Action::Transfer {
+        device,
+        pull,
+        sources,
+        dest,
+        on_conflict,
+        remove_source,
+    } = action
+    else {
+        return Ok(None);
+    };
+    let t = transfer::transport(lib)?;
+    let (id, name) = t.device(device)?;
+    let action_json = serde_json::to_value(action)?;
+    let common = |sources: Vec<JsonPath>| (id.clone(), name.clone(), sources);
+    if *pull {
+        let (plan, _) = transfer::plan_pull(t.as_ref(), &id, None, sources, &dest.0, *on_conflict)?;
+        let (device, device_name, sources) = common(sources.clone());
+        let job = transfer::PullJob {
+            device,
+            device_name,
+            grant: None,
+            move_source: *remove_source,
+            sources,
+            action: action_json,
+            targets: action.targets(),
+            committed_at: now_ms(),
+        };
+        return Ok(Some((plan, Started::Pull(job))));
+    }
+    let mut local = Vec::new();
+    for s in sources {
+        let abs = fileops::absolute(&s.0)?;
+        if std::fs::symlink_metadata(&abs).is_err() {
+            return Err(Error::NotFound(format!(
+                "{}: no such file or folder",
+                abs.display()
+            )));
+        }
+        local.push(JsonPath(abs));
+    }
+    let push = transfer::PushRequest {
+        token: uuid::Uuid::new_v4().to_string(),
+        sources: local.clone(),
+        dest: dest.clone(),
+        policy: *on_conflict,
+        move_source: *remove_source,
+        action: action_json.clone(),
+    };
+    let plan = t.plan_push(&id, &push)?;
+    let (device, device_name, sources) = common(local);
+    let job = transfer::PushJob {
+        device,
+        device_name,
+        token: push.token,
+        sources,
+        dest: dest.clone(),
+        policy: *on_conflict,
+        move_source: *remove_source,
+        action: action_json,
+        targets: action.targets(),
+        committed_at: now_ms(),
+    };
+    Ok(Some((plan, Started::Push(job))))
+}
+
+/// The job a transfer's commit starts.
+enum Started {
+    Pull(transfer::PullJob),
+    Push(transfer::PushJob),
+}
+
 /// Says what `action` would do, changing nothing.
 pub fn preview(lib: &Library, action: &Action) -> Result<Preview> {
+    if let Some((plan, _)) = transfer_plan(lib, action)? {
+        return Ok(Preview {
+            action: action.kind().into(),
+            undoable: false,
+            plan: Some(plan),
+            effects: Vec::new(),
+            undoes: None,
+        });
+    }
     let files = |req: fileops::Request, undoes| -> Result<Preview> {
         let plan = fileops::plan(&req)?;
         Ok(Preview {
@@ -575,6 +699,16 @@ pub fn commit(lib: &Arc<Library>, action: Action) -> Result<serde_json::Value> {
     if let Some(req) = file_request(lib, &action)? {
         return start_file_op(lib, &action, req, None);
     }
+    if let Some((plan, started)) = transfer_plan(lib, &action)? {
+        let job = match started {
+            Started::Pull(job) => transfer::start_pull(lib, job, &plan)?,
+            Started::Push(job) => {
+                transfer::check_plan(&plan)?;
+                transfer::start_push(lib, job)?
+            }
+        };
+        return started_json(lib, job, &plan);
+    }
     let prepared = prepare(lib, &action)?;
     let owned = action.clone();
     let out = organise_commit(lib, &action, None, move |tx| {
@@ -636,6 +770,11 @@ fn start_file_op(
         Ok(job)
     })?;
     runner::start(lib, job)?;
+    started_json(lib, job, &plan)
+}
+
+/// A committed file operation's answer: its job and the plan's figures.
+fn started_json(lib: &Library, job: i64, plan: &fileops::Plan) -> Result<serde_json::Value> {
     let info = jobs::get(lib, job)?;
     Ok(serde_json::json!({
         "job": info,

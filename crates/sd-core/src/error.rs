@@ -42,6 +42,15 @@ pub enum Error {
     Ambiguous(String),
     #[error("the library's writer thread has stopped")]
     WriterGone,
+    /// Another device cannot be reached now (or networking is off); trying again may work.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Another device refused: what was asked is outside what it shares.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Another device does not (or no longer) trust this one.
+    #[error("{0}")]
+    NotPaired(String),
 }
 
 impl Error {
@@ -67,6 +76,9 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Ambiguous(_) => "ambiguous",
             Error::WriterGone => "internal",
+            Error::Unreachable(_) => "unreachable",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotPaired(_) => "not_paired",
         }
     }
 }

@@ -14,7 +14,7 @@
 
 pub mod copy;
 mod follow;
-mod run;
+pub(crate) mod run;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -28,7 +28,7 @@ use crate::names::JsonPath;
 use crate::{Error, Result};
 
 pub use copy::Strategy;
-pub(crate) use follow::busy;
+pub(crate) use follow::{busy, hold, locations_touched, release, update_index};
 pub(crate) use run::insert_items;
 pub use run::{FileOpJob, FileOpKind, FileOpPhase, FileOpProgress, FileUndo, MovedPair, Trashed};
 
@@ -304,13 +304,94 @@ fn mtime_ns(m: &std::fs::Metadata) -> i64 {
     crate::index::walk::mtime_ns(m)
 }
 
+/// What a source item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    File,
+    Dir,
+    Symlink,
+    /// A fifo, socket or device: never copied.
+    Special,
+}
+
+/// What planning needs to know of a source item: read from this disk, or from the listing
+/// another device sent (whose `dev`/`ino` are that device's, used only to find hard links).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    pub kind: ItemKind,
+    pub len: u64,
+    pub mtime_ns: i64,
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+}
+
+impl Meta {
+    pub fn of(m: &std::fs::Metadata) -> Meta {
+        let ft = m.file_type();
+        Meta {
+            kind: if ft.is_dir() {
+                ItemKind::Dir
+            } else if ft.is_symlink() {
+                ItemKind::Symlink
+            } else if ft.is_file() {
+                ItemKind::File
+            } else {
+                ItemKind::Special
+            },
+            len: m.len(),
+            mtime_ns: mtime_ns(m),
+            dev: m.dev(),
+            ino: m.ino(),
+            nlink: m.nlink(),
+        }
+    }
+
+    fn is_dir(&self) -> bool {
+        self.kind == ItemKind::Dir
+    }
+
+    fn is_file(&self) -> bool {
+        self.kind == ItemKind::File
+    }
+
+    fn is_symlink(&self) -> bool {
+        self.kind == ItemKind::Symlink
+    }
+}
+
+/// Where a plan reads its sources: this disk, or a listing another device sent. Destinations
+/// are always read from this disk.
+pub trait Tree {
+    /// The item at `p`, not following a final symlink; `None` when there is none.
+    fn meta(&self, p: &Path) -> Result<Option<Meta>>;
+    /// The names inside folder `p`.
+    fn list(&self, p: &Path) -> std::io::Result<Vec<OsString>>;
+}
+
+/// This disk.
+struct Disk;
+
+impl Tree for Disk {
+    fn meta(&self, p: &Path) -> Result<Option<Meta>> {
+        Ok(meta(p)?.as_ref().map(Meta::of))
+    }
+
+    fn list(&self, p: &Path) -> std::io::Result<Vec<OsString>> {
+        std::fs::read_dir(p)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect()
+    }
+}
+
 /// Files, folders and bytes under `p` (itself included), not following symlinks.
-fn tree_totals(p: &Path, m: &std::fs::Metadata) -> (u64, u64, u64) {
+fn tree_totals(p: &Path, m: &Meta) -> (u64, u64, u64) {
     if !m.is_dir() {
         return (
             u64::from(m.is_file()),
             0,
-            if m.is_file() { m.len() } else { 0 },
+            if m.is_file() { m.len } else { 0 },
         );
     }
     let (mut files, mut dirs, mut bytes) = (0, 1, 0);
@@ -333,7 +414,9 @@ fn tree_totals(p: &Path, m: &std::fs::Metadata) -> (u64, u64, u64) {
     (files, dirs, bytes)
 }
 
-struct Planner {
+struct Planner<'t> {
+    /// Where the sources are read.
+    tree: &'t dyn Tree,
     policy: ConflictPolicy,
     steps: Vec<Step>,
     planned: HashSet<PathBuf>,
@@ -374,7 +457,7 @@ fn new_step(op: StepOp, src: &Path, dst: Option<&Path>, size: u64) -> Step {
     }
 }
 
-impl Planner {
+impl Planner<'_> {
     fn push(&mut self, mut s: Step) -> i64 {
         s.seq = self.steps.len() as i64 + 1;
         if let Some(d) = &s.dst {
@@ -396,7 +479,7 @@ impl Planner {
         &mut self,
         src: &Path,
         dst: &Path,
-        sm: &std::fs::Metadata,
+        sm: &Meta,
         dm: &std::fs::Metadata,
     ) -> Result<Placement> {
         // Folder onto folder merges, except under keep-both: the new folder is kept apart as
@@ -404,7 +487,7 @@ impl Planner {
         if sm.is_dir() && dm.is_dir() && self.policy != ConflictPolicy::KeepBoth {
             let mut s = new_step(StepOp::Merge, src, Some(dst), 0);
             s.root = true;
-            s.mtime = Some(mtime_ns(sm));
+            s.mtime = Some(sm.mtime_ns);
             self.push(s);
             self.dirs += 1;
             return Ok(Placement::Merged);
@@ -449,7 +532,7 @@ impl Planner {
     }
 
     /// A move within one filesystem: one rename per item, merging into existing folders.
-    fn plan_rename(&mut self, src: &Path, dst: &Path, sm: &std::fs::Metadata) -> Result<()> {
+    fn plan_rename(&mut self, src: &Path, dst: &Path, sm: &Meta) -> Result<()> {
         let (mut dst, mut overwrite) = (dst.to_path_buf(), false);
         if let Some(dm) = meta(&dst)? {
             match self.existing(src, &dst, sm, &dm)? {
@@ -463,7 +546,7 @@ impl Planner {
         // Counted only for what moves whole (a merged folder's children count themselves).
         let (files, dirs, bytes) = tree_totals(src, sm);
         let mut s = new_step(StepOp::Rename, src, Some(&dst), bytes);
-        s.mtime = Some(mtime_ns(sm));
+        s.mtime = Some(sm.mtime_ns);
         s.root = true;
         s.overwrite = overwrite;
         if overwrite {
@@ -472,7 +555,7 @@ impl Planner {
         self.push(s);
         self.files += files;
         self.dirs += dirs;
-        self.symlinks += u64::from(sm.file_type().is_symlink());
+        self.symlinks += u64::from(sm.is_symlink());
         self.bytes += bytes;
         Ok(())
     }
@@ -482,10 +565,10 @@ impl Planner {
         &mut self,
         src: &Path,
         dst: &Path,
-        f: impl Fn(&mut Planner, &Path, &Path, &std::fs::Metadata) -> Result<()>,
+        f: impl Fn(&mut Planner, &Path, &Path, &Meta) -> Result<()>,
     ) -> Result<()> {
-        let mut names: Vec<OsString> = match std::fs::read_dir(src) {
-            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+        let mut names: Vec<OsString> = match self.tree.list(src) {
+            Ok(names) => names,
             Err(e) => {
                 self.warnings.push(format!(
                     "{}: cannot list: {e}; its contents are skipped",
@@ -497,7 +580,9 @@ impl Planner {
         names.sort();
         for n in names {
             let s = src.join(&n);
-            let Some(m) = meta(&s)? else { continue };
+            let Some(m) = self.tree.meta(&s)? else {
+                continue;
+            };
             f(self, &s, &dst.join(&n), &m)?;
         }
         Ok(())
@@ -509,7 +594,7 @@ impl Planner {
         &mut self,
         src: &Path,
         dst: &Path,
-        sm: &std::fs::Metadata,
+        sm: &Meta,
         fresh: bool,
         dst_dev: u64,
     ) -> Result<()> {
@@ -525,29 +610,28 @@ impl Planner {
                 Placement::Place(d, o) => (dst, overwrite) = (d, o),
             }
         }
-        let ft = sm.file_type();
         let mut s = new_step(StepOp::Copy, src, Some(&dst), 0);
         s.root = !fresh;
         s.overwrite = overwrite;
-        s.mtime = Some(mtime_ns(sm));
+        s.mtime = Some(sm.mtime_ns);
         if overwrite {
             s.note = Some(format!("replaces {}", dst.display()));
         }
-        if ft.is_dir() {
+        if sm.is_dir() {
             s.op = StepOp::Mkdir;
             self.push(s);
             self.dirs += 1;
             self.add_need(&dst, dst_dev, 4096);
             return self.children(src, &dst, |p, s, d, m| p.plan_copy(s, d, m, true, dst_dev));
         }
-        if ft.is_symlink() {
+        if sm.is_symlink() {
             s.op = StepOp::Symlink;
-            s.size = sm.len();
+            s.size = sm.len;
             self.push(s);
             self.symlinks += 1;
             return Ok(());
         }
-        if !ft.is_file() {
+        if !sm.is_file() {
             let why = format!(
                 "{} is a special file (fifo, socket or device): not copied",
                 src.display()
@@ -555,9 +639,9 @@ impl Planner {
             self.skip(src, Some(&dst), why);
             return Ok(());
         }
-        s.size = sm.len();
-        if sm.nlink() > 1 {
-            let key = (sm.dev(), sm.ino());
+        s.size = sm.len;
+        if sm.nlink > 1 {
+            let key = (sm.dev, sm.ino);
             if let Some(&first) = self.links.get(&key) {
                 s.op = StepOp::Link;
                 s.link_to = Some(first);
@@ -569,17 +653,17 @@ impl Planner {
             self.links.insert(key, seq);
         }
         self.files += 1;
-        self.bytes += sm.len();
-        self.add_need(&dst, dst_dev, sm.len());
+        self.bytes += sm.len;
+        self.add_need(&dst, dst_dev, sm.len);
         self.push(s);
         Ok(())
     }
 
-    fn plan_delete(&mut self, src: &Path, sm: &std::fs::Metadata, root_dev: u64) -> Result<()> {
+    fn plan_delete(&mut self, src: &Path, sm: &Meta, root_dev: u64) -> Result<()> {
         let mut s = new_step(StepOp::Delete, src, None, 0);
-        s.mtime = Some(mtime_ns(sm));
+        s.mtime = Some(sm.mtime_ns);
         if sm.is_dir() {
-            if sm.dev() != root_dev {
+            if sm.dev != root_dev {
                 let why = format!(
                     "{} is another filesystem mounted here: not deleted",
                     src.display()
@@ -591,9 +675,9 @@ impl Planner {
             self.dirs += 1;
             return self.children(src, src, |p, s, _, m| p.plan_delete(s, m, root_dev));
         }
-        s.size = if sm.is_file() { sm.len() } else { 0 };
+        s.size = if sm.is_file() { sm.len } else { 0 };
         self.files += u64::from(sm.is_file());
-        self.symlinks += u64::from(sm.file_type().is_symlink());
+        self.symlinks += u64::from(sm.is_symlink());
         self.bytes += s.size;
         self.push(s);
         Ok(())
@@ -642,45 +726,103 @@ fn parent_dev(dst: &Path) -> Result<u64> {
     }
 }
 
+impl<'t> Planner<'t> {
+    fn new(tree: &'t dyn Tree, policy: ConflictPolicy) -> Planner<'t> {
+        Planner {
+            tree,
+            policy,
+            steps: Vec::new(),
+            planned: HashSet::new(),
+            links: HashMap::new(),
+            files: 0,
+            dirs: 0,
+            symlinks: 0,
+            bytes: 0,
+            conflicts: 0,
+            need: HashMap::new(),
+            strategies: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The plan, with the free space on each destination filesystem and the folders that refuse
+    /// writes.
+    fn finish(mut self, op: OpKind) -> Plan {
+        let copies = self.steps.iter().any(|s| s.op == StepOp::Copy);
+        let mut space = Vec::new();
+        for (needed, path) in self.need.values() {
+            let available = crate::volume::free_bytes(path).unwrap_or(u64::MAX);
+            space.push(Space {
+                path: JsonPath(path.clone()),
+                needed: *needed,
+                available,
+                ok: *needed <= available,
+            });
+        }
+        let unresolved = self
+            .steps
+            .iter()
+            .filter(|s| s.op == StepOp::Conflict)
+            .count() as u64;
+        let skipped = self.steps.iter().filter(|s| s.op == StepOp::Skip).count() as u64;
+        let overwrites = self.steps.iter().any(|s| s.overwrite);
+        let undoable = match op {
+            OpKind::Move | OpKind::Trash | OpKind::Restore => !overwrites,
+            OpKind::Copy | OpKind::Delete => false,
+        };
+        if overwrites && op == OpKind::Move {
+            self.warnings.push(
+                "files replaced by overwrite are gone for good: this move cannot be undone".into(),
+            );
+        }
+        self.strategies.dedup();
+        let blocked = blocked_folders(op, &self.steps);
+        Plan {
+            op,
+            files: self.files,
+            dirs: self.dirs,
+            symlinks: self.symlinks,
+            bytes: self.bytes,
+            conflicts: self.conflicts,
+            unresolved,
+            skipped,
+            space,
+            blocked,
+            strategy: self.strategies.join("; "),
+            verify: copies,
+            undoable,
+            warnings: self.warnings,
+            steps: self.steps,
+        }
+    }
+}
+
 /// Reads the disk and plans `req`. Reads only.
 pub fn plan(req: &Request) -> Result<Plan> {
-    let mut p = Planner {
-        policy: req.policy,
-        steps: Vec::new(),
-        planned: HashSet::new(),
-        links: HashMap::new(),
-        files: 0,
-        dirs: 0,
-        symlinks: 0,
-        bytes: 0,
-        conflicts: 0,
-        need: HashMap::new(),
-        strategies: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut p = Planner::new(&Disk, req.policy);
     for (src, dst) in &req.pairs {
         let src = &src.0;
-        let sm = meta(src)?;
         if req.op == OpKind::Restore {
             plan_restore(&mut p, src, dst.as_ref().map(|d| d.0.as_path()))?;
             continue;
         }
-        let sm = sm
+        let sm = Disk
+            .meta(src)?
             .ok_or_else(|| Error::NotFound(format!("{}: no such file or folder", src.display())))?;
         match (req.op, dst) {
             (OpKind::Trash, _) => {
                 let (files, dirs, bytes) = tree_totals(src, &sm);
                 let mut s = new_step(StepOp::Trash, src, None, bytes);
-                s.mtime = Some(mtime_ns(&sm));
+                s.mtime = Some(sm.mtime_ns);
                 p.push(s);
                 p.files += files;
                 p.dirs += dirs;
-                p.symlinks += u64::from(sm.file_type().is_symlink());
+                p.symlinks += u64::from(sm.is_symlink());
                 p.bytes += bytes;
                 p.strategies.push("moved to the trash (freedesktop.org)");
             }
             (OpKind::Delete, _) => {
-                p.plan_delete(src, &sm, sm.dev())?;
+                p.plan_delete(src, &sm, sm.dev)?;
                 p.strategies.push("deleted for good (not recoverable)");
             }
             (OpKind::Copy | OpKind::Move, Some(dst)) => {
@@ -701,12 +843,12 @@ pub fn plan(req: &Request) -> Result<Plan> {
                     )));
                 }
                 let dev = parent_dev(dst)?;
-                if req.op == OpKind::Move && dev == sm.dev() {
+                if req.op == OpKind::Move && dev == sm.dev {
                     p.strategies
                         .push("rename (same filesystem; nothing is copied)");
                     p.plan_rename(src, dst, &sm)?;
                 } else {
-                    p.strategies.push(if dev == sm.dev() {
+                    p.strategies.push(if dev == sm.dev {
                         "reflink where the filesystem supports it, else in-kernel copy (copy_file_range)"
                     } else {
                         "in-kernel copy (copy_file_range) where the kernel allows it across these filesystems, else a streaming copy"
@@ -722,48 +864,28 @@ pub fn plan(req: &Request) -> Result<Plan> {
             }
         }
     }
-    let copies = p.steps.iter().any(|s| s.op == StepOp::Copy);
-    let mut space = Vec::new();
-    for (needed, path) in p.need.values() {
-        let available = crate::volume::free_bytes(path).unwrap_or(u64::MAX);
-        space.push(Space {
-            path: JsonPath(path.clone()),
-            needed: *needed,
-            available,
-            ok: *needed <= available,
-        });
+    Ok(p.finish(req.op))
+}
+
+/// Plans copying `pairs` (source in `tree`, exact destination on this disk) the way [`plan`]
+/// plans a copy: the same policies, merges, hard links and free-space check. For sources that
+/// another device listed; `how` says how the bytes travel. Reads only.
+pub fn plan_copy_from(
+    tree: &dyn Tree,
+    pairs: &[(JsonPath, JsonPath)],
+    policy: ConflictPolicy,
+    how: &'static str,
+) -> Result<Plan> {
+    let mut p = Planner::new(tree, policy);
+    p.strategies.push(how);
+    for (src, dst) in pairs {
+        let sm = tree.meta(&src.0)?.ok_or_else(|| {
+            Error::NotFound(format!("{}: no such file or folder", src.0.display()))
+        })?;
+        let dev = parent_dev(&dst.0)?;
+        p.plan_copy(&src.0, &dst.0, &sm, false, dev)?;
     }
-    let unresolved = p.steps.iter().filter(|s| s.op == StepOp::Conflict).count() as u64;
-    let skipped = p.steps.iter().filter(|s| s.op == StepOp::Skip).count() as u64;
-    let overwrites = p.steps.iter().any(|s| s.overwrite);
-    let undoable = match req.op {
-        OpKind::Move | OpKind::Trash | OpKind::Restore => !overwrites,
-        OpKind::Copy | OpKind::Delete => false,
-    };
-    if overwrites && req.op == OpKind::Move {
-        p.warnings.push(
-            "files replaced by overwrite are gone for good: this move cannot be undone".into(),
-        );
-    }
-    p.strategies.dedup();
-    let blocked = blocked_folders(req.op, &p.steps);
-    Ok(Plan {
-        op: req.op,
-        files: p.files,
-        dirs: p.dirs,
-        symlinks: p.symlinks,
-        bytes: p.bytes,
-        conflicts: p.conflicts,
-        unresolved,
-        skipped,
-        space,
-        blocked,
-        strategy: p.strategies.join("; "),
-        verify: copies,
-        undoable,
-        warnings: p.warnings,
-        steps: p.steps,
-    })
+    Ok(p.finish(OpKind::Copy))
 }
 
 /// The existing folders `steps` create entries in or remove entries from, that the kernel says

@@ -96,6 +96,8 @@ macro_rules! kinds {
 kinds! {
     FileOp = "file_op" => crate::fileops::FileOpKind,
     Index = "index" => crate::index::IndexJob,
+    TransferPull = "transfer_pull" => crate::transfer::PullKind,
+    TransferPush = "transfer_push" => crate::transfer::PushKind,
 }
 
 fn unknown_kind(kind: &str) -> Error {
@@ -109,7 +111,7 @@ impl JobProgress {
     pub fn index(&self) -> Option<&crate::index::IndexProgress> {
         match self {
             JobProgress::Index(p) => Some(p),
-            JobProgress::FileOp(_) => None,
+            _ => None,
         }
     }
 
@@ -117,7 +119,7 @@ impl JobProgress {
     pub fn file_op(&self) -> Option<&crate::fileops::FileOpProgress> {
         match self {
             JobProgress::FileOp(p) => Some(p),
-            JobProgress::Index(_) => None,
+            _ => None,
         }
     }
 }

@@ -26,7 +26,7 @@ mod error;
 pub mod events;
 pub mod fileops;
 pub mod filetype;
-pub(crate) mod fsutil;
+pub mod fsutil;
 pub mod index;
 pub mod jobs;
 #[cfg(test)]
@@ -42,6 +42,7 @@ pub mod runner;
 pub mod search;
 pub mod select;
 pub mod store;
+pub mod transfer;
 pub mod tree;
 pub mod volume;
 pub mod watch;

@@ -67,6 +67,8 @@ pub struct Node {
     /// Held while a library is created, so two concurrent creations (two first `location add`s
     /// on a fresh data folder) cannot both create one, or clash over its folder.
     creating: Mutex<()>,
+    /// The network, lent by the daemon for transfers between devices.
+    transport: RwLock<Option<Arc<dyn crate::transfer::Transport>>>,
     _lock: File,
 }
 
@@ -107,6 +109,7 @@ impl Node {
             settings: Mutex::new(settings),
             watch: Mutex::new(None),
             creating: Mutex::new(()),
+            transport: RwLock::new(None),
             _lock: lock,
         };
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(node.libraries_dir())
@@ -177,6 +180,23 @@ impl Node {
         }
         *node.watch.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch);
         Ok(node)
+    }
+
+    /// Lends every library (those opened later too) the network for transfers between devices.
+    pub fn set_transport(&self, t: Arc<dyn crate::transfer::Transport>) {
+        *self.transport.write().unwrap_or_else(|p| p.into_inner()) = Some(t);
+        for lib in self.libraries() {
+            self.lend_transport(&lib);
+        }
+    }
+
+    fn lend_transport(&self, lib: &Library) {
+        let t = self
+            .transport
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        lib.extension::<crate::transfer::TransportSlot>().set(t);
     }
 
     pub fn libraries_dir(&self) -> PathBuf {
@@ -331,6 +351,7 @@ impl Node {
         let name = library::validate_name(name)?;
         self.check_name_free(&name, None)?;
         let lib = Library::create(&self.libraries_dir(), &name, &self.device, self.job_host())?;
+        self.lend_transport(&lib);
         self.slots
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -374,6 +395,7 @@ impl Node {
         lib.close();
         std::fs::rename(lib.dir(), &new_dir).map_err(|e| Error::io(lib.dir(), e))?;
         let reopened = Library::open(&new_dir, &self.device, self.job_host())?;
+        self.lend_transport(&reopened);
         for s in slots.iter_mut() {
             if matches!(s, Slot::Open(l) if l.id == lib.id) {
                 *s = Slot::Open(reopened.clone());

@@ -23,6 +23,9 @@ pub struct TrustedDevice {
     pub last_seen: Option<i64>,
     /// Socket addresses it was last reached at.
     pub addrs: Vec<String>,
+    /// The relay it said it is reachable through (when it has one configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
 }
 
 /// What a device says about itself when pairing.
@@ -36,6 +39,9 @@ pub struct DeviceInfo {
     /// Where it listens (`IP:PORT`), so the other side can call it later.
     #[serde(default)]
     pub addrs: Vec<String>,
+    /// The relay URL it is reachable through, when it has one configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
 }
 
 /// Why a device lookup or store update failed.
@@ -132,6 +138,7 @@ impl Devices {
             paired_at: now_ms(),
             last_seen: Some(now_ms()),
             addrs,
+            relay: info.relay.clone(),
         };
         list.push(dev.clone());
         self.save(&list)?;
@@ -234,6 +241,7 @@ mod tests {
             name: "laptop".into(),
             os: "linux".into(),
             addrs: vec![],
+            relay: None,
         };
         d.trust("abc123", &info, vec![]).unwrap();
         let second = d.trust("abd999", &info, vec![]).unwrap();

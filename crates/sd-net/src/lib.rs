@@ -13,9 +13,11 @@
 //! let cfg = |dir: &str| NetConfig {
 //!     data_dir: dir.into(),
 //!     bind: "127.0.0.1:0".parse().unwrap(),
-//!     info: DeviceInfo { device_id: None, name: dir.into(), os: "linux".into(), addrs: vec![] },
+//!     info: DeviceInfo { device_id: None, name: dir.into(), os: "linux".into(), addrs: vec![], relay: None },
 //!     handler: std::sync::Arc::new(|_peer, _request| serde_json::json!({"ok": null})),
 //!     mdns: false,
+//!     relay: None,
+//!     transfer: std::sync::Arc::new(sd_net::transfer::ShareNothing),
 //! };
 //! let (host, guest) = (Net::start(cfg("/tmp/a")).await?, Net::start(cfg("/tmp/b")).await?);
 //! let (code, paired) = host.pair_generate();
@@ -30,8 +32,11 @@ pub mod identity;
 pub mod net;
 pub mod pair;
 pub mod rpc;
+pub mod transfer;
 
 pub use devices::{DeviceInfo, Devices, TrustedDevice};
-pub use net::{Nearby, Net, NetConfig, NetError};
+pub use iroh::EndpointId;
+pub use net::{Nearby, Net, NetConfig, NetError, Relay, RelayState};
 pub use pair::{Code, PairError};
 pub use rpc::CallError;
+pub use transfer::{Refusal, TransferError};

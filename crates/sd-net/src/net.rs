@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use crate::devices::{DeviceInfo, Devices, DevicesError, TrustedDevice};
 use crate::pair::{self, Code, PairError, PairHost};
 use crate::rpc::{self, CallError, RpcClient, RpcServer};
+use crate::transfer::{TransferClient, TransferServer};
 
 /// The introduction line's prefix.
 const INTRO: &str = "spacedrive-net/1";
@@ -37,8 +38,63 @@ pub struct NetConfig {
     pub info: DeviceInfo,
     /// Serves calls from paired devices.
     pub handler: rpc::Handler,
+    /// Serves transfers to paired devices.
+    pub transfer: Arc<dyn crate::transfer::Handler>,
     /// Announce this device and find others on the local network (mDNS).
     pub mdns: bool,
+    /// A relay to keep a home connection to (none: direct connections only).
+    pub relay: Option<Relay>,
+}
+
+/// A relay server: devices that cannot reach each other directly (different networks, NAT)
+/// meet through it. Its traffic is end-to-end encrypted; the relay sees only endpoint ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relay {
+    pub url: iroh::RelayUrl,
+    /// Root certificates to trust for it besides the public ones (a self-hosted relay whose
+    /// certificate comes from a private CA).
+    pub ca: Vec<rustls_pki_types::CertificateDer<'static>>,
+}
+
+impl Relay {
+    /// A relay from what a user typed: an `https://` (or `http://`) URL, and optionally the PEM
+    /// text of the CA certificates to trust for it.
+    pub fn parse(url: &str, ca_pem: Option<&str>) -> Result<Relay, String> {
+        let parsed: iroh::RelayUrl = url.parse().map_err(|e| {
+            format!("{url:?} is not a URL ({e}); give one like https://relay.example.org")
+        })?;
+        if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
+            return Err(format!(
+                "{url:?} is not a relay URL: it must start with https:// (or http://) and name a host"
+            ));
+        }
+        let ca = match ca_pem {
+            None => Vec::new(),
+            Some(pem) => {
+                use rustls_pki_types::pem::PemObject;
+                let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("the CA file is not PEM certificates: {e}"))?;
+                if certs.is_empty() {
+                    return Err(
+                        "the CA file holds no certificate (expected -----BEGIN CERTIFICATE-----)"
+                            .into(),
+                    );
+                }
+                certs
+            }
+        };
+        Ok(Relay { url: parsed, ca })
+    }
+}
+
+/// The home relay's connection, as `network status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayState {
+    pub url: String,
+    pub connected: bool,
+    /// Why the last attempt to connect failed.
+    pub error: Option<String>,
 }
 
 impl std::fmt::Debug for NetConfig {
@@ -48,6 +104,7 @@ impl std::fmt::Debug for NetConfig {
             .field("bind", &self.bind)
             .field("info", &self.info)
             .field("mdns", &self.mdns)
+            .field("relay", &self.relay)
             .finish()
     }
 }
@@ -71,10 +128,11 @@ pub struct Net {
     devices: Arc<Devices>,
     pairing: PairHost,
     rpc: RpcClient,
+    transfer: TransferClient,
     lan: Option<Lan>,
     info: DeviceInfo,
     intro_addr: Option<SocketAddr>,
-    intro: tokio::task::JoinHandle<()>,
+    intro: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Net {
@@ -86,9 +144,23 @@ impl Net {
             addr: cfg.bind,
             reason,
         };
-        let endpoint = Endpoint::builder(presets::Minimal)
-            .secret_key(key)
-            .relay_mode(iroh::RelayMode::Disabled)
+        let mut builder = Endpoint::builder(presets::Minimal).secret_key(key);
+        builder = match &cfg.relay {
+            None => builder.relay_mode(iroh::RelayMode::Disabled),
+            Some(r) => {
+                // No QUIC address discovery: the relay is only a meeting point.
+                let map = iroh::RelayMap::from(iroh::RelayConfig::new(r.url.clone(), None));
+                let b = builder.relay_mode(iroh::RelayMode::Custom(map));
+                if r.ca.is_empty() {
+                    b
+                } else {
+                    b.ca_tls_config(
+                        iroh::tls::CaTlsConfig::embedded().with_extra_roots(r.ca.clone()),
+                    )
+                }
+            }
+        };
+        let endpoint = builder
             .clear_ip_transports()
             .bind_addr(cfg.bind)
             .map_err(|e| bind_err(e.to_string()))?
@@ -108,6 +180,7 @@ impl Net {
         };
         let mut info = cfg.info.clone();
         info.addrs = own_addrs(&endpoint.bound_sockets());
+        info.relay = cfg.relay.as_ref().map(|r| r.url.to_string());
         let pairing = PairHost::new(endpoint.id(), info.clone(), devices.clone());
         let router = Router::builder(endpoint.clone())
             .accept(pair::ALPN, pairing.clone())
@@ -115,8 +188,14 @@ impl Net {
                 rpc::ALPN,
                 RpcServer::new(devices.clone(), cfg.handler.clone()),
             )
+            .accept(
+                crate::transfer::ALPN,
+                TransferServer::new(devices.clone(), cfg.transfer.clone()),
+            )
             .spawn();
-        let rpc = RpcClient::new(endpoint.clone(), devices.clone());
+        let dialer = crate::rpc::Dialer::new(endpoint.clone());
+        let rpc = RpcClient::new(dialer.clone(), devices.clone());
+        let transfer = TransferClient::new(dialer);
         // The introduction listens on the QUIC socket's port, TCP side.
         let quic = endpoint.bound_sockets();
         let port = quic.first().map(|a| a.port()).unwrap_or(0);
@@ -139,10 +218,11 @@ impl Net {
             devices,
             pairing,
             rpc,
+            transfer,
             lan,
             info,
             intro_addr,
-            intro,
+            intro: std::sync::Mutex::new(Some(intro)),
         })
     }
 
@@ -190,6 +270,19 @@ impl Net {
     /// Withdraws the current pairing code.
     pub fn pair_cancel(&self) {
         self.pairing.cancel();
+    }
+
+    /// The home relay and whether the endpoint is connected to it (none configured: `None`).
+    pub fn relay(&self) -> Option<RelayState> {
+        use iroh::Watcher;
+        let url = self.info.relay.clone()?;
+        let status = self.endpoint.home_relay_status().get();
+        let home = status.iter().find(|s| s.url().to_string() == url);
+        Some(RelayState {
+            url,
+            connected: home.is_some_and(|s| s.is_connected()),
+            error: home.and_then(|s| s.last_error()).map(|e| e.to_string()),
+        })
     }
 
     /// Whether LAN discovery runs.
@@ -316,7 +409,13 @@ impl Net {
         Ok((dev, told))
     }
 
-    fn find(&self, device: &str) -> Result<TrustedDevice, CallError> {
+    /// Moves files to and from paired devices.
+    pub fn transfer(&self) -> &TransferClient {
+        &self.transfer
+    }
+
+    /// The paired device `device` names (name, id or a unique prefix).
+    pub fn find(&self, device: &str) -> Result<TrustedDevice, CallError> {
         self.devices
             .find(device)
             .map_err(|e| CallError::Unreachable {
@@ -325,9 +424,13 @@ impl Net {
             })
     }
 
-    /// Stops the protocols and closes the endpoint.
-    pub async fn shutdown(self) {
-        self.intro.abort();
+    /// Stops the protocols and closes the endpoint (its port is free when this returns).
+    pub async fn shutdown(&self) {
+        let intro = self.intro.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(intro) = intro {
+            intro.abort();
+            let _ = intro.await; // the listener is closed once the task is gone
+        }
         if let Err(e) = self.router.shutdown().await {
             tracing::warn!(error = %e, "stopping the network");
         }
@@ -491,6 +594,29 @@ fn parse_introduction(line: &str) -> Result<EndpointId, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relays_parse_or_say_why_not() {
+        let r = Relay::parse("https://relay.example.org", None).unwrap();
+        assert_eq!(r.url.to_string(), "https://relay.example.org/");
+        assert!(r.ca.is_empty());
+        for bad in [
+            "relay.example.org",
+            "ftp://relay.example.org",
+            "https://",
+            "",
+        ] {
+            assert!(Relay::parse(bad, None).is_err(), "{bad:?}");
+        }
+        let e = Relay::parse("https://r.example", Some("hello")).unwrap_err();
+        assert!(e.contains("no certificate"), "{e}");
+        let e = Relay::parse(
+            "https://r.example",
+            Some("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n"),
+        )
+        .unwrap_err();
+        assert!(e.contains("not PEM"), "{e}");
+    }
 
     #[test]
     fn introductions_parse_or_fail_cleanly() {

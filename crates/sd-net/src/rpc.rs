@@ -149,24 +149,31 @@ impl ProtocolHandler for RpcServer {
     }
 }
 
-/// The calling side: one cached connection per device.
+/// Dials paired devices: one cached connection per device and protocol, reached at the
+/// addresses it was last seen at, or through its relay or this device's.
 #[derive(Clone)]
-pub struct RpcClient {
+pub(crate) struct Dialer {
     endpoint: Endpoint,
-    devices: Arc<Devices>,
-    conns: Arc<Mutex<HashMap<EndpointId, Connection>>>,
+    conns: Arc<Mutex<Conns>>,
 }
 
-impl RpcClient {
-    pub fn new(endpoint: Endpoint, devices: Arc<Devices>) -> RpcClient {
-        RpcClient {
+/// Live connections by device and protocol.
+type Conns = HashMap<(EndpointId, &'static [u8]), Connection>;
+
+impl Dialer {
+    pub(crate) fn new(endpoint: Endpoint) -> Dialer {
+        Dialer {
             endpoint,
-            devices,
             conns: Arc::default(),
         }
     }
 
-    async fn connection(&self, dev: &TrustedDevice) -> Result<(EndpointId, Connection), CallError> {
+    /// A live connection to `dev` for protocol `alpn`.
+    pub(crate) async fn connection(
+        &self,
+        dev: &TrustedDevice,
+        alpn: &'static [u8],
+    ) -> Result<(EndpointId, Connection), CallError> {
         let unreachable = |reason: String| CallError::Unreachable {
             device: dev.name.clone(),
             reason,
@@ -179,7 +186,7 @@ impl RpcClient {
             .conns
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
+            .get(&(id, alpn))
             && c.close_reason().is_none()
         {
             return Ok((id, c.clone()));
@@ -188,20 +195,63 @@ impl RpcClient {
         for a in dev.addrs.iter().filter_map(|a| a.parse().ok()) {
             target = target.with_ip_addr(a);
         }
+        // Through a relay when the direct addresses fail: the one it said it uses, and this
+        // device's own (devices sharing a self-hosted relay meet there).
+        let relays: Vec<iroh::RelayUrl> = dev
+            .relay
+            .iter()
+            .filter_map(|r| r.parse().ok())
+            .chain(self.endpoint.addr().relay_urls().cloned())
+            .collect();
+        for r in relays {
+            target = target.with_relay_url(r);
+        }
         let conn =
-            tokio::time::timeout(Duration::from_secs(10), self.endpoint.connect(target, ALPN))
+            tokio::time::timeout(Duration::from_secs(10), self.endpoint.connect(target, alpn))
                 .await
                 .map_err(|_| unreachable("no answer within 10 s".into()))?
                 .map_err(|e| unreachable(e.to_string()))?;
         self.conns
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, conn.clone());
+            .insert((id, alpn), conn.clone());
         Ok((id, conn))
     }
 
+    /// Drops the cached connection to `id` for `alpn` (it broke); closes it with `code`.
+    pub(crate) fn forget(&self, id: EndpointId, alpn: &'static [u8], code: Option<(u32, &[u8])>) {
+        let c = self
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(id, alpn));
+        if let (Some(c), Some((code, why))) = (c, code) {
+            c.close(code.into(), why);
+        }
+    }
+}
+
+/// Whether `conn` was closed by the other side because this device is not paired there.
+pub(crate) fn refused(conn: &Connection) -> bool {
+    conn.close_reason().is_some_and(|r| {
+        matches!(&r, iroh::endpoint::ConnectionError::ApplicationClosed(c) if c.error_code == NOT_PAIRED.into())
+    })
+}
+
+/// The calling side.
+#[derive(Clone)]
+pub struct RpcClient {
+    dialer: Dialer,
+    devices: Arc<Devices>,
+}
+
+impl RpcClient {
+    pub(crate) fn new(dialer: Dialer, devices: Arc<Devices>) -> RpcClient {
+        RpcClient { dialer, devices }
+    }
+
     async fn exchange(&self, dev: &TrustedDevice, msg: &Msg) -> Result<Msg, CallError> {
-        let (id, conn) = self.connection(dev).await?;
+        let (id, conn) = self.dialer.connection(dev, ALPN).await?;
         let result = async {
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
             frame::write(&mut send, msg, CAP)
@@ -218,14 +268,8 @@ impl RpcClient {
                 Ok(m)
             }
             outcome => {
-                self.conns
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                let refused = conn.close_reason().is_some_and(|r| {
-                    matches!(&r, iroh::endpoint::ConnectionError::ApplicationClosed(c) if c.error_code == NOT_PAIRED.into())
-                });
-                if refused {
+                self.dialer.forget(id, ALPN, None);
+                if refused(&conn) {
                     return Err(CallError::NotPaired {
                         device: dev.name.clone(),
                     });
@@ -273,14 +317,8 @@ impl RpcClient {
     pub async fn tell_revoked(&self, dev: &TrustedDevice) -> bool {
         let told =
             tokio::time::timeout(Duration::from_secs(3), self.exchange(dev, &Msg::Revoked)).await;
-        if let Ok(id) = dev.id.parse::<EndpointId>()
-            && let Some(c) = self
-                .conns
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id)
-        {
-            c.close(0u32.into(), b"revoked");
+        if let Ok(id) = dev.id.parse::<EndpointId>() {
+            self.dialer.forget(id, ALPN, Some((0, b"revoked")));
         }
         matches!(told, Ok(Ok(Msg::Ok)))
     }

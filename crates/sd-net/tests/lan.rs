@@ -105,9 +105,12 @@ async fn node(dir: std::path::PathBuf, name: &'static str) -> Net {
                 name: name.into(),
                 os: "linux".into(),
                 addrs: vec![],
+                relay: None,
             },
             handler: std::sync::Arc::new(|_, _| serde_json::json!({"ok": null})),
             mdns: true,
+            transfer: std::sync::Arc::new(sd_net::transfer::ShareNothing),
+            relay: None,
         })
         .await
         .expect("starting a node")

@@ -13,12 +13,15 @@ async fn node(dir: &std::path::Path, name: &str) -> Net {
             name: name.into(),
             os: "linux".into(),
             addrs: vec![],
+            relay: None,
         },
         // Echoes the request with the caller's id: enough to see who called what.
         handler: std::sync::Arc::new(|peer, request| {
             serde_json::json!({"ok": {"peer": peer.to_string(), "request": request}})
         }),
         mdns: false,
+        transfer: std::sync::Arc::new(sd_net::transfer::ShareNothing),
+        relay: None,
     })
     .await
     .expect("starting a node")
@@ -191,6 +194,7 @@ async fn paired_devices_call_each_other_and_revoke_holds() {
         name: "alpha".into(),
         os: "linux".into(),
         addrs: vec![],
+        relay: None,
     };
     // gamma is not paired with alpha: it cannot even name it, and a forged entry is refused.
     assert!(c.call("alpha", serde_json::json!({})).await.is_err());

@@ -43,7 +43,9 @@ impl From<OnConflict> for ConflictPolicy {
 
 #[derive(Args)]
 pub struct TransferArgs {
-    /// Sources, then the destination (a folder to put them in, or a new name for one source)
+    /// Sources, then the destination (a folder to put them in, or a new name for one source).
+    /// `DEVICE:/path` is a path on a paired device: the sources, or the destination, may be
+    /// there (write `./a:/b` for a local path that looks like one)
     #[arg(required = true, num_args = 2.., value_name = "SOURCE... DEST")]
     paths: Vec<PathBuf>,
     /// Show every step, conflicts, bytes and free space; change nothing
@@ -327,7 +329,8 @@ fn policy_of(a: &mut Action) -> Option<&mut ConflictPolicy> {
     match a {
         Action::Copy { on_conflict, .. }
         | Action::Move { on_conflict, .. }
-        | Action::Rename { on_conflict, .. } => Some(on_conflict),
+        | Action::Rename { on_conflict, .. }
+        | Action::Transfer { on_conflict, .. } => Some(on_conflict),
         _ => None,
     }
 }
@@ -358,13 +361,64 @@ pub fn transfer(
     json: bool,
     is_move: bool,
 ) -> Result<()> {
-    let mut paths = a
-        .paths
-        .iter()
-        .map(|p| absolute(p).map(JsonPath))
-        .collect::<Result<Vec<_>>>()?;
-    let dest = paths.pop().expect("clap requires two paths");
     let on_conflict = a.on_conflict.into();
+    let mut sd: Vec<(Option<String>, PathBuf)> = a.paths.iter().map(|p| sd_path(p)).collect();
+    let (dest_device, dest) = sd.pop().expect("clap requires two paths");
+    let devices: std::collections::BTreeSet<&Option<String>> = sd.iter().map(|(d, _)| d).collect();
+    if devices.len() > 1 {
+        bail!("the sources must all be on one device (here, or one paired device)");
+    }
+    let source_device = sd[0].0.clone();
+    if source_device.is_some() || dest_device.is_some() {
+        let (device, pull) = match (source_device, dest_device) {
+            (Some(d), None) => (d, true),
+            (None, Some(d)) => (d, false),
+            _ => bail!(
+                "copying between two other devices is not supported: run the command on one of them"
+            ),
+        };
+        let local = |p: PathBuf| absolute(&p).map(JsonPath);
+        let remote = |p: PathBuf| {
+            if p.is_absolute() {
+                Ok(JsonPath(p))
+            } else {
+                Err(anyhow::anyhow!(
+                    "{} on {device} must be an absolute path (DEVICE:/path)",
+                    output::shown(p.as_os_str())
+                ))
+            }
+        };
+        let (sources, dest) = if pull {
+            (
+                sd.into_iter()
+                    .map(|(_, p)| remote(p))
+                    .collect::<Result<Vec<_>>>()?,
+                local(dest)?,
+            )
+        } else {
+            (
+                sd.into_iter()
+                    .map(|(_, p)| local(p))
+                    .collect::<Result<Vec<_>>>()?,
+                remote(dest)?,
+            )
+        };
+        let action = Action::Transfer {
+            device,
+            pull,
+            sources,
+            dest,
+            on_conflict,
+            remove_source: is_move,
+        };
+        return show_or_commit(client, lib, action, a.preview, json, a.detach);
+    }
+    let mut paths = sd
+        .into_iter()
+        .map(|(_, p)| absolute(&p).map(JsonPath))
+        .collect::<Result<Vec<_>>>()?;
+    paths.push(JsonPath(absolute(&dest)?));
+    let dest = paths.pop().expect("the destination was just pushed");
     let action = if is_move {
         Action::Move {
             sources: paths,
@@ -379,6 +433,24 @@ pub fn transfer(
         }
     };
     show_or_commit(client, lib, action, a.preview, json, a.detach)
+}
+
+/// A path as the user wrote it: `DEVICE:/path` (a colon before the first slash, an absolute
+/// path after it) is on a paired device; anything else is here.
+fn sd_path(p: &std::path::Path) -> (Option<String>, PathBuf) {
+    use std::os::unix::ffi::OsStrExt;
+    let b = p.as_os_str().as_bytes();
+    let colon = b.iter().position(|&c| c == b':');
+    let slash = b.iter().position(|&c| c == b'/');
+    if let Some(c) = colon
+        && c > 0
+        && slash == Some(c + 1)
+        && let Ok(device) = std::str::from_utf8(&b[..c])
+    {
+        let path = std::ffi::OsStr::from_bytes(&b[c + 1..]);
+        return (Some(device.to_owned()), PathBuf::from(path));
+    }
+    (None, p.to_path_buf())
 }
 
 pub fn rename(client: &Client, lib: Option<String>, a: RenameArgs, json: bool) -> Result<()> {

@@ -26,7 +26,7 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 struct Daemon {
     node: Arc<Node>,
     /// The network service; `None` when it could not start (the reason is logged).
-    net: Option<crate::network::NetService>,
+    net: Option<Arc<crate::network::NetService>>,
     socket: PathBuf,
     /// Set once a stop began; a second signal then exits at once.
     stopping: AtomicBool,
@@ -70,7 +70,12 @@ pub fn run(data_dir: &Path) -> Result<()> {
         .with_context(|| format!("securing {}", data_dir.display()))?;
     let node = Arc::new(Node::open(data_dir)?);
     let net = match crate::network::NetService::start(node.clone()) {
-        Ok(n) => Some(n),
+        Ok(n) => {
+            let n = Arc::new(n);
+            // Transfers between devices go through it (jobs resumed at open wait for this).
+            node.set_transport(n.clone());
+            Some(n)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "networking is off");
             None
@@ -182,7 +187,7 @@ impl Daemon {
             }
             req => {
                 let stop = matches!(req, Request::Stop);
-                let net = self.net.as_ref().map(|n| n as &dyn sd_api::Network);
+                let net = self.net.as_deref().map(|n| n as &dyn sd_api::Network);
                 let answer = match sd_api::handle_with(&self.node, net, req) {
                     Ok(r) => Answer::Ok(Box::new(r)),
                     Err(e) => Answer::Error(e),

@@ -27,6 +27,7 @@ mod network_cmd;
 mod organise_cmd;
 mod output;
 mod search_cmd;
+mod transfer;
 mod volume_cmd;
 
 use std::io::Write;

@@ -23,6 +23,23 @@ pub enum NetworkCmd {
     Revoke { device: String },
     /// Round-trip time to a paired device
     Ping { device: String },
+    /// The relay that devices on other networks meet through (none by default)
+    #[command(subcommand)]
+    Relay(RelayCmd),
+}
+
+#[derive(Subcommand)]
+pub enum RelayCmd {
+    /// Use the relay at URL (e.g. a self-hosted iroh-relay); the endpoint restarts
+    Set {
+        /// The relay's URL, e.g. https://relay.example.org
+        url: String,
+        /// PEM file of CA certificates to trust for it (a private CA)
+        #[arg(long, value_name = "FILE")]
+        ca: Option<std::path::PathBuf>,
+    },
+    /// Stop using a relay: direct connections only
+    Clear,
 }
 
 #[derive(Subcommand)]
@@ -55,6 +72,22 @@ fn show_device(d: &Device) {
     );
 }
 
+fn show_relay(s: &NetworkStatus) {
+    match &s.relay {
+        None => println!("relay: none (direct connections only)"),
+        Some(r) => println!(
+            "relay: {}{} — {}",
+            r.url,
+            if r.custom_ca { " (private CA)" } else { "" },
+            match (&r.connected, &r.error) {
+                (true, _) => "connected".to_string(),
+                (false, Some(e)) => format!("not connected: {e}"),
+                (false, None) => "connecting".to_string(),
+            }
+        ),
+    }
+}
+
 pub fn run(client: &Client, cmd: NetworkCmd, json: bool) -> Result<()> {
     match cmd {
         NetworkCmd::Status => {
@@ -79,8 +112,28 @@ pub fn run(client: &Client, cmd: NetworkCmd, json: bool) -> Result<()> {
                     String::new()
                 }
             );
-            println!("relay: none (direct connections only)");
+            show_relay(&s);
             println!("paired devices: {}", s.paired);
+        }
+        NetworkCmd::Relay(cmd) => {
+            let (url, ca_pem) = match cmd {
+                RelayCmd::Set { url, ca } => {
+                    let pem = ca
+                        .map(|f| {
+                            std::fs::read_to_string(&f).map_err(|e| {
+                                anyhow::anyhow!("cannot read the CA file {}: {e}", f.display())
+                            })
+                        })
+                        .transpose()?;
+                    (Some(url), pem)
+                }
+                RelayCmd::Clear => (None, None),
+            };
+            let s: NetworkStatus = client.call(&Request::NetworkRelaySet { url, ca_pem })?;
+            if json {
+                return print_json(&s);
+            }
+            show_relay(&s);
         }
         NetworkCmd::Pair(PairCmd::Generate) => generate(client, json)?,
         NetworkCmd::Pair(PairCmd::Join { code, addr }) => {

@@ -203,6 +203,8 @@ pub fn job_bar(job: &JobInfo) -> ProgressBar {
     let total = match &job.progress {
         JobProgress::Index(p) => p.expected,
         JobProgress::FileOp(p) => Some(p.bytes_total.max(p.steps_total)),
+        JobProgress::TransferPull(p) => Some(p.bytes_total.max(p.files_total)),
+        JobProgress::TransferPush(p) => Some(p.bytes_total.max(p.files_total)),
     };
     let bar = match total {
         Some(n) if n > 0 => {
@@ -251,6 +253,12 @@ pub fn update_bar(bar: &ProgressBar, job: &JobInfo) {
             }
             file_op_message(p)
         }
+        JobProgress::TransferPull(_) | JobProgress::TransferPush(_) => {
+            let (done, total) = transfer_position(&job.progress);
+            bar.set_length(total.max(1));
+            bar.set_position(done);
+            progress_message(&job.progress)
+        }
     };
     let paused = if job.state == sd_core::jobs::JobState::Paused {
         " (paused)"
@@ -265,7 +273,70 @@ pub fn progress_message(p: &JobProgress) -> String {
     match p {
         JobProgress::Index(p) => index_message(p),
         JobProgress::FileOp(p) => file_op_message(p),
+        JobProgress::TransferPull(p) => {
+            let phase = match p.pull {
+                sd_core::transfer::PullPhase::Receiving => String::new(),
+                sd_core::transfer::PullPhase::Waiting => format!(
+                    "waiting for {} ({}); ",
+                    p.from,
+                    p.waiting.as_deref().unwrap_or("unreachable")
+                ),
+                sd_core::transfer::PullPhase::RemovingSources => "removing moved sources; ".into(),
+                sd_core::transfer::PullPhase::UpdatingIndex => "updating the index; ".into(),
+                sd_core::transfer::PullPhase::Done => "done; ".into(),
+            };
+            transfer_message(
+                &phase,
+                p.files_done,
+                p.files_total,
+                p.bytes_done,
+                p.bytes_total,
+                p.failed,
+            )
+        }
+        JobProgress::TransferPush(p) => {
+            let phase = match (&p.push, &p.waiting) {
+                (sd_core::transfer::PushPhase::Waiting, w) => format!(
+                    "waiting for {} ({}); ",
+                    p.to,
+                    w.as_deref().unwrap_or("unreachable")
+                ),
+                _ => String::new(),
+            };
+            transfer_message(
+                &phase,
+                p.files_done,
+                p.files_total,
+                p.bytes_done,
+                p.bytes_total,
+                p.failed,
+            )
+        }
     }
+}
+
+/// Bytes (or files, when there are no bytes) done and in all, of a transfer.
+fn transfer_position(p: &JobProgress) -> (u64, u64) {
+    let (fd, ft, bd, bt) = match p {
+        JobProgress::TransferPull(p) => (p.files_done, p.files_total, p.bytes_done, p.bytes_total),
+        JobProgress::TransferPush(p) => (p.files_done, p.files_total, p.bytes_done, p.bytes_total),
+        _ => (0, 0, 0, 0),
+    };
+    if bt > 0 { (bd, bt) } else { (fd, ft) }
+}
+
+fn transfer_message(phase: &str, fd: u64, ft: u64, bd: u64, bt: u64, failed: u64) -> String {
+    let mut s = format!(
+        "{phase}{} of {} files, {} of {}",
+        count(fd),
+        count(ft),
+        bytes(bd),
+        bytes(bt)
+    );
+    if failed > 0 {
+        s.push_str(&format!(", {} failed", count(failed)));
+    }
+    s
 }
 
 /// One-line summary of a file operation's progress.
@@ -306,11 +377,33 @@ pub fn describe(job: &JobInfo) -> String {
             format!("undo of action {}", p.undoes.unwrap_or_default())
         }
         JobSpec::FileOp(p) => p.op.as_str().to_string(),
+        JobSpec::TransferPull(p) => format!(
+            "{} from {}",
+            if p.move_source { "move" } else { "copy" },
+            p.device_name
+        ),
+        JobSpec::TransferPush(p) => format!(
+            "{} to {}",
+            if p.move_source { "move" } else { "copy" },
+            p.device_name
+        ),
     }
 }
 
 /// What a finished job did, in one paragraph.
 pub fn job_summary(job: &JobInfo) -> String {
+    if matches!(
+        job.progress,
+        JobProgress::TransferPull(_) | JobProgress::TransferPush(_)
+    ) {
+        return format!(
+            "{} job {} {}: {}",
+            describe(job),
+            job.id,
+            job.state.as_str(),
+            progress_message(&job.progress)
+        );
+    }
     let JobProgress::FileOp(p) = &job.progress else {
         return index_summary(job);
     };

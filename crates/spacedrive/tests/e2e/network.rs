@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -46,6 +47,20 @@ fn id_of(sd: &Sd) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// Two daemons paired by code over loopback, and their network ids.
+pub fn pair() -> (Sd, Sd, String, String) {
+    let (a, b) = (Sd::new(), Sd::new());
+    let g = generate(&a);
+    let ida = b.json(["network", "pair", "join", &g.code, "--addr", &g.addr])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (last, ok) = g.outcome();
+    assert!(ok, "{last}");
+    let idb = last["paired"]["id"].as_str().unwrap().to_owned();
+    (a, b, ida, idb)
 }
 
 #[test]
@@ -238,4 +253,149 @@ fn daemons_on_a_lan_pair_without_an_address() {
     assert_eq!(last["paired"]["id"], id_of(&b).as_str());
     let listed = b.json(["network", "devices"]);
     assert_eq!(listed[0]["online"], true, "{listed}");
+}
+
+/// A self-hosted relay on loopback (the `iroh-relay` server), with a self-signed certificate:
+/// the kind a user runs for devices on different networks.
+struct TestRelay {
+    url: String,
+    ca_pem: String,
+    _server: iroh_relay::server::Server,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl TestRelay {
+    fn start() -> TestRelay {
+        use iroh_relay::server::{CertConfig, RelayConfig, Server, ServerConfig, TlsConfig};
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap();
+        let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+        let tls = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+        let loopback = std::net::Ipv4Addr::LOCALHOST;
+        let mut relay = RelayConfig::new((loopback, 0));
+        relay.tls = Some(TlsConfig::new(
+            (loopback, 0),
+            CertConfig::Manual { server_config: tls },
+        ));
+        let mut config = ServerConfig::default();
+        config.relay = Some(relay);
+        let server = rt.block_on(Server::spawn(config)).unwrap();
+        TestRelay {
+            url: format!("https://{}", server.https_addr().unwrap()),
+            ca_pem: cert.cert.pem(),
+            _server: server,
+            _rt: rt,
+        }
+    }
+}
+
+fn relay_connected(sd: &Sd) -> bool {
+    sd.json(["network", "status"])["relay"]["connected"] == true
+}
+
+#[test]
+fn devices_that_cannot_reach_each_other_directly_meet_through_a_relay() {
+    let relay = TestRelay::start();
+    let (a, b) = (Sd::new(), Sd::new());
+    let ca = a.tmp.path().join("relay-ca.pem");
+    write(&ca, relay.ca_pem.as_bytes());
+    let root = a.tmp.path().join("music");
+    write(&root.join("song.flac"), b"flac");
+    a.json(["location".as_ref(), "add".as_ref(), root.as_os_str()]);
+
+    // None by default; bad input is refused clearly and changes nothing.
+    assert_eq!(a.json(["network", "status"])["relay"], Value::Null);
+    let err = a.fails(["network", "relay", "set", "relay.example.org"]);
+    assert_eq!(err["code"], "invalid", "{err}");
+    let err = a.fails([
+        "network",
+        "relay",
+        "set",
+        &relay.url,
+        "--ca",
+        "/no/such.pem",
+    ]);
+    assert!(
+        err["message"].as_str().unwrap().contains("/no/such.pem"),
+        "{err}"
+    );
+    write(&a.tmp.path().join("junk.pem"), b"not a certificate");
+    let junk = a.tmp.path().join("junk.pem");
+    let err = a.fails([
+        "network".as_ref(),
+        "relay".as_ref(),
+        "set".as_ref(),
+        relay.url.as_ref(),
+        "--ca".as_ref(),
+        junk.as_os_str(),
+    ]);
+    assert_eq!(err["code"], "invalid", "{err}");
+    assert_eq!(a.json(["network", "status"])["relay"], Value::Null);
+
+    // Both use the relay (its certificate from a private CA).
+    for sd in [&a, &b] {
+        let s = sd.json([
+            "network".as_ref(),
+            "relay".as_ref(),
+            "set".as_ref(),
+            relay.url.as_ref(),
+            "--ca".as_ref(),
+            ca.as_os_str(),
+        ]);
+        assert_eq!(s["relay"]["url"], format!("{}/", relay.url), "{s}");
+        assert_eq!(s["relay"]["custom_ca"], true, "{s}");
+    }
+    super::wait_until(
+        "both devices connected to the relay",
+        Duration::from_secs(30),
+        || relay_connected(&a) && relay_connected(&b),
+    );
+    let g = generate(&a);
+    let ida = b.json(["network", "pair", "join", &g.code, "--addr", &g.addr])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(g.outcome().1);
+
+    // a moves: it comes back on another port, so what b knows of its address is stale. The
+    // relay still joins them (there is no LAN discovery here).
+    a.ok(["stop"]);
+    let settings = a.data.join("network.json");
+    let mut s: Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+    let old = s["port"].as_u64().unwrap();
+    let fresh = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    assert_ne!(u64::from(fresh), old);
+    s["port"] = fresh.into();
+    std::fs::write(&settings, serde_json::to_vec(&s).unwrap()).unwrap();
+    super::wait_until(
+        "a, restarted, connected to the relay again",
+        Duration::from_secs(30),
+        || relay_connected(&a),
+    );
+    let listening = a.json(["network", "status"])["listening"].to_string();
+    assert!(listening.contains(&format!(":{fresh}")), "{listening}");
+    let remote = b.json(["--device", &ida[..10], "location", "list"]);
+    assert_eq!(remote[0]["path"], root.to_str().unwrap(), "{remote}");
+
+    // Cleared: direct connections only, kept across a restart.
+    assert_eq!(a.json(["network", "relay", "clear"])["relay"], Value::Null);
+    a.ok(["stop"]);
+    assert_eq!(a.json(["network", "status"])["relay"], Value::Null);
 }

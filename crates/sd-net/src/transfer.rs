@@ -1,0 +1,644 @@
+//! Files between paired devices (ALPN [`ALPN`]): listings, file bytes, and the calls that steer a
+//! transfer. What may be listed, opened or answered is the daemon's [`Handler`]; this module
+//! moves frames and bytes, and lets only trusted devices in.
+//!
+//! One bidirectional stream per operation:
+//! - `list`: the request; then `items` frames (batches under the frame cap) and `listed`;
+//! - `read`: the request, then one `want` frame per file, all written without waiting for an
+//!   answer. The sender answers in order: `start`, the bytes as `[u32 BE length][bytes]` pieces
+//!   ended by a zero length, then `end` with the BLAKE3 of the whole file (or `failed`). Many
+//!   small files share the stream with no round trip each;
+//! - `call`: one request, one answer.
+//!
+//! Everything a peer sends is length-capped: frames at [`CAP`], pieces at [`PIECE`]; a peer
+//! that breaks the protocol has its connection closed with a logged reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use iroh::EndpointId;
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+use iroh::protocol::{AcceptError, ProtocolHandler};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::devices::{Devices, TrustedDevice};
+use crate::frame;
+use crate::rpc::{CallError, Dialer, NOT_PAIRED, refused};
+
+/// The transfer protocol, version 1.
+pub const ALPN: &[u8] = b"spacedrive/transfer/1";
+/// Largest frame.
+pub const CAP: usize = 1 << 20;
+/// Largest piece of a file's bytes.
+pub const PIECE: usize = 1 << 20;
+/// A listing's items travel in frames of about this size.
+const BATCH_BYTES: usize = 256 * 1024;
+/// Close code: a frame or piece broke the protocol.
+const BAD_FRAME: u32 = 400;
+/// How long a call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A file being sent: where it starts, and its bytes, hashed as they are read.
+pub trait Source: Send {
+    /// Where sending starts (0, or the receiver's prefix when it matched).
+    fn offset(&self) -> u64;
+    /// Size when opened.
+    fn size(&self) -> u64;
+    /// Permission bits.
+    fn mode(&self) -> u32;
+    /// The next bytes (0 at the end).
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// BLAKE3 of the whole file.
+    fn finish(self: Box<Self>) -> [u8; 32];
+}
+
+/// A refusal of a whole operation: a code the caller's API knows (`forbidden`, `not_found`,
+/// `invalid`, …) and what to do, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+}
+
+/// One file asked for: `path` as the daemon encodes paths, from `offset` when the receiver's
+/// first `offset` bytes hash to `prefix` (hex).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Want {
+    pub path: Value,
+    #[serde(default)]
+    pub offset: u64,
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+/// What the daemon serves.
+pub trait Handler: Send + Sync + 'static {
+    /// The listing of `sources` for `peer`: its items (sent in batches) and the rest of it.
+    fn list(
+        &self,
+        peer: EndpointId,
+        grant: Option<String>,
+        sources: Value,
+    ) -> Result<(Vec<Value>, Value), Refusal>;
+    /// Whether `peer` may read under `grant` (or from this device's shared folders).
+    fn may_read(&self, peer: EndpointId, grant: Option<&str>) -> Result<(), Refusal>;
+    /// Opens one wanted file; `Err` says why it cannot be sent (the others still are).
+    fn open(
+        &self,
+        peer: EndpointId,
+        grant: Option<&str>,
+        want: &Want,
+    ) -> Result<Box<dyn Source>, String>;
+    /// Answers a call.
+    fn call(&self, peer: EndpointId, request: Value) -> Result<Value, Refusal>;
+}
+
+/// A device that shares nothing: every transfer is refused (a node that serves no files).
+pub struct ShareNothing;
+
+impl ShareNothing {
+    fn refusal() -> Refusal {
+        Refusal {
+            code: "forbidden".into(),
+            message: "this device shares no files".into(),
+        }
+    }
+}
+
+impl Handler for ShareNothing {
+    fn list(
+        &self,
+        _: EndpointId,
+        _: Option<String>,
+        _: Value,
+    ) -> Result<(Vec<Value>, Value), Refusal> {
+        Err(Self::refusal())
+    }
+
+    fn may_read(&self, _: EndpointId, _: Option<&str>) -> Result<(), Refusal> {
+        Err(Self::refusal())
+    }
+
+    fn open(&self, _: EndpointId, _: Option<&str>, _: &Want) -> Result<Box<dyn Source>, String> {
+        Err(Self::refusal().message)
+    }
+
+    fn call(&self, _: EndpointId, _: Value) -> Result<Value, Refusal> {
+        Err(Self::refusal())
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Msg {
+    List {
+        grant: Option<String>,
+        sources: Value,
+    },
+    Items {
+        items: Vec<Value>,
+    },
+    Listed {
+        rest: Value,
+    },
+    Read {
+        grant: Option<String>,
+    },
+    Want(Want),
+    Start {
+        offset: u64,
+        len: u64,
+        mode: u32,
+    },
+    End {
+        hash: String,
+    },
+    Failed {
+        reason: String,
+    },
+    Call {
+        request: Value,
+    },
+    Answer {
+        answer: Value,
+    },
+    Refused(Refusal),
+}
+
+/// What arrives for the wants of a fetch, in order.
+#[derive(Debug)]
+pub enum Received<'a> {
+    Start {
+        index: usize,
+        offset: u64,
+        len: u64,
+        mode: u32,
+    },
+    Data(&'a [u8]),
+    End {
+        hash: [u8; 32],
+    },
+    /// Want `index` could not be sent.
+    Failed {
+        index: usize,
+        reason: String,
+    },
+}
+
+/// The serving side.
+#[derive(Clone)]
+pub struct TransferServer {
+    devices: Arc<Devices>,
+    handler: Arc<dyn Handler>,
+}
+
+impl std::fmt::Debug for TransferServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TransferServer")
+    }
+}
+
+/// Why serving a stream stopped early.
+enum Broke {
+    /// The peer went away (or reset the stream): nothing to report.
+    Gone,
+    /// The peer broke the protocol.
+    Protocol(String),
+}
+
+impl From<frame::FrameError> for Broke {
+    fn from(e: frame::FrameError) -> Broke {
+        match e {
+            frame::FrameError::Closed | frame::FrameError::Io(_) => Broke::Gone,
+            other => Broke::Protocol(other.to_string()),
+        }
+    }
+}
+
+async fn send(s: &mut SendStream, m: &Msg) -> Result<(), Broke> {
+    frame::write(s, m, CAP).await.map_err(Broke::from)
+}
+
+impl TransferServer {
+    pub fn new(devices: Arc<Devices>, handler: Arc<dyn Handler>) -> TransferServer {
+        TransferServer { devices, handler }
+    }
+
+    async fn serve(
+        &self,
+        peer: EndpointId,
+        mut tx: SendStream,
+        mut rx: RecvStream,
+    ) -> Result<(), Broke> {
+        let first: Msg = frame::read(&mut rx, CAP).await?;
+        let h = self.handler.clone();
+        match first {
+            Msg::List { grant, sources } => {
+                let r = tokio::task::spawn_blocking(move || h.list(peer, grant, sources))
+                    .await
+                    .map_err(|e| Broke::Protocol(format!("listing: {e}")))?;
+                match r {
+                    Ok((items, rest)) => {
+                        let mut batch = Vec::new();
+                        let mut size = 0;
+                        for it in items {
+                            size += it.to_string().len();
+                            batch.push(it);
+                            if size >= BATCH_BYTES {
+                                let items = std::mem::take(&mut batch);
+                                send(&mut tx, &Msg::Items { items }).await?;
+                                size = 0;
+                            }
+                        }
+                        if !batch.is_empty() {
+                            send(&mut tx, &Msg::Items { items: batch }).await?;
+                        }
+                        send(&mut tx, &Msg::Listed { rest }).await?;
+                    }
+                    Err(r) => send(&mut tx, &Msg::Refused(r)).await?,
+                }
+            }
+            Msg::Read { grant } => {
+                if let Err(r) = self.handler.may_read(peer, grant.as_deref()) {
+                    send(&mut tx, &Msg::Refused(r)).await?;
+                } else {
+                    self.serve_read(peer, grant, &mut tx, &mut rx).await?;
+                }
+            }
+            Msg::Call { request } => {
+                let r = tokio::task::spawn_blocking(move || h.call(peer, request))
+                    .await
+                    .map_err(|e| Broke::Protocol(format!("call: {e}")))?;
+                let m = match r {
+                    Ok(answer) => Msg::Answer { answer },
+                    Err(r) => Msg::Refused(r),
+                };
+                send(&mut tx, &m).await?;
+            }
+            other => return Err(Broke::Protocol(format!("unexpected {}", kind(&other)))),
+        }
+        let _ = tx.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tx.stopped()).await;
+        Ok(())
+    }
+
+    /// Answers wants until the peer has sent them all.
+    async fn serve_read(
+        &self,
+        peer: EndpointId,
+        grant: Option<String>,
+        tx: &mut SendStream,
+        rx: &mut RecvStream,
+    ) -> Result<(), Broke> {
+        let mut buf = vec![0u8; PIECE];
+        loop {
+            let want = match frame::read::<_, Msg>(rx, CAP).await {
+                Ok(Msg::Want(w)) => w,
+                Ok(other) => return Err(Broke::Protocol(format!("unexpected {}", kind(&other)))),
+                Err(frame::FrameError::Closed) => return Ok(()), // all asked
+                Err(e) => return Err(e.into()),
+            };
+            let h = self.handler.clone();
+            let g = grant.clone();
+            let opened = tokio::task::spawn_blocking(move || h.open(peer, g.as_deref(), &want))
+                .await
+                .map_err(|e| Broke::Protocol(format!("opening: {e}")))?;
+            let mut src = match opened {
+                Ok(s) => s,
+                Err(reason) => {
+                    send(tx, &Msg::Failed { reason }).await?;
+                    continue;
+                }
+            };
+            let start = Msg::Start {
+                offset: src.offset(),
+                len: src.size(),
+                mode: src.mode(),
+            };
+            send(tx, &start).await?;
+            let failed = loop {
+                // Reads from the page cache are short; a slow disk only holds this stream.
+                match tokio::task::block_in_place(|| src.read(&mut buf)) {
+                    Ok(0) => break None,
+                    Ok(n) => {
+                        tx.write_all(&(n as u32).to_be_bytes())
+                            .await
+                            .map_err(|_| Broke::Gone)?;
+                        tx.write_all(&buf[..n]).await.map_err(|_| Broke::Gone)?;
+                    }
+                    Err(e) => break Some(e.to_string()),
+                }
+            };
+            tx.write_all(&0u32.to_be_bytes())
+                .await
+                .map_err(|_| Broke::Gone)?;
+            let end = match failed {
+                None => Msg::End {
+                    hash: hex(&src.finish()),
+                },
+                Some(reason) => Msg::Failed {
+                    reason: format!("read failed midway: {reason}"),
+                },
+            };
+            send(tx, &end).await?;
+        }
+    }
+}
+
+fn kind(m: &Msg) -> String {
+    serde_json::to_value(m)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn hex(b: &[u8; 32]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+impl ProtocolHandler for TransferServer {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        let peer = conn.remote_id();
+        if !self.devices.is_trusted(&peer.to_string()) {
+            tracing::info!(%peer, "refused a transfer from a device that is not paired");
+            conn.close(NOT_PAIRED.into(), b"not paired");
+            return Ok(());
+        }
+        self.devices.seen(&peer.to_string(), None);
+        loop {
+            let (tx, rx) = match conn.accept_bi().await {
+                Ok(s) => s,
+                Err(_) => return Ok(()),
+            };
+            if !self.devices.is_trusted(&peer.to_string()) {
+                conn.close(NOT_PAIRED.into(), b"not paired");
+                return Ok(());
+            }
+            let me = self.clone();
+            let c = conn.clone();
+            tokio::spawn(async move {
+                if let Err(Broke::Protocol(reason)) = me.serve(peer, tx, rx).await {
+                    tracing::info!(%peer, %reason, "closing a transfer that broke the protocol");
+                    c.close(BAD_FRAME.into(), b"protocol error");
+                }
+            });
+        }
+    }
+}
+
+/// Why a transfer operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The other device refused the whole operation.
+    #[error("{}", .0.message)]
+    Refused(Refusal),
+}
+
+/// The calling side.
+#[derive(Clone)]
+pub struct TransferClient {
+    dialer: Dialer,
+}
+
+impl TransferClient {
+    pub(crate) fn new(dialer: Dialer) -> TransferClient {
+        TransferClient { dialer }
+    }
+
+    /// Opens a stream to `dev`, runs `op` on it; a broken connection is forgotten (the next
+    /// operation dials again) and reported as `unreachable` or `not paired`.
+    async fn on_stream<T>(
+        &self,
+        dev: &TrustedDevice,
+        op: impl AsyncFnOnce(SendStream, RecvStream) -> Result<T, Fail>,
+    ) -> Result<T, TransferError> {
+        let (id, conn) = self.dialer.connection(dev, ALPN).await?;
+        let r = async {
+            let (tx, rx) = conn
+                .open_bi()
+                .await
+                .map_err(|e| Fail::Gone(e.to_string()))?;
+            op(tx, rx).await
+        }
+        .await;
+        match r {
+            Ok(v) => Ok(v),
+            Err(Fail::Refused(r)) => Err(TransferError::Refused(r)),
+            Err(Fail::Stopped) => Err(TransferError::Call(CallError::Unreachable {
+                device: dev.name.clone(),
+                reason: "stopped".into(),
+            })),
+            Err(Fail::Gone(reason)) => {
+                self.dialer.forget(id, ALPN, None);
+                if refused(&conn) {
+                    return Err(CallError::NotPaired {
+                        device: dev.name.clone(),
+                    }
+                    .into());
+                }
+                Err(CallError::Unreachable {
+                    device: dev.name.clone(),
+                    reason,
+                }
+                .into())
+            }
+            Err(Fail::Protocol(reason)) => {
+                self.dialer
+                    .forget(id, ALPN, Some((BAD_FRAME, b"protocol error")));
+                Err(CallError::Protocol {
+                    device: dev.name.clone(),
+                    reason,
+                }
+                .into())
+            }
+        }
+    }
+
+    /// The listing of `sources` on `dev`: its `rest` with `items` put back.
+    pub async fn list(
+        &self,
+        dev: &TrustedDevice,
+        grant: Option<String>,
+        sources: Value,
+    ) -> Result<Value, TransferError> {
+        self.on_stream(dev, async |mut tx, mut rx| {
+            put(&mut tx, &Msg::List { grant, sources }).await?;
+            let _ = tx.finish();
+            let mut items = Vec::new();
+            loop {
+                match get(&mut rx).await? {
+                    Msg::Items { items: batch } => items.extend(batch),
+                    Msg::Listed { mut rest } => {
+                        if let Some(o) = rest.as_object_mut() {
+                            o.insert("items".into(), Value::Array(items));
+                        }
+                        return Ok(rest);
+                    }
+                    Msg::Refused(r) => return Err(Fail::Refused(r)),
+                    other => return Err(Fail::Protocol(format!("unexpected {}", kind(&other)))),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Streams `wants` from `dev` into `on`, in order. `on` returning `false` stops the fetch
+    /// (reported as `unreachable: stopped`; the caller knows why it stopped).
+    pub async fn fetch(
+        &self,
+        dev: &TrustedDevice,
+        grant: Option<String>,
+        wants: Vec<Want>,
+        on: &mut dyn FnMut(Received<'_>) -> bool,
+    ) -> Result<(), TransferError> {
+        let count = wants.len();
+        self.on_stream(dev, async move |mut tx, mut rx| {
+            put(&mut tx, &Msg::Read { grant }).await?;
+            // Every want goes out at once (flow control paces it); answers come in order.
+            let writer = tokio::spawn(async move {
+                for w in wants {
+                    if frame::write(&mut tx, &Msg::Want(w), CAP).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = tx.finish();
+            });
+            let r = receive(&mut rx, count, on).await;
+            writer.abort();
+            r
+        })
+        .await
+    }
+
+    /// One call: `request` in, the answer out.
+    pub async fn call(&self, dev: &TrustedDevice, request: Value) -> Result<Value, TransferError> {
+        let op = self.on_stream(dev, async |mut tx, mut rx| {
+            put(&mut tx, &Msg::Call { request }).await?;
+            let _ = tx.finish();
+            match get(&mut rx).await? {
+                Msg::Answer { answer } => Ok(answer),
+                Msg::Refused(r) => Err(Fail::Refused(r)),
+                other => Err(Fail::Protocol(format!("unexpected {}", kind(&other)))),
+            }
+        });
+        tokio::time::timeout(CALL_TIMEOUT, op).await.map_err(|_| {
+            TransferError::Call(CallError::Unreachable {
+                device: dev.name.clone(),
+                reason: format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
+            })
+        })?
+    }
+}
+
+/// Why an operation on a stream failed.
+enum Fail {
+    Gone(String),
+    Protocol(String),
+    Refused(Refusal),
+    Stopped,
+}
+
+async fn put(tx: &mut SendStream, m: &Msg) -> Result<(), Fail> {
+    frame::write(tx, m, CAP)
+        .await
+        .map_err(|e| Fail::Gone(e.to_string()))
+}
+
+async fn get(rx: &mut RecvStream) -> Result<Msg, Fail> {
+    frame::read(rx, CAP).await.map_err(|e| match e {
+        frame::FrameError::Closed | frame::FrameError::Io(_) => Fail::Gone(e.to_string()),
+        other => Fail::Protocol(other.to_string()),
+    })
+}
+
+/// Reads the answers to `count` wants.
+async fn receive(
+    rx: &mut RecvStream,
+    count: usize,
+    on: &mut dyn FnMut(Received<'_>) -> bool,
+) -> Result<(), Fail> {
+    let mut buf = vec![0u8; PIECE];
+    for index in 0..count {
+        let (offset, len, mode) = match get(rx).await? {
+            Msg::Start { offset, len, mode } => (offset, len, mode),
+            Msg::Failed { reason } => {
+                if !on(Received::Failed { index, reason }) {
+                    return Err(Fail::Stopped);
+                }
+                continue;
+            }
+            Msg::Refused(r) => return Err(Fail::Refused(r)),
+            other => return Err(Fail::Protocol(format!("unexpected {}", kind(&other)))),
+        };
+        if !on(Received::Start {
+            index,
+            offset,
+            len,
+            mode,
+        }) {
+            return Err(Fail::Stopped);
+        }
+        loop {
+            let mut n = [0u8; 4];
+            rx.read_exact(&mut n)
+                .await
+                .map_err(|e| Fail::Gone(e.to_string()))?;
+            let n = u32::from_be_bytes(n) as usize;
+            if n == 0 {
+                break;
+            }
+            if n > PIECE {
+                return Err(Fail::Protocol(format!(
+                    "a piece of {n} bytes is over the {PIECE}-byte limit"
+                )));
+            }
+            rx.read_exact(&mut buf[..n])
+                .await
+                .map_err(|e| Fail::Gone(e.to_string()))?;
+            if !on(Received::Data(&buf[..n])) {
+                return Err(Fail::Stopped);
+            }
+        }
+        let done = match get(rx).await? {
+            Msg::End { hash } => match unhex(&hash) {
+                Some(hash) => on(Received::End { hash }),
+                None => return Err(Fail::Protocol(format!("malformed hash {hash:?}"))),
+            },
+            Msg::Failed { reason } => on(Received::Failed { index, reason }),
+            other => return Err(Fail::Protocol(format!("unexpected {}", kind(&other)))),
+        };
+        if !done {
+            return Err(Fail::Stopped);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_round_trip_and_junk_is_refused() {
+        let h = *blake3::hash(b"x").as_bytes();
+        assert_eq!(unhex(&hex(&h)), Some(h));
+        for bad in ["", "zz", &"é".repeat(32), &"0".repeat(63)] {
+            assert_eq!(unhex(bad), None, "{bad:?}");
+        }
+    }
+}
