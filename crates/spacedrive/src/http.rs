@@ -344,12 +344,18 @@ fn request_of(method: &str, body: &[u8]) -> Result<Request, ApiError> {
                 .map_err(|e| ApiError::bad_request(format!("malformed params: {e}")))?,
         )
     };
-    let whole = match params {
-        Some(p) => serde_json::json!({"method": method, "params": p}),
-        None => serde_json::json!({"method": method}),
+    let parse = |whole: serde_json::Value| {
+        let bytes = serde_json::to_vec(&whole).map_err(|e| ApiError::internal(e.to_string()))?;
+        sd_api::parse_request(&bytes)
     };
-    let bytes = serde_json::to_vec(&whole).map_err(|e| ApiError::internal(e.to_string()))?;
-    sd_api::parse_request(&bytes)
+    match params {
+        Some(p) => parse(serde_json::json!({"method": method, "params": p})),
+        // No body: a method without parameters, or one whose parameters may all be left out
+        // (`tag.list` on the default library).
+        None => parse(serde_json::json!({"method": method})).or_else(|first| {
+            parse(serde_json::json!({"method": method, "params": {}})).map_err(|_| first)
+        }),
+    }
 }
 
 #[derive(Deserialize)]
