@@ -218,3 +218,108 @@ fn browse_search_tag_copy_trash_and_undo_in_a_browser() {
         .collect();
     assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
 }
+
+/// `bench/ui.sh`'s measurements, against an existing data folder with an indexed library
+/// (`SD_BENCH_DATA`): time to the first rows of the folder view (`SD_BENCH_FOLDER`) and of a
+/// search (`SD_BENCH_QUERY`) by the page's navigation timing, and `location.list` over HTTP
+/// against the Unix socket, interleaved, same run. Prints figures; asserts nothing on timings.
+#[test]
+#[ignore = "a benchmark: run by bench/ui.sh"]
+fn ui_bench() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (Ok(data), Ok(folder)) = (
+        std::env::var("SD_BENCH_DATA"),
+        std::env::var("SD_BENCH_FOLDER"),
+    ) else {
+        eprintln!("SD_BENCH_DATA and SD_BENCH_FOLDER are needed (see bench/ui.sh)");
+        return;
+    };
+    let query = std::env::var("SD_BENCH_QUERY").unwrap_or_else(|_| "report".into());
+    let runs: usize = std::env::var("SD_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(7);
+    let bin = chromium().expect("chromium");
+    let out = std::process::Command::new(super::BIN)
+        .args(["--data-dir", &data, "--json", "ui", "--no-open"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ui: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let login = ui["url"].as_str().unwrap().to_owned();
+    let addr: std::net::SocketAddr = ui["listen"].as_str().unwrap().parse().unwrap();
+    let token = login.split_once("token=").unwrap().1.to_owned();
+    let mut b = Browser::launch(&bin, 1366, 820);
+    b.goto(&login);
+    b.wait_for("the UI", "document.querySelector('.side-item')");
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut first_render = |route: serde_json::Value| {
+        let url = format!("http://{addr}/#{}", urlencode(&route.to_string()));
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            // A fresh load each time (a new hash alone would not reload the page).
+            b.goto(&url);
+            b.call("Page.reload", serde_json::json!({"ignoreCache": false}));
+            b.wait_for("the page to load", "document.readyState === 'complete'");
+            let t = b.wait_for(
+                "the first rows",
+                "performance.getEntriesByName('sd-first-rows').length && performance.getEntriesByName('sd-first-rows')[0].startTime",
+            );
+            times.push(t.as_f64().unwrap());
+        }
+        median(times)
+    };
+    let folder_ms = first_render(serde_json::json!({"view": "browse", "path": folder}));
+    let search_ms = first_render(
+        serde_json::json!({"view": "search", "text": query, "filters": {}, "order": "relevance"}),
+    );
+    println!("first render, folder view of {folder}: {folder_ms:.0} ms (median of {runs})");
+    println!("first render, search results for {query:?}: {search_ms:.0} ms (median of {runs})");
+
+    let req = r#"{"method": "location.list", "params": {"library": null}}"#;
+    let sock = std::path::Path::new(&data).join("daemon.sock");
+    let mut http = Vec::new();
+    let mut unix = Vec::new();
+    for _ in 0..300 {
+        let t = std::time::Instant::now();
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "POST /api/v1/rpc HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{req}",
+            req.len()
+        )
+        .unwrap();
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).unwrap();
+        http.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = std::time::Instant::now();
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        writeln!(s, "{req}").unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        unix.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (h, u) = (median(http), median(unix));
+    println!(
+        "location.list p50: HTTP {h:.2} ms, Unix socket {u:.2} ms ({:.2}x)",
+        h / u
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|c| match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (c as char).to_string()
+            }
+            _ => format!("%{c:02X}"),
+        })
+        .collect()
+}
