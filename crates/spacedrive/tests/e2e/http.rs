@@ -358,6 +358,7 @@ fn steady(mut v: Value) -> Value {
                     "duration_ms",
                     "uptime_ms",
                     "free",
+                    "available",
                     "last_seen",
                 ] {
                     o.remove(k);
