@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// What kind of failure an answer reports. The strings (snake_case) are the API's stable codes,
 /// documented in docs/API.md; clients match on them, so a variant is never renamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Malformed, oversized or non-UTF-8 request, or an unknown method.
@@ -87,6 +88,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// An error as sent to clients: `{"code": …, "message": …}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,

@@ -194,9 +194,11 @@ pub fn handle_with(
             recursive,
             sort,
             limit,
+            offset,
         } => {
             let lib = node.library(library.as_deref())?;
-            Response::Listing(query::list(&lib, &path.0, recursive, sort, limit)?)
+            let offset = offset.unwrap_or(0);
+            Response::Listing(query::list(&lib, &path.0, recursive, sort, limit, offset)?)
         }
         Request::QuickScan { path, scope, rules } => Response::QuickScan(
             index::ephemeral::quick_scan(&path.0, scope, rules, &Control::default())?,

@@ -28,6 +28,7 @@ pub trait Network: Send + Sync {
 
 /// `network.status`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NetworkStatus {
     /// This device's network id (its iroh endpoint id, from `network.key`).
     pub id: String,
@@ -48,6 +49,7 @@ pub struct NetworkStatus {
 
 /// The relay a device keeps a home connection to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RelayStatus {
     pub url: String,
     /// A private CA is trusted for it.
@@ -60,6 +62,7 @@ pub struct RelayStatus {
 
 /// `network.pair_generate`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PairCode {
     pub code: String,
     /// Unix milliseconds.
@@ -70,6 +73,7 @@ pub struct PairCode {
 
 /// A paired device (`network.devices`, `network.pair_wait`, `network.pair_join`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Device {
     /// Its network id.
     pub id: String,
@@ -88,6 +92,7 @@ pub struct Device {
 
 /// `network.revoke`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Revoked {
     pub device: Device,
     /// Whether the other device was reached and dropped this one too.
@@ -96,6 +101,7 @@ pub struct Revoked {
 
 /// `network.ping`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Pong {
     pub device: Device,
     pub rtt_ms: f64,

@@ -43,6 +43,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, ApiError> {
 
 /// Every call a client can make. `library` is a name or id; omitted, the default library is used.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "method", content = "params")]
 pub enum Request {
     #[serde(rename = "daemon.status")]
@@ -93,6 +94,8 @@ pub enum Request {
         recursive: bool,
         sort: SortBy,
         limit: Option<usize>,
+        /// Entries to leave out first (in `sort` order), to page through a large folder.
+        offset: Option<usize>,
     },
     #[serde(rename = "index.quick_scan")]
     QuickScan {

@@ -20,13 +20,14 @@ use crate::ErrorCode;
 // One answer is built, written and dropped per request: its size on the stack does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum Response {
     /// `daemon.status`
     Status(Status),
     /// `daemon.stop`, `network.pair_cancel`
     Stopping(Stopping),
-    /// `network.status`
+    /// `network.status`, `network.relay_set`
     NetworkStatus(crate::NetworkStatus),
     /// `network.pair_generate`
     PairCode(crate::PairCode),
@@ -90,6 +91,7 @@ pub enum Response {
 
 /// `daemon.status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Status {
     pub pid: u32,
     pub version: String,
@@ -101,12 +103,14 @@ pub struct Status {
 
 /// `daemon.stop`: always `{"stopping": true}`; the transport stops once it has answered.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Stopping {
     pub stopping: bool,
 }
 
 /// Whether a library of `library.list` is usable: `open`, or the error code that kept it closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LibraryStatus {
     Open,
@@ -126,6 +130,7 @@ impl std::fmt::Display for LibraryStatus {
 
 /// One row of `library.list`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LibrarySummary {
     pub id: Option<String>,
     pub name: String,
@@ -138,6 +143,7 @@ pub struct LibrarySummary {
 
 /// `library.info` (and what `library.create`, `library.rename` and `library.use` answer).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LibraryInfo {
     pub id: String,
     pub name: String,
@@ -156,12 +162,14 @@ pub struct LibraryInfo {
 
 /// `library.delete`: the name of the library whose folder was removed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LibraryDeleted {
     pub deleted: String,
 }
 
 /// `location.add` and `location.rescan`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Started {
     pub library_id: String,
     pub location: Location,
@@ -174,6 +182,7 @@ pub struct Started {
 
 /// `location.info`: the location plus counts the list view leaves out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LocationDetail {
     #[serde(flatten)]
     pub location: Location,
@@ -186,6 +195,7 @@ pub struct LocationDetail {
 
 /// `location.update`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LocationUpdated {
     pub location: Location,
     /// The rescan a rules change started now.
@@ -196,6 +206,7 @@ pub struct LocationUpdated {
 
 /// `location.remove`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LocationRemoved {
     pub location_id: i64,
     pub entries_removed: u64,
@@ -203,6 +214,7 @@ pub struct LocationRemoved {
 
 /// `volume.list`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Volumes {
     pub mounted: Vec<Volume>,
     /// Empty when there is no library yet.
@@ -212,6 +224,7 @@ pub struct Volumes {
 /// `action.commit`: a file operation started as a job, or an organising change made.
 #[allow(clippy::large_enum_variant)] // one per request, see `Response`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum Committed {
     /// `copy`, `move`, `rename`, `delete`, and the undo of a file operation.
@@ -222,6 +235,7 @@ pub enum Committed {
 
 /// A file operation's job and the totals of its plan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobStarted {
     pub job: JobInfo,
     pub plan: PlanSummary,
@@ -229,6 +243,7 @@ pub struct JobStarted {
 
 /// The totals of a committed plan (`action.preview` shows every step).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PlanSummary {
     pub files: u64,
     pub dirs: u64,
@@ -243,6 +258,7 @@ pub struct PlanSummary {
 
 /// An organising change, recorded in the audit log as row `audit_id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Organised {
     #[serde(flatten)]
     pub change: Change,
@@ -256,6 +272,7 @@ pub struct Organised {
 
 /// What an organising action changed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum Change {
     /// `tag_create`, `tag_rename` (and undoing a rename): the tag as it is now.
@@ -272,6 +289,7 @@ pub enum Change {
 
 /// `tag_delete`: the tag deleted with its children, and the assignments that went with them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TagDeleted {
     pub deleted: String,
     pub tags: u64,
@@ -281,6 +299,7 @@ pub struct TagDeleted {
 
 /// How many assignments a tag change made or took away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TagCount {
     Added(u64),
@@ -289,6 +308,7 @@ pub enum TagCount {
 
 /// `tag_apply` / `tag_remove`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Tagged {
     pub tag: String,
     #[serde(flatten)]
@@ -298,6 +318,7 @@ pub struct Tagged {
 
 /// The undo of a tag change, by tag id (the tag may have been renamed since).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Retagged {
     pub tag_id: i64,
     #[serde(flatten)]
@@ -306,6 +327,7 @@ pub struct Retagged {
 
 /// `favorite`, `hide`, `note`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Marked {
     pub updated: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,6 +337,7 @@ pub struct Marked {
 /// One line of an `events.subscribe` stream.
 #[allow(clippy::large_enum_variant)] // written as soon as it is made, see `Response`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StreamLine {
     /// `{"event": {"type": "job", "data": Job}}`

@@ -23,6 +23,7 @@ use crate::{Error, Result};
 
 /// A change to files or to a library's organisation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "action", content = "params", rename_all = "snake_case")]
 pub enum Action {
     TagCreate {
@@ -245,6 +246,7 @@ struct MetaState {
 
 /// What an action will do, in full, before it is committed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Preview {
     pub action: String,
     /// File operations: every step, conflicts, bytes, free space.

@@ -13,6 +13,7 @@ use crate::{Error, Result};
 
 /// How an action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Completed,
@@ -59,6 +60,7 @@ pub(crate) struct Record {
 
 /// One row of the log, as clients see it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditRow {
     pub id: i64,
     pub device: String,
@@ -86,6 +88,7 @@ pub struct AuditRow {
 
 /// Where a row stands in the undo history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A change the user asked for (files, organisation, libraries, locations).
@@ -438,6 +441,7 @@ fn outcome_note(row: &AuditRow) -> &'static str {
 
 /// Result of checking the hash chain.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Verification {
     pub rows: u64,
     pub ok: bool,

@@ -9,6 +9,7 @@ use crate::{Error, Result, fsutil};
 
 /// Who this device is. Stored in `<data dir>/device.json`; the id never changes once created.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeviceIdentity {
     pub id: Uuid,
     pub name: String,

@@ -31,6 +31,7 @@ use crate::{Error, Result};
 
 /// One set of identical files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DupGroup {
     pub size: u64,
     pub cas_id: String,
@@ -46,6 +47,7 @@ pub struct DupGroup {
 
 /// The report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DupReport {
     /// `library` or `path`.
     pub source: String,
@@ -444,6 +446,7 @@ pub fn in_path(path: &Path, min_size: u64, control: &Control) -> Result<DupRepor
 
 /// What `file info` shows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FileInfo {
     pub entry: crate::query::EntryView,
     pub location_id: i64,
@@ -454,6 +457,7 @@ pub struct FileInfo {
 
 /// A content identity and every indexed copy of it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ContentInfo {
     pub cas_id: String,
     pub uuid: String,
@@ -599,6 +603,7 @@ pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
 /// `verify`: the full-file BLAKE3 of any file; when the file is indexed with a stored integrity
 /// hash, whether it still matches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Verified {
     pub path: JsonPath,
     pub size: u64,

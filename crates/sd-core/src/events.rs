@@ -9,6 +9,7 @@ use crate::jobs::JobInfo;
 
 /// Something that happened in the engine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {

@@ -34,6 +34,7 @@ pub use run::{FileOpJob, FileOpKind, FileOpPhase, FileOpProgress, FileUndo, Move
 
 /// What to do when a destination already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ConflictPolicy {
     /// Stop and let the user choose (the CLI asks; other clients must pick a policy).
@@ -46,6 +47,7 @@ pub enum ConflictPolicy {
 
 /// The operation a job performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OpKind {
     Copy,
@@ -87,6 +89,7 @@ impl OpKind {
 
 /// One step of a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepOp {
     /// Create a directory at `dst`.
@@ -150,6 +153,7 @@ impl StepOp {
 
 /// One step of a plan; also one row of a job's `fileop_items`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Step {
     pub seq: i64,
     pub op: StepOp,
@@ -175,6 +179,7 @@ pub struct Step {
 
 /// Free space at a destination.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Space {
     pub path: JsonPath,
     pub needed: u64,
@@ -185,6 +190,7 @@ pub struct Space {
 /// A folder the operation must change but may not (read-only filesystem, immutable, no write
 /// permission), found by asking the kernel (`access(W_OK)`) while planning.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Blocked {
     pub path: JsonPath,
     pub message: String,
@@ -192,6 +198,7 @@ pub struct Blocked {
 
 /// What an operation will do, before it does it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Plan {
     pub op: OpKind,
     pub steps: Vec<Step>,
@@ -219,6 +226,7 @@ pub struct Plan {
 
 /// An operation as a client asks for it, with exact destinations.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Request {
     pub op: OpKind,
     /// `(source, destination)`; the destination is the exact final path (none for deletes).

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a file is, broadly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ContentKind {
     Image,
@@ -79,6 +80,7 @@ impl ContentKind {
 
 /// Where the verdict came from, strongest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Confidence {
     /// Magic bytes and extension agree.
@@ -93,6 +95,7 @@ pub enum Confidence {
 
 /// The verdict for one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FileType {
     pub kind: ContentKind,
     pub mime: Option<String>,

@@ -37,6 +37,7 @@ use walk::{DirTask, Listing, PathError, WalkOptions};
 
 /// What an index job does, stored as the job's params.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IndexParams {
     pub location_id: i64,
     /// First scan of the location (nothing indexed yet: no diff, no move detection needed).
@@ -48,6 +49,7 @@ pub struct IndexParams {
 
 /// Where an index job is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     #[default]
@@ -61,6 +63,7 @@ pub enum Phase {
 
 /// Live and persisted progress of an index job; also its result when it completes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IndexProgress {
     pub phase: Phase,
     pub dirs_listed: u64,

@@ -22,6 +22,7 @@ macro_rules! kinds {
     ($($variant:ident = $tag:literal => $kind:ty),+ $(,)?) => {
         /// What a job does. A closed set: one variant per registered kind, holding its params.
         #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
         #[serde(tag = "kind", content = "params")]
         pub enum JobSpec {
             $(#[serde(rename = $tag)] $variant(<$kind as JobKind>::Params),)+
@@ -30,6 +31,7 @@ macro_rules! kinds {
         /// A job's progress, by kind (serialised as the inner value; read back in the order the
         /// kinds are listed).
         #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
         #[serde(untagged)]
         pub enum JobProgress {
             $($variant(<$kind as JobKind>::Progress),)+
@@ -126,6 +128,7 @@ impl JobProgress {
 
 /// A job as clients see it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobInfo {
     pub id: i64,
     pub library_id: Uuid,

@@ -140,6 +140,7 @@ pub fn add(
 
 /// Changes to a location's settings; `None` leaves a setting as it is.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct Changes {
     pub name: Option<String>,

@@ -99,6 +99,39 @@ impl<'de> Deserialize<'de> for JsonPath {
     }
 }
 
+/// The schema of [`JsonPath`] and [`JsonName`]: a string, or `{"bytes": base64}` when not UTF-8.
+#[cfg(feature = "schema")]
+fn os_schema(what: &str) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": format!("{what}: a string when it is valid UTF-8, else its raw bytes as {{\"bytes\": standard base64}}"),
+        "anyOf": [
+            {"type": "string"},
+            {"type": "object", "properties": {"bytes": {"type": "string", "contentEncoding": "base64"}},
+             "required": ["bytes"], "additionalProperties": false}
+        ]
+    })
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for JsonPath {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "JsonPath".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        os_schema("An absolute path")
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for JsonName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "JsonName".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        os_schema("A file name")
+    }
+}
+
 /// A file name that serialises like [`JsonPath`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JsonName(pub OsString);

@@ -12,6 +12,7 @@ use crate::{Error, Result};
 
 /// A tag with its assignment counts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Tag {
     pub id: i64,
     pub name: String,
@@ -27,6 +28,7 @@ pub struct Tag {
 
 /// What a tag, favourite, hidden flag or note is attached to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     Entry(i64),
@@ -302,6 +304,7 @@ pub enum MetaField {
 
 /// Everything the user attached to an entry, directly or through its content.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Attached {
     pub tags: Vec<String>,
     pub content_tags: Vec<String>,

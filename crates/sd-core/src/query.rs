@@ -20,6 +20,7 @@ use crate::{Error, Result};
 
 /// An indexed entry as clients see it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EntryView {
     pub id: i64,
     pub name: JsonName,
@@ -140,6 +141,7 @@ pub fn entry_view(conn: &Connection, id: i64, path: &Path) -> Result<EntryView> 
 
 /// How to order a listing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SortBy {
@@ -147,10 +149,14 @@ pub enum SortBy {
     Name,
     Size,
     Modified,
+    /// Folders first, then by extension (case ignored), then by name. Sorted in memory: costs
+    /// a read of the whole folder, where the other orders read only the page asked for.
+    Kind,
 }
 
 /// A directory listing (or a subtree, when `recursive`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Listing {
     pub location_id: i64,
     pub entry: EntryView,
@@ -160,13 +166,16 @@ pub struct Listing {
 }
 
 /// Lists the entry at `path`: its children, or its whole subtree when `recursive`.
-/// Subtrees come out parents-before-children (breadth-first).
+/// Subtrees come out parents-before-children (breadth-first). `offset` entries (in `sort`
+/// order) are left out first, then at most `limit` are listed: a client pages through a large
+/// folder without reading it whole.
 pub fn list(
     lib: &Library,
     path: &Path,
     recursive: bool,
     sort: SortBy,
     limit: Option<usize>,
+    offset: usize,
 ) -> Result<Listing> {
     let (loc, id) = resolve(lib, path)?;
     let conn = lib.reader()?;
@@ -184,7 +193,8 @@ pub fn list(
                  UNION ALL SELECT e.{cols}, e.parent_id FROM entries e JOIN sub ON e.parent_id = sub.id)
              SELECT * FROM sub LIMIT ?2"
         ))?;
-        let lim = limit.map(|l| l as i64 + 1).unwrap_or(-1);
+        // The subtree is read in walk order; sorted and cut after (`offset` included).
+        let lim = limit.map(|l| (l + offset) as i64 + 1).unwrap_or(-1);
         // Rows carry their parent id; paths are built once all are in, whatever their order.
         let mut rows: Vec<(i64, EntryView)> = Vec::new();
         let mut paths = DirPaths::new();
@@ -197,8 +207,8 @@ pub fn list(
             }
             rows.push((parent, v));
         }
-        truncated = rows.len() > cap;
-        rows.truncate(cap);
+        truncated = rows.len() > cap.saturating_add(offset);
+        rows.truncate(cap.saturating_add(offset));
         paths.add_root(id, own_path);
         for (parent, mut v) in rows {
             let Some(pp) = paths.dir(parent) else {
@@ -207,17 +217,37 @@ pub fn list(
             v.path = JsonPath(pp.join(&v.name.0));
             entries.push(v);
         }
+    } else if sort == SortBy::Kind {
+        let mut q = conn.prepare(&format!(
+            "SELECT {ENTRY_COLS} FROM entries WHERE parent_id = ?1 ORDER BY name"
+        ))?;
+        for r in q.query_map(params![id], |r| view(r, &entry.path.0))? {
+            entries.push(r?);
+        }
+        sort_entries(&mut entries, sort);
+        entries.drain(..offset.min(entries.len()));
+        if entries.len() > cap {
+            entries.truncate(cap);
+            truncated = true;
+        }
+        return Ok(Listing {
+            location_id: loc.id,
+            entry,
+            entries,
+            truncated,
+        });
     } else {
         let order = match sort {
             SortBy::Name => "name",
             SortBy::Size => "size DESC, name",
             SortBy::Modified => "mtime DESC, name",
+            SortBy::Kind => unreachable!("sorted in memory above"),
         };
         let mut q = conn.prepare(&format!(
-            "SELECT {ENTRY_COLS} FROM entries WHERE parent_id = ?1 ORDER BY {order} LIMIT ?2"
+            "SELECT {ENTRY_COLS} FROM entries WHERE parent_id = ?1 ORDER BY {order} LIMIT ?2 OFFSET ?3"
         ))?;
         let lim = limit.map(|l| l as i64 + 1).unwrap_or(-1);
-        let rows = q.query_map(params![id, lim], |r| view(r, &entry.path.0))?;
+        let rows = q.query_map(params![id, lim, offset as i64], |r| view(r, &entry.path.0))?;
         for r in rows {
             entries.push(r?);
         }
@@ -226,8 +256,14 @@ pub fn list(
             truncated = true;
         }
     }
-    if recursive && sort != SortBy::Name {
-        sort_entries(&mut entries, sort);
+    if recursive {
+        if sort != SortBy::Name {
+            sort_entries(&mut entries, sort);
+        }
+        entries.drain(..offset.min(entries.len()));
+        if entries.len() > cap {
+            entries.truncate(cap);
+        }
     }
     Ok(Listing {
         location_id: loc.id,
@@ -242,5 +278,12 @@ fn sort_entries(entries: &mut [EntryView], sort: SortBy) {
         SortBy::Name => entries.sort_by(|a, b| a.path.cmp(&b.path)),
         SortBy::Size => entries.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path))),
         SortBy::Modified => entries.sort_by(|a, b| b.mtime.cmp(&a.mtime).then(a.path.cmp(&b.path))),
+        SortBy::Kind => entries.sort_by_cached_key(|e| {
+            let ext = Path::new(&e.name.0)
+                .extension()
+                .map(|x| x.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            (e.kind != EntryKind::Dir, ext, e.path.clone())
+        }),
     }
 }

@@ -40,6 +40,7 @@ pub const SYSTEM_DEFAULTS: &[&str] = &[
 
 /// Per-location rule toggles, stored as JSON in the location row.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RuleConfig {
     /// Leave out [`SYSTEM_DEFAULTS`].
     pub system_defaults: bool,

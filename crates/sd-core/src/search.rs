@@ -64,6 +64,7 @@ pub fn terms(query: &str) -> Vec<String> {
 
 /// How to order results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
@@ -76,6 +77,7 @@ pub enum Order {
 
 /// A search: text plus filters. Every filter narrows the result.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct Query {
     pub text: String,
@@ -104,6 +106,7 @@ pub struct Query {
 
 /// One match.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Hit {
     pub id: i64,
     pub location_id: i64,
@@ -117,6 +120,7 @@ pub struct Hit {
 
 /// The answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Results {
     /// Matches before `offset`/`limit`.
     pub total: usize,

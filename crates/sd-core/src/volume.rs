@@ -31,6 +31,7 @@ pub struct Mount {
 
 /// What kind of storage a volume is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum VolumeKind {
     /// Holds the operating system (`/`, `/boot`, `/usr`, …).
@@ -47,6 +48,7 @@ pub enum VolumeKind {
 /// Physical storage class, for the copy strategy: `hot` (SSD, NVMe, RAM), `cold` (spinning
 /// disks, network).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum StorageClass {
     Hot,
@@ -55,6 +57,7 @@ pub enum StorageClass {
 
 /// A mounted volume.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Volume {
     pub name: String,
     pub mount_point: JsonPath,
@@ -376,6 +379,7 @@ pub fn volume_of(volumes: &[Volume], path: &Path) -> Option<Volume> {
 
 /// A volume as the library remembers it (also while it is not mounted).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Tracked {
     pub id: i64,
     pub fingerprint: String,
@@ -582,6 +586,7 @@ pub fn record_speed(lib: &crate::library::Library, fingerprint: &str, s: &Speed)
 
 /// Sequential write and read throughput of the volume holding `dir`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Speed {
     pub dir: JsonPath,
     pub bytes: u64,

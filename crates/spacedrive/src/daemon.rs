@@ -1,5 +1,6 @@
-//! The daemon: owns a [`Node`], serves the API on a Unix socket (mode 0600), and stops cleanly
-//! on `daemon.stop`, SIGTERM or SIGINT, leaving running jobs resumable.
+//! The daemon: owns a [`Node`], serves the API on a Unix socket (mode 0600) and over HTTP on
+//! loopback ([`crate::http`]: the web UI), and stops cleanly on `daemon.stop`, SIGTERM or
+//! SIGINT, leaving running jobs resumable.
 //!
 //! This is framing only: a request is one line read with [`sd_api::read_request`], answered by
 //! [`sd_api::handle`] as one line `{"ok": …}` or `{"error": …}`, or — `events.subscribe` — by the
@@ -36,7 +37,7 @@ struct Daemon {
 const STOP_GRACE: Duration = Duration::from_secs(4);
 
 /// Runs the daemon in the foreground until it is told to stop.
-pub fn run(data_dir: &Path) -> Result<()> {
+pub fn run(data_dir: &Path, http: crate::http::Settings) -> Result<()> {
     // Signals are taken by a dedicated thread; block them everywhere else first.
     // The signal thread starts before the node opens: a daemon that is told to stop while it is
     // still starting (resuming jobs, setting up watches) stops too.
@@ -95,6 +96,20 @@ pub fn run(data_dir: &Path) -> Result<()> {
         stopping: AtomicBool::new(false),
     });
     let _ = ready.set(daemon.clone());
+    // The HTTP server's runtime lives as long as this function, which serves until the process
+    // exits.
+    let _http_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sd-http")
+        .enable_all()
+        .build()
+        .context("starting the HTTP server's runtime")?;
+    crate::http::start(
+        &_http_rt,
+        data_dir,
+        http,
+        Arc::new(HttpService(daemon.clone())),
+    );
     tracing::info!(pid = std::process::id(), socket = %daemon.socket.display(), "daemon ready");
 
     for conn in listener.incoming() {
@@ -145,6 +160,26 @@ fn block_signals() -> libc::sigset_t {
     }
 }
 
+/// The daemon as the HTTP server uses it: the same handler and stop as the socket.
+struct HttpService(Arc<Daemon>);
+
+impl crate::http::Service for HttpService {
+    fn answer(&self, req: Request) -> Result<Response, ApiError> {
+        let net = self.0.net.as_deref().map(|n| n as &dyn sd_api::Network);
+        sd_api::handle_with(&self.0.node, net, req)
+    }
+
+    fn stop(&self) {
+        if !self.0.stopping.swap(true, Ordering::SeqCst) {
+            self.0.stop();
+        }
+    }
+
+    fn node(&self) -> &Node {
+        &self.0.node
+    }
+}
+
 impl Daemon {
     /// Closes the libraries (jobs stop at a checkpoint) and exits. Whatever a job or the watcher
     /// is doing, the process is gone within [`STOP_GRACE`]: what did not reach a checkpoint by
@@ -153,6 +188,7 @@ impl Daemon {
         self.stopping.store(true, Ordering::SeqCst);
         // First, so no new client connects to a daemon on its way out (it starts a new one).
         let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(crate::http::state_path(&self.node.data_dir));
         let (done_tx, done) = std::sync::mpsc::channel();
         let d = self.clone();
         let _ = std::thread::Builder::new()

@@ -307,6 +307,7 @@ pub fn ls(client: &Client, library: Option<String>, a: LsArgs, json: bool) -> Re
         recursive: a.recursive,
         sort: a.sort,
         limit: a.limit,
+        offset: None,
     })?;
     if json {
         return print_json(&l);

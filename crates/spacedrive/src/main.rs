@@ -19,6 +19,7 @@ mod client;
 mod daemon;
 mod daemon_cmd;
 mod files_cmd;
+mod http;
 mod job_cmd;
 mod library_cmd;
 mod location_cmd;
@@ -28,6 +29,7 @@ mod organise_cmd;
 mod output;
 mod search_cmd;
 mod transfer;
+mod ui_cmd;
 mod volume_cmd;
 
 use std::io::Write;
@@ -131,8 +133,49 @@ enum Command {
     Status,
     /// Stop the daemon; running jobs continue from their checkpoint at next start
     Stop,
+    /// Open the web UI: prints its URL (which logs the browser in) and opens it in a browser
+    Ui(ui_cmd::UiArgs),
     /// Run the daemon in the foreground (other commands start it automatically)
-    Daemon,
+    Daemon(DaemonArgs),
+}
+
+/// Where the daemon serves its HTTP API and web UI. Flags override `<data dir>/http.json`
+/// (`{"enabled", "addr", "port", "listen_beyond_loopback"}`); a daemon started by another
+/// command reads the file and the `SPACEDRIVE_HTTP_*` variables only.
+#[derive(Args)]
+struct DaemonArgs {
+    /// Address to listen on (default 127.0.0.1: this machine only)
+    #[arg(long, env = "SPACEDRIVE_HTTP_ADDR", value_name = "IP")]
+    http_addr: Option<std::net::IpAddr>,
+    /// Port to listen on [default: 8742; another free one when it is taken; 0: any]
+    #[arg(long, env = "SPACEDRIVE_HTTP_PORT", value_name = "PORT")]
+    http_port: Option<u16>,
+    /// Allow --http-addr to be an address other machines can reach (the token is required on
+    /// every request, as always)
+    #[arg(long)]
+    http_listen_beyond_loopback: bool,
+    /// Serve no HTTP at all (the Unix socket only)
+    #[arg(long)]
+    no_http: bool,
+}
+
+impl DaemonArgs {
+    fn settings(&self, data_dir: &std::path::Path) -> Result<http::Settings> {
+        let mut s = http::Settings::load(data_dir)?;
+        if let Some(a) = self.http_addr {
+            s.addr = a;
+        }
+        if let Some(p) = self.http_port {
+            s.port = p;
+        }
+        if self.http_listen_beyond_loopback {
+            s.listen_beyond_loopback = true;
+        }
+        if self.no_http {
+            s.enabled = false;
+        }
+        Ok(s)
+    }
 }
 
 /// What a location (or a quick scan) leaves out.
@@ -225,7 +268,8 @@ fn check_library_flag(cli: &Cli) -> Result<()> {
         Command::Index(IndexCmd::QuickScan { .. }) => "index quick-scan",
         Command::Status => "status",
         Command::Stop => "stop",
-        Command::Daemon => "daemon",
+        Command::Daemon(_) => "daemon",
+        Command::Ui(_) => "ui",
         _ => return Ok(()),
     };
     bail!(
@@ -261,19 +305,25 @@ fn run(cli: Cli) -> Result<()> {
         Some(d) => absolute(&d)?,
         None => default_data_dir(),
     };
-    if let Command::Daemon = cli.command {
+    if let Command::Daemon(args) = &cli.command {
         init_logging();
-        return daemon::run(&data_dir);
+        return daemon::run(&data_dir, args.settings(&data_dir)?);
     }
     let autostart = !matches!(cli.command, Command::Stop | Command::Status);
-    if cli.remote_device.is_some() && matches!(cli.command, Command::Network(_) | Command::Stop) {
-        bail!("--device does not apply to `network` or `stop`; leave it out");
+    if cli.remote_device.is_some()
+        && matches!(
+            cli.command,
+            Command::Network(_) | Command::Stop | Command::Ui(_)
+        )
+    {
+        bail!("--device does not apply to `network`, `stop` or `ui`; leave it out");
     }
     let client = Client::new(data_dir.clone(), autostart).on_device(cli.remote_device.clone());
     let lib = cli.library;
     let json = cli.json;
     match cli.command {
-        Command::Daemon => unreachable!("served above"),
+        Command::Daemon(_) => unreachable!("served above"),
+        Command::Ui(a) => ui_cmd::run(&client, &data_dir, a, json),
         Command::Status => daemon_cmd::status(&client, &data_dir, json),
         Command::Stop => daemon_cmd::stop(&client, json),
         Command::Library(cmd) => library_cmd::run(&client, lib, cmd, json),

@@ -31,6 +31,7 @@ type Digest = ([u8; 32], u64);
 
 /// How the bytes were moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Same filesystem, move: one `rename(2)`, no bytes copied.

@@ -23,6 +23,7 @@ use crate::{Error, Result};
 
 /// What a file-operation job was asked to do (its `jobs.params`); the items are in `fileop_items`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FileOpJob {
     pub op: OpKind,
     pub policy: ConflictPolicy,
@@ -36,6 +37,7 @@ pub struct FileOpJob {
 
 /// Where a file-operation job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FileOpPhase {
     #[default]
@@ -47,6 +49,7 @@ pub enum FileOpPhase {
 
 /// Progress and result of a file-operation job.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FileOpProgress {
     pub op: Option<OpKind>,
     pub phase: FileOpPhase,
@@ -1193,6 +1196,7 @@ fn remove_source(r: &mut Runner<'_>, i: usize) {
 /// the job ends and read back by `actions` (as part of its `Reverse`) when the user undoes it.
 /// One type, both directions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FileUndo {
     /// Move each `to` back to `from`.
@@ -1205,6 +1209,7 @@ pub enum FileUndo {
 
 /// An item moved from `from` to `to`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MovedPair {
     pub from: JsonPath,
     pub to: JsonPath,
@@ -1212,6 +1217,7 @@ pub struct MovedPair {
 
 /// An item moved to the trash from `to`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Trashed {
     /// The item's `.trashinfo` file (any bytes: the trashed name may not be UTF-8).
     pub trash_info: JsonPath,

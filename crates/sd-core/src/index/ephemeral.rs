@@ -18,6 +18,7 @@ use crate::rules::RuleConfig;
 
 /// `current`: the folder's own entries. `recursive`: the whole tree below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
@@ -30,6 +31,7 @@ pub enum Scope {
 /// One entry of the scanned folder. For directories in a recursive scan, `size`, `files` and
 /// `dirs` are recursive totals.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EphemeralEntry {
     pub name: JsonName,
     pub kind: EntryKind,
@@ -43,6 +45,7 @@ pub struct EphemeralEntry {
 
 /// What a quick scan found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct QuickScan {
     pub path: JsonPath,
     pub scope: Scope,

@@ -29,6 +29,7 @@ const MAX_ERROR_SAMPLES: usize = 50;
 
 /// Recursive totals of a directory (or, during a scan, of its direct children).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Sums {
     pub bytes: u64,
     pub files: u64,

@@ -19,6 +19,7 @@ use crate::rules::{IgnoreChain, RuleConfig, Rules};
 
 /// What an entry is. Stored as an integer in the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     File = 0,
@@ -96,6 +97,7 @@ pub fn describe(md: &std::fs::Metadata) -> (EntryKind, u64, i64, u64, u64) {
 
 /// A per-path problem met during the walk: recorded, counted, never fatal.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PathError {
     pub path: crate::names::JsonPath,
     pub message: String,

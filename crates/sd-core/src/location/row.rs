@@ -15,6 +15,7 @@ use crate::{Error, Result};
 
 /// How much the indexer does for a location.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum IndexMode {
     /// Metadata only: names, sizes, times, inodes.
@@ -45,6 +46,7 @@ impl IndexMode {
 
 /// A location with its current totals.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Location {
     pub id: i64,
     pub uuid: Uuid,

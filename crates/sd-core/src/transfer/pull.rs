@@ -25,6 +25,7 @@ use crate::{Error, Result};
 
 /// What a receiving job was asked to do (its `jobs.params`); the plan is in `fileop_items`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PullJob {
     /// The device the files come from (network id), and its name when the job was made.
     pub device: String,
@@ -44,6 +45,7 @@ pub struct PullJob {
 /// Where a receiving job is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum PullPhase {
     #[default]
     Receiving,
@@ -56,6 +58,7 @@ pub enum PullPhase {
 
 /// Progress and result of a receiving job.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PullProgress {
     /// Where the job is (always present: tells this progress apart from other kinds').
     pub pull: PullPhase,

@@ -17,6 +17,7 @@ use crate::{Error, Result};
 
 /// What a sending job was asked to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PushJob {
     /// The receiving device (network id), and its name when the job was made.
     pub device: String,
@@ -37,6 +38,7 @@ pub struct PushJob {
 /// Where a sending job is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum PushPhase {
     #[default]
     Sending,
@@ -47,6 +49,7 @@ pub enum PushPhase {
 
 /// Progress of a sending job: the receiving job's, as that device reports it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PushProgress {
     /// Where the job is (always present: tells this progress apart from other kinds').
     pub push: PushPhase,

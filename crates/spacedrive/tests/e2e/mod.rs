@@ -2,10 +2,13 @@
 //! stopped (or killed) on drop.
 
 mod actions;
+mod browser;
+mod cdp;
 mod cli_output;
 mod content;
 mod crash;
 mod fileop_outcomes;
+mod http;
 mod index;
 mod library;
 mod network;
@@ -86,6 +89,8 @@ impl Sd {
         // on this machine (the mDNS test uses its own network namespaces).
         c.env("SPACEDRIVE_NET_HOST", "127.0.0.1");
         c.env("SPACEDRIVE_MDNS", "0");
+        // The web UI on any free port: tests run side by side and never take the default one.
+        c.env("SPACEDRIVE_HTTP_PORT", "0");
         for (k, v) in &self.env {
             c.env(k, v);
         }
