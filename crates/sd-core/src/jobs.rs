@@ -96,6 +96,7 @@ macro_rules! kinds {
 kinds! {
     FileOp = "file_op" => crate::fileops::FileOpKind,
     Index = "index" => crate::index::IndexJob,
+    Sidecar = "sidecar" => crate::sidecar::SidecarJob,
 }
 
 fn unknown_kind(kind: &str) -> Error {
@@ -109,7 +110,7 @@ impl JobProgress {
     pub fn index(&self) -> Option<&crate::index::IndexProgress> {
         match self {
             JobProgress::Index(p) => Some(p),
-            JobProgress::FileOp(_) => None,
+            _ => None,
         }
     }
 
@@ -117,7 +118,15 @@ impl JobProgress {
     pub fn file_op(&self) -> Option<&crate::fileops::FileOpProgress> {
         match self {
             JobProgress::FileOp(p) => Some(p),
-            JobProgress::Index(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The progress of a sidecar job.
+    pub fn sidecar(&self) -> Option<&crate::sidecar::SidecarProgress> {
+        match self {
+            JobProgress::Sidecar(p) => Some(p),
+            _ => None,
         }
     }
 }
