@@ -203,6 +203,7 @@ pub fn job_bar(job: &JobInfo) -> ProgressBar {
     let total = match &job.progress {
         JobProgress::Index(p) => p.expected,
         JobProgress::FileOp(p) => Some(p.bytes_total.max(p.steps_total)),
+        JobProgress::Sidecar(p) => Some(p.total),
     };
     let bar = match total {
         Some(n) if n > 0 => {
@@ -251,6 +252,11 @@ pub fn update_bar(bar: &ProgressBar, job: &JobInfo) {
             }
             file_op_message(p)
         }
+        JobProgress::Sidecar(p) => {
+            bar.set_length(p.total.max(1));
+            bar.set_position(p.done);
+            sidecar_message(p)
+        }
     };
     let paused = if job.state == sd_core::jobs::JobState::Paused {
         " (paused)"
@@ -265,7 +271,27 @@ pub fn progress_message(p: &JobProgress) -> String {
     match p {
         JobProgress::Index(p) => index_message(p),
         JobProgress::FileOp(p) => file_op_message(p),
+        JobProgress::Sidecar(p) => sidecar_message(p),
     }
+}
+
+/// One-line summary of a sidecar job's progress.
+pub fn sidecar_message(p: &sd_core::sidecar::SidecarProgress) -> String {
+    let mut s = format!(
+        "{} of {} contents; {} thumbnails, {} with metadata, {} texts",
+        count(p.done),
+        count(p.total),
+        count(p.thumbnails),
+        count(p.metadata),
+        count(p.texts)
+    );
+    if p.failed > 0 {
+        s.push_str(&format!(", {} failed", count(p.failed)));
+    }
+    if p.removed > 0 {
+        s.push_str(&format!(", {} collected", count(p.removed)));
+    }
+    s
 }
 
 /// One-line summary of a file operation's progress.
@@ -306,11 +332,15 @@ pub fn describe(job: &JobInfo) -> String {
             format!("undo of action {}", p.undoes.unwrap_or_default())
         }
         JobSpec::FileOp(p) => p.op.as_str().to_string(),
+        JobSpec::Sidecar(p) => format!("sidecars ({})", p.reason),
     }
 }
 
 /// What a finished job did, in one paragraph.
 pub fn job_summary(job: &JobInfo) -> String {
+    if let JobProgress::Sidecar(p) = &job.progress {
+        return sidecar_summary(job, p);
+    }
     let JobProgress::FileOp(p) = &job.progress else {
         return index_summary(job);
     };
@@ -370,6 +400,37 @@ pub fn job_summary(job: &JobInfo) -> String {
     if let Some(e) = &job.error
         && job.state != sd_core::jobs::JobState::CompletedWithErrors
     {
+        s.push_str(&format!("\n  error: {}", escape_controls(e)));
+    }
+    s
+}
+
+/// What a finished sidecar job did, in one paragraph.
+fn sidecar_summary(job: &JobInfo, p: &sd_core::sidecar::SidecarProgress) -> String {
+    let mut s = format!(
+        "{} job {} {} in {}: {}",
+        describe(job),
+        job.id,
+        job.state.as_str(),
+        duration_ms(p.ms as i64),
+        sidecar_message(p)
+    );
+    if p.unsupported > 0 || p.deferred > 0 {
+        s.push_str(&format!(
+            "\n  {} unsupported (no decoder or tool), {} left queued (file gone or changed)",
+            count(p.unsupported),
+            count(p.deferred)
+        ));
+    }
+    for f in p.failures.iter().take(10) {
+        s.push_str(&format!(
+            "\n  {} ({}): {}",
+            shown(f.path.0.as_os_str()),
+            f.kind,
+            escape_controls(&f.reason)
+        ));
+    }
+    if let Some(e) = &job.error {
         s.push_str(&format!("\n  error: {}", escape_controls(e)));
     }
     s

@@ -303,7 +303,10 @@ pub fn make(work: &Work, layout: &Layout, tools: &Tools, limits: &Limits) -> Out
                 .and_then(|o| image::metadata::Orientation::from_exif(o as u8))
                 .unwrap_or(image::metadata::Orientation::NoTransforms);
             let dims = shown.or_else(|| {
-                img::dimensions(&bytes, limits).map(|(w, h)| img::displayed(w, h, orientation))
+                // A header claiming more than the limits is not believed.
+                img::dimensions(&bytes, limits)
+                    .filter(|(w, h)| img::within(*w, *h, limits))
+                    .map(|(w, h)| img::displayed(w, h, orientation))
             });
             if dims.is_none() && exif.is_none() {
                 rows.push(Row::empty(

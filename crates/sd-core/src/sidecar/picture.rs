@@ -88,6 +88,11 @@ pub struct Exif {
     pub orientation: Option<u32>,
 }
 
+/// Whether a `w`×`h` picture is within `limits` (and not empty).
+pub fn within(w: u32, h: u32, limits: &Limits) -> bool {
+    over_limit(w, h, limits).is_none()
+}
+
 fn over_limit(w: u32, h: u32, limits: &Limits) -> Option<ImageError> {
     if w == 0 || h == 0 {
         return Some(ImageError::Failed(format!("the picture is {w}×{h} pixels")));

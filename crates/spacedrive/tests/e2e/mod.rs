@@ -11,6 +11,7 @@ mod library;
 mod network;
 mod organise;
 mod search_input;
+mod sidecars;
 mod volume;
 mod watch;
 
