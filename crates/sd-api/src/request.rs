@@ -137,7 +137,8 @@ pub enum Request {
     #[serde(rename = "search")]
     Search {
         library: Option<String>,
-        query: sd_core::search::Query,
+        // Boxed: the query is by far the largest request.
+        query: Box<sd_core::search::Query>,
     },
     #[serde(rename = "tag.list")]
     TagList { library: Option<String> },

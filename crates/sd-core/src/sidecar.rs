@@ -927,6 +927,9 @@ pub struct Thumbnail {
     pub generated: bool,
 }
 
+/// A thumbnail's row: status, reason, generator, width, height.
+type ThumbRow = (Status, Option<String>, i64, Option<u32>, Option<u32>);
+
 /// The variant that serves a thumbnail of `size` px: the smallest at least that large.
 pub fn variant_for(size: u32) -> (&'static str, u32) {
     picture::VARIANTS
@@ -957,7 +960,7 @@ pub fn thumbnail(lib: &Library, path: &std::path::Path, size: u32) -> Result<Thu
     let (variant, _) = variant_for(size);
     let layout = Layout::of(lib.dir());
     let current = make::generator("thumbnail");
-    let row = |conn: &Connection| -> Result<Option<(Status, Option<String>, i64, Option<u32>, Option<u32>)>> {
+    let row = |conn: &Connection| -> Result<Option<ThumbRow>> {
         Ok(conn
             .query_row(
                 "SELECT status, reason, generator, width, height FROM sidecars

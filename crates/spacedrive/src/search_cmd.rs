@@ -123,7 +123,10 @@ pub fn run(client: &Client, library: Option<String>, a: SearchArgs, json: bool) 
         limit: Some(a.limit),
         offset: a.offset,
     };
-    let r: Results = client.call(&Request::Search { library, query })?;
+    let r: Results = client.call(&Request::Search {
+        library,
+        query: Box::new(query),
+    })?;
     if json {
         return print_json(&r);
     }
