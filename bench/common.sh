@@ -4,7 +4,8 @@
 #   gen_tree ROOT [sd-treegen options]   make ROOT once (kept while ROOT.stats.json is there)
 #   need TOOL                            install TOOL if missing, or stop the bench
 #   want TOOL                            install TOOL if missing, or say it is skipped (status 1)
-# TOOL: hyperfine, updatedb, plocate, jdupes, rdfind, fclones, rsync, czkawka_cli.
+# TOOL: hyperfine, updatedb, plocate, jdupes, rdfind, fclones, rsync, czkawka_cli, vipsthumbnail,
+# convert (ImageMagick).
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -24,6 +25,8 @@ gen_tree() {
 _apt_of() {
   case $1 in
     updatedb | plocate) echo plocate ;;
+    vipsthumbnail) echo libvips-tools ;;
+    convert) echo imagemagick ;;
     czkawka_cli | fclones) ;;
     *) echo "$1" ;;
   esac

@@ -227,6 +227,21 @@ pub fn handle_with(
             let lib = node.library(library.as_deref()).ok();
             Response::Verified(sd_core::dupes::verify(lib.as_deref(), &path.0)?)
         }
+        Request::Thumbnail {
+            library,
+            path,
+            size,
+        } => Response::Thumbnail(sd_core::sidecar::thumbnail(
+            &*node.library(library.as_deref())?,
+            &path.0,
+            size,
+        )?),
+        Request::SidecarStatus { library } => Response::SidecarStatus(Box::new(
+            sd_core::sidecar::status(&*node.library(library.as_deref())?)?,
+        )),
+        Request::SidecarRegenerate { library, kind } => Response::Regenerated(
+            sd_core::sidecar::regenerate(&node.library(library.as_deref())?, kind.as_deref())?,
+        ),
         Request::Search { library, query } => {
             let lib = node.library(library.as_deref())?;
             Response::Search(sd_core::search::search(&lib, &query)?)

@@ -120,10 +120,28 @@ pub enum Request {
         library: Option<String>,
         path: JsonPath,
     },
+    /// The thumbnail of an indexed file (made now when missing): its path.
+    #[serde(rename = "sidecar.thumbnail")]
+    Thumbnail {
+        library: Option<String>,
+        path: JsonPath,
+        #[serde(default = "thumb_size")]
+        size: u32,
+    },
+    /// Sidecars by kind and status, the queue, the outside tools found, the job.
+    #[serde(rename = "sidecar.status")]
+    SidecarStatus { library: Option<String> },
+    /// Marks sidecars (of one kind) to be made again and starts the job that does it.
+    #[serde(rename = "sidecar.regenerate")]
+    SidecarRegenerate {
+        library: Option<String>,
+        kind: Option<String>,
+    },
     #[serde(rename = "search")]
     Search {
         library: Option<String>,
-        query: sd_core::search::Query,
+        // Boxed: the query is by far the largest request.
+        query: Box<sd_core::search::Query>,
     },
     #[serde(rename = "tag.list")]
     TagList { library: Option<String> },
@@ -235,4 +253,8 @@ impl Request {
 
 fn yes() -> bool {
     true
+}
+
+fn thumb_size() -> u32 {
+    256
 }

@@ -69,6 +69,12 @@ pub enum Response {
     Verified(Verified),
     /// `search`
     Search(sd_core::search::Results),
+    /// `sidecar.thumbnail`
+    Thumbnail(sd_core::sidecar::Thumbnail),
+    /// `sidecar.status`
+    SidecarStatus(Box<sd_core::sidecar::StatusReport>),
+    /// `sidecar.regenerate`
+    Regenerated(sd_core::sidecar::Regenerated),
     /// `tag.list`
     Tags(Vec<Tag>),
     /// `action.preview`

@@ -475,6 +475,12 @@ pub struct ContentInfo {
     pub near_duplicates: Vec<JsonPath>,
     pub integrity: Option<String>,
     pub queued_for_intelligence: bool,
+    /// Thumbnails, metadata and text made for this content, with their files' paths.
+    #[serde(default)]
+    pub sidecars: Vec<crate::sidecar::SidecarView>,
+    /// Media metadata (dimensions, EXIF), once read.
+    #[serde(default)]
+    pub media: Option<crate::sidecar::Media>,
 }
 
 /// Details of an indexed file: type, content identity, other copies (confirmed by full hash,
@@ -577,7 +583,10 @@ pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
                 [cid],
                 |r| r.get(0),
             )?;
+            let (sidecars, media) = crate::sidecar::of_content(&conn, lib.dir(), cid)?;
             Some(ContentInfo {
+                sidecars,
+                media,
                 uuid: content::content_uuid(&cas_id).to_string(),
                 cas_id,
                 kind,

@@ -74,6 +74,8 @@ impl ContentKind {
                 | ContentKind::Audio
                 | ContentKind::Document
                 | ContentKind::Book
+                | ContentKind::Text
+                | ContentKind::Code
         )
     }
 }

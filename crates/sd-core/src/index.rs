@@ -153,6 +153,10 @@ impl JobKind for IndexJob {
     }
 
     fn ended(lib: &Arc<Library>, _id: i64, params: &IndexParams, state: JobState) -> Result<()> {
+        // The contents it queued (deep locations) and the files it removed: the sidecar job's.
+        if let Err(e) = crate::sidecar::after_index(lib, params.location_id) {
+            tracing::warn!(error = %e, "starting the sidecar job");
+        }
         follow_up(lib, params.location_id, state == JobState::Cancelled).map(|_| ())
     }
 }

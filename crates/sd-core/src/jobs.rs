@@ -100,6 +100,7 @@ kinds! {
     Index = "index" => crate::index::IndexJob,
     TransferPull = "transfer_pull" => crate::transfer::PullKind,
     TransferPush = "transfer_push" => crate::transfer::PushKind,
+    Sidecar = "sidecar" => crate::sidecar::SidecarJob,
 }
 
 fn unknown_kind(kind: &str) -> Error {
@@ -121,6 +122,14 @@ impl JobProgress {
     pub fn file_op(&self) -> Option<&crate::fileops::FileOpProgress> {
         match self {
             JobProgress::FileOp(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The progress of a sidecar job.
+    pub fn sidecar(&self) -> Option<&crate::sidecar::SidecarProgress> {
+        match self {
+            JobProgress::Sidecar(p) => Some(p),
             _ => None,
         }
     }

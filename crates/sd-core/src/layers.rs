@@ -30,7 +30,7 @@ pub(crate) const LAYERS: &[(&str, &[&str])] = &[
         "domain",
         &[
             "query", "copies", "organise", "search", "volume", "audit", "index", "dupes",
-            "fileops", "location", "transfer",
+            "fileops", "location", "transfer", "sidecar",
         ],
     ),
     ("services", &["jobs", "events", "actions", "watch"]),

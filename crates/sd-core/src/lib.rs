@@ -41,6 +41,7 @@ pub mod rules;
 pub mod runner;
 pub mod search;
 pub mod select;
+pub mod sidecar;
 pub mod store;
 pub mod transfer;
 pub mod tree;

@@ -337,6 +337,10 @@ pub fn remove(lib: &Arc<Library>, id: i64) -> Result<u64> {
         vec![loc.path.0.to_string_lossy().into_owned()],
         serde_json::json!({"entries_removed": n, "files_touched": 0}),
     )?;
+    // Sidecars of the contents that left with it: collected by the sidecar job.
+    if let Err(e) = crate::sidecar::kick(lib, "after removing a location") {
+        tracing::warn!(error = %e, "starting the sidecar job");
+    }
     Ok(n)
 }
 

@@ -173,6 +173,10 @@ impl Node {
             if !resumed.is_empty() {
                 tracing::info!(library = %lib.name(), ?resumed, "resuming interrupted jobs");
             }
+            // Sidecars left to make, remake (a newer generator) or collect.
+            if let Err(e) = crate::sidecar::at_open(&lib) {
+                tracing::warn!(library = %lib.name(), error = %e, "starting the sidecar job");
+            }
             // Changes made while no daemon watched: every watched location is rescanned.
             for id in catch_up {
                 crate::location::rescan_if_idle(&lib, id)?;

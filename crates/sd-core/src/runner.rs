@@ -272,6 +272,16 @@ pub fn running_ids(lib: &Library) -> Vec<i64> {
         .collect()
 }
 
+/// Whether a job of `lib` other than `me` is running right now (alive, not paused, not
+/// stopping): what a low-priority kind waits for.
+pub fn active_others(lib: &Library, me: i64) -> bool {
+    lib.jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|(id, j)| *id != me && !j.control.paused() && j.control.stopped().is_none())
+}
+
 /// What a kind's run publishes: `None` when the row changed (state), `Some(progress)` for a
 /// progress snapshot of the running job (`paused` says whether it is paused right now).
 pub type Publish<'a, P> = dyn Fn(Option<(&P, bool)>) + Sync + 'a;

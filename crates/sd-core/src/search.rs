@@ -97,6 +97,17 @@ pub struct Query {
     pub tags: Vec<String>,
     pub not_tags: Vec<String>,
     pub favorite: bool,
+    /// Words (all of them) or "quoted phrases" the file's extracted text must contain: text,
+    /// code, Markdown, HTML and PDF files of deep locations (see `sidecar`).
+    pub content: Option<String>,
+    /// When a picture was taken (EXIF), nanoseconds since the epoch.
+    pub taken_after: Option<i64>,
+    pub taken_before: Option<i64>,
+    /// Text in the camera's make or model (EXIF), case-insensitive.
+    pub camera: Option<String>,
+    /// Pictures at least this wide / high, in pixels, as displayed.
+    pub min_width: Option<u32>,
+    pub min_height: Option<u32>,
     /// `None`: leave out what the user hid. `Some(true)`: only hidden. `Some(false)`: everything.
     pub hidden: Option<bool>,
     pub order: Order,
@@ -116,6 +127,9 @@ pub struct Hit {
     pub content_kind: Option<ContentKind>,
     pub size: u64,
     pub mtime: Option<i64>,
+    /// With `content`: where the words occur in the file's text, matches in `[brackets]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
 }
 
 /// The answer.
@@ -521,6 +535,15 @@ fn check(q: &Query) -> Result<Vec<String>> {
     };
     empty("modified", q.modified_after, q.modified_before)?;
     empty("created", q.created_after, q.created_before)?;
+    empty("taken", q.taken_after, q.taken_before)?;
+    if q.content
+        .as_ref()
+        .is_some_and(|c| c.len() > MAX_QUERY_BYTES)
+    {
+        return Err(Error::Invalid(format!(
+            "the --content text is longer than {MAX_QUERY_BYTES} bytes: search for a few words of it"
+        )));
+    }
     if let (Some(a), Some(b)) = (q.larger_than, q.smaller_than)
         && a.saturating_add(1) >= b
     {
@@ -541,7 +564,23 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
     let terms = check(q)?;
     let (idx, built) = index_of(lib)?;
     let started = Instant::now();
-    let needs_db = !q.tags.is_empty() || !q.not_tags.is_empty() || q.favorite;
+    let media_filter = crate::sidecar::MediaFilter {
+        taken_after: q.taken_after,
+        taken_before: q.taken_before,
+        camera: q.camera.clone().filter(|c| !c.trim().is_empty()),
+        min_width: q.min_width,
+        min_height: q.min_height,
+    };
+    let by_media = media_filter.taken_after.is_some()
+        || media_filter.taken_before.is_some()
+        || media_filter.camera.is_some()
+        || media_filter.min_width.is_some()
+        || media_filter.min_height.is_some();
+    let needs_db = !q.tags.is_empty()
+        || !q.not_tags.is_empty()
+        || q.favorite
+        || by_media
+        || q.content.is_some();
     let conn = if needs_db { Some(lib.reader()?) } else { None };
     let tag_set = |paths: &[String]| -> Result<Vec<HashSet<i64>>> {
         match &conn {
@@ -556,6 +595,14 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
     let without_tags = tag_set(&q.not_tags)?;
     let favorites = match (&conn, q.favorite) {
         (Some(c), true) => Some(flagged(c, "favorite")?),
+        _ => None,
+    };
+    let media = match (&conn, by_media) {
+        (Some(c), true) => Some(crate::sidecar::media_matches(c, &media_filter)?),
+        _ => None,
+    };
+    let texts = match (&conn, &q.content) {
+        (Some(c), Some(text)) => Some(crate::sidecar::text_matches(c, text)?),
         _ => None,
     };
     let hidden = hidden_set(lib)?;
@@ -578,6 +625,8 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
         || !with_tags.is_empty()
         || !without_tags.is_empty()
         || favorites.is_some()
+        || media.is_some()
+        || texts.is_some()
         || q.hidden == Some(true)
         || (q.hidden.is_none() && !hidden.is_empty());
     let keep = |i: usize| -> bool {
@@ -629,7 +678,10 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
         {
             return false;
         }
-        if favorites.as_ref().is_some_and(|f| !f.contains(&id)) {
+        if favorites.as_ref().is_some_and(|f| !f.contains(&id))
+            || media.as_ref().is_some_and(|m| !m.contains(&id))
+            || texts.as_ref().is_some_and(|t| !t.contains_key(&id))
+        {
             return false;
         }
         match q.hidden {
@@ -702,6 +754,9 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
                 content_kind: ContentKind::ALL.get(r.content_kind as usize).copied(),
                 size: r.size,
                 mtime: opt_time(r.mtime),
+                snippet: texts
+                    .as_ref()
+                    .and_then(|t| t.get(&i64::from(r.id)).cloned()),
             })
         })
         .collect();

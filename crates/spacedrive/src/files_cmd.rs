@@ -29,7 +29,7 @@ pub struct DupesArgs {
 
 #[derive(Subcommand)]
 pub enum FileCmd {
-    /// Kind, MIME type, size, cas_id and every other indexed copy of a file
+    /// Kind, MIME type, size, cas_id, every other indexed copy, media metadata and sidecars
     Info { path: PathBuf },
 }
 
@@ -272,6 +272,57 @@ fn print_file_info(info: &FileInfo) {
                 );
                 for p in &c.unconfirmed {
                     println!("    {}", p.0.to_string_lossy());
+                }
+            }
+            if let Some(m) = &c.media {
+                let mut parts = Vec::new();
+                if let (Some(w), Some(h)) = (m.width, m.height) {
+                    parts.push(format!("{w}×{h}"));
+                }
+                if let Some(t) = m.taken_at {
+                    parts.push(format!("taken {}", output::time_ns(t)));
+                }
+                let camera: Vec<&str> = [m.make.as_deref(), m.model.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                if !camera.is_empty() {
+                    parts.push(camera.join(" "));
+                }
+                if let Some(l) = &m.lens {
+                    parts.push(format!("lens {l}"));
+                }
+                if let (Some(la), Some(lo)) = (m.latitude, m.longitude) {
+                    parts.push(format!("GPS {la:.5}, {lo:.5}"));
+                }
+                if let Some(o) = m.orientation.filter(|o| *o != 1) {
+                    parts.push(format!("EXIF orientation {o}"));
+                }
+                println!("  media: {}", output::escape_controls(&parts.join(", ")));
+            }
+            if !c.sidecars.is_empty() {
+                println!("  sidecars:");
+                for s in &c.sidecars {
+                    let what = format!("{}/{}", s.kind, s.variant);
+                    let detail = match (&s.path, s.status) {
+                        (Some(p), _) => format!(
+                            "{}×{}  {}",
+                            s.width.unwrap_or(0),
+                            s.height.unwrap_or(0),
+                            output::shown(p.0.as_os_str())
+                        ),
+                        (None, sd_core::sidecar::Status::Ready) if s.kind == "text" => {
+                            format!("{} of text in the full-text index", output::bytes(s.size))
+                        }
+                        (None, sd_core::sidecar::Status::Ready) => "ready".into(),
+                        (None, st) => format!(
+                            "{}: {}",
+                            st.as_str(),
+                            output::escape_controls(s.reason.as_deref().unwrap_or(""))
+                        ),
+                    };
+                    let old = if s.outdated { " (outdated)" } else { "" };
+                    println!("    {what:<22} {detail}{old}");
                 }
             }
             if !c.near_duplicates.is_empty() {

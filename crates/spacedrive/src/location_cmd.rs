@@ -16,14 +16,15 @@ use crate::job_cmd::watch_job;
 use crate::{RuleArgs, absolute, output, print_json, print_wire};
 
 /// How much to index. A CLI mirror of [`IndexMode`] for its help texts, which say what this
-/// build does (deep mode builds no media metadata yet).
+/// build does.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ModeArg {
     /// Metadata: names, sizes, times, inodes
     Shallow,
     /// Metadata, then content identity (sampled BLAKE3) and file types, for duplicates
     Content,
-    /// As content (media metadata and thumbnails are not built yet)
+    /// As content, then thumbnails, media metadata (EXIF) and text for `search --content`,
+    /// made in the background at the lowest priority (`spacedrive sidecar status`)
     Deep,
 }
 
@@ -132,7 +133,7 @@ pub fn run(client: &Client, library: Option<String>, cmd: LocationCmd, json: boo
                 );
                 if mode == IndexMode::Deep {
                     println!(
-                        "note: deep mode identifies content; media metadata and thumbnails are not built yet"
+                        "thumbnails, media metadata and text follow in the background (`spacedrive sidecar status`)"
                     );
                 }
             }

@@ -28,6 +28,7 @@ mod network_cmd;
 mod organise_cmd;
 mod output;
 mod search_cmd;
+mod sidecar_cmd;
 mod transfer;
 mod ui_cmd;
 mod volume_cmd;
@@ -90,8 +91,14 @@ enum Command {
     File(files_cmd::FileCmd),
     /// Full-file BLAKE3 of a file (compared with the index's record when there is one)
     Verify { path: PathBuf },
-    /// Find indexed files by name (substring; case and accents ignored) and filters
+    /// Find indexed files by name (substring; case and accents ignored), by the words in them
+    /// (--content) and filters
     Search(Box<search_cmd::SearchArgs>),
+    /// Print the path of an indexed file's thumbnail (made now if missing)
+    Thumb(sidecar_cmd::ThumbArgs),
+    /// Thumbnails, media metadata and text made for deep locations: status, regenerate
+    #[command(subcommand)]
+    Sidecar(sidecar_cmd::SidecarCmd),
     /// Create, list, rename, delete, apply and remove tags (hierarchical: Work/Invoices)
     #[command(subcommand)]
     Tag(organise_cmd::TagCmd),
@@ -334,6 +341,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::File(cmd) => files_cmd::file(&client, lib, cmd, json),
         Command::Verify { path } => files_cmd::verify(&client, lib, &path, json),
         Command::Search(a) => search_cmd::run(&client, lib, *a, json),
+        Command::Thumb(a) => sidecar_cmd::thumb(&client, lib, a, json),
+        Command::Sidecar(cmd) => sidecar_cmd::run(&client, lib, cmd, json),
         Command::Tag(cmd) => organise_cmd::tag(&client, lib, cmd, json),
         Command::Favorite(m) => {
             organise_cmd::mark(&client, lib, m, json, organise_cmd::Mark::Favorite)

@@ -205,6 +205,7 @@ pub fn job_bar(job: &JobInfo) -> ProgressBar {
         JobProgress::FileOp(p) => Some(p.bytes_total.max(p.steps_total)),
         JobProgress::TransferPull(p) => Some(p.bytes_total.max(p.files_total)),
         JobProgress::TransferPush(p) => Some(p.bytes_total.max(p.files_total)),
+        JobProgress::Sidecar(p) => Some(p.total),
     };
     let bar = match total {
         Some(n) if n > 0 => {
@@ -259,6 +260,11 @@ pub fn update_bar(bar: &ProgressBar, job: &JobInfo) {
             bar.set_position(done);
             progress_message(&job.progress)
         }
+        JobProgress::Sidecar(p) => {
+            bar.set_length(p.total.max(1));
+            bar.set_position(p.done);
+            sidecar_message(p)
+        }
     };
     let paused = if job.state == sd_core::jobs::JobState::Paused {
         " (paused)"
@@ -312,6 +318,7 @@ pub fn progress_message(p: &JobProgress) -> String {
                 p.failed,
             )
         }
+        JobProgress::Sidecar(p) => sidecar_message(p),
     }
 }
 
@@ -335,6 +342,25 @@ fn transfer_message(phase: &str, fd: u64, ft: u64, bd: u64, bt: u64, failed: u64
     );
     if failed > 0 {
         s.push_str(&format!(", {} failed", count(failed)));
+    }
+    s
+}
+
+/// One-line summary of a sidecar job's progress.
+pub fn sidecar_message(p: &sd_core::sidecar::SidecarProgress) -> String {
+    let mut s = format!(
+        "{} of {} contents; {} thumbnails, {} with metadata, {} texts",
+        count(p.done),
+        count(p.total),
+        count(p.thumbnails),
+        count(p.metadata),
+        count(p.texts)
+    );
+    if p.failed > 0 {
+        s.push_str(&format!(", {} failed", count(p.failed)));
+    }
+    if p.removed > 0 {
+        s.push_str(&format!(", {} collected", count(p.removed)));
     }
     s
 }
@@ -387,6 +413,7 @@ pub fn describe(job: &JobInfo) -> String {
             if p.move_source { "move" } else { "copy" },
             p.device_name
         ),
+        JobSpec::Sidecar(p) => format!("sidecars ({})", p.reason),
     }
 }
 
@@ -403,6 +430,9 @@ pub fn job_summary(job: &JobInfo) -> String {
             job.state.as_str(),
             progress_message(&job.progress)
         );
+    }
+    if let JobProgress::Sidecar(p) = &job.progress {
+        return sidecar_summary(job, p);
     }
     let JobProgress::FileOp(p) = &job.progress else {
         return index_summary(job);
@@ -463,6 +493,37 @@ pub fn job_summary(job: &JobInfo) -> String {
     if let Some(e) = &job.error
         && job.state != sd_core::jobs::JobState::CompletedWithErrors
     {
+        s.push_str(&format!("\n  error: {}", escape_controls(e)));
+    }
+    s
+}
+
+/// What a finished sidecar job did, in one paragraph.
+fn sidecar_summary(job: &JobInfo, p: &sd_core::sidecar::SidecarProgress) -> String {
+    let mut s = format!(
+        "{} job {} {} in {}: {}",
+        describe(job),
+        job.id,
+        job.state.as_str(),
+        duration_ms(p.ms as i64),
+        sidecar_message(p)
+    );
+    if p.unsupported > 0 || p.deferred > 0 {
+        s.push_str(&format!(
+            "\n  {} unsupported (no decoder or tool), {} left queued (file gone or changed)",
+            count(p.unsupported),
+            count(p.deferred)
+        ));
+    }
+    for f in p.failures.iter().take(10) {
+        s.push_str(&format!(
+            "\n  {} ({}): {}",
+            shown(f.path.0.as_os_str()),
+            f.kind,
+            escape_controls(&f.reason)
+        ));
+    }
+    if let Some(e) = &job.error {
         s.push_str(&format!("\n  error: {}", escape_controls(e)));
     }
     s

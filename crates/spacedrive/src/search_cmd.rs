@@ -46,6 +46,25 @@ pub struct SearchArgs {
     /// Favourites only
     #[arg(long)]
     favorite: bool,
+    /// Words the file's text must contain ("quoted" for a phrase): text, code, Markdown, HTML
+    /// and PDF files of deep locations
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    content: Option<String>,
+    /// Pictures taken on or after this date (EXIF)
+    #[arg(long, value_name = "DATE")]
+    taken_after: Option<String>,
+    /// Pictures taken before this date (EXIF)
+    #[arg(long, value_name = "DATE")]
+    taken_before: Option<String>,
+    /// Pictures whose camera make or model contains this text
+    #[arg(long, value_name = "TEXT")]
+    camera: Option<String>,
+    /// Pictures at least this many pixels wide (as displayed)
+    #[arg(long, value_name = "PX")]
+    min_width: Option<u32>,
+    /// Pictures at least this many pixels high (as displayed)
+    #[arg(long, value_name = "PX")]
+    min_height: Option<u32>,
     /// Only what you hid
     #[arg(long, conflicts_with = "include_hidden")]
     hidden: bool,
@@ -87,6 +106,12 @@ pub fn run(client: &Client, library: Option<String>, a: SearchArgs, json: bool) 
         tags: a.tag,
         not_tags: a.not_tag,
         favorite: a.favorite,
+        content: a.content,
+        taken_after: date(&a.taken_after)?,
+        taken_before: date(&a.taken_before)?,
+        camera: a.camera,
+        min_width: a.min_width,
+        min_height: a.min_height,
         hidden: if a.hidden {
             Some(true)
         } else if a.include_hidden {
@@ -98,7 +123,10 @@ pub fn run(client: &Client, library: Option<String>, a: SearchArgs, json: bool) 
         limit: Some(a.limit),
         offset: a.offset,
     };
-    let r: Results = client.call(&Request::Search { library, query })?;
+    let r: Results = client.call(&Request::Search {
+        library,
+        query: Box::new(query),
+    })?;
     if json {
         return print_json(&r);
     }
@@ -122,6 +150,14 @@ pub fn run(client: &Client, library: Option<String>, a: SearchArgs, json: bool) 
         .collect();
     if !rows.is_empty() {
         output::table(&["KIND", "SIZE", "MODIFIED", "PATH"], &rows);
+    }
+    // With --content: where the words were found, file by file.
+    for h in r.hits.iter().filter(|h| h.snippet.is_some()) {
+        println!(
+            "{}: {}",
+            output::shown(h.path.0.as_os_str()),
+            output::escape_controls(&h.snippet.clone().unwrap_or_default().replace('\n', " "))
+        );
     }
     let shown = r.hits.len();
     println!(

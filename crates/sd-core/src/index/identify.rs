@@ -100,7 +100,8 @@ pub(crate) fn run(
         Ok(c.execute(
             &format!(
                 "INSERT OR IGNORE INTO intelligence_queue (content_id, kind, queued_at)
-                 SELECT id, kind, ?1 FROM content_identities WHERE kind IN ({})",
+                 SELECT id, kind, ?1 FROM content_identities c WHERE kind IN ({})
+                    AND NOT EXISTS (SELECT 1 FROM sidecars s WHERE s.content_id = c.id)",
                 kinds.join(", ")
             ),
             [now_ms()],
