@@ -325,22 +325,21 @@ pub fn handle_with(
 /// default library (its jobs and audit log live there), as `location add` does.
 fn library_for(node: &Node, sel: Option<&str>, action: &Action) -> sd_core::Result<Arc<Library>> {
     // A transfer runs in the library whose location holds its end here (which then follows).
-    if let (
-        None,
-        Action::Transfer {
-            pull,
-            sources,
-            dest,
-            ..
-        },
-    ) = (sel, action)
+    let here = match (sel, action) {
+        (
+            None,
+            Action::Transfer {
+                pull: true, dest, ..
+            }
+            | Action::Fetch { dest, .. },
+        ) => Some(dest),
+        (None, Action::Transfer { sources, .. }) => sources.first(),
+        _ => None,
+    };
+    if let Some(p) = here.and_then(|p| sd_core::transfer::real_path(&p.0).ok())
+        && let Some(lib) = sd_core::transfer::library_holding(&node.libraries(), &p)
     {
-        let here = if *pull { Some(dest) } else { sources.first() };
-        if let Some(p) = here.and_then(|p| sd_core::transfer::real_path(&p.0).ok())
-            && let Some(lib) = sd_core::transfer::library_holding(&node.libraries(), &p)
-        {
-            return Ok(lib);
-        }
+        return Ok(lib);
     }
     let file_op = matches!(
         action,
@@ -349,6 +348,7 @@ fn library_for(node: &Node, sel: Option<&str>, action: &Action) -> sd_core::Resu
             | Action::Rename { .. }
             | Action::Delete { .. }
             | Action::Transfer { .. }
+            | Action::Fetch { .. }
     );
     if file_op {
         return node

@@ -109,6 +109,15 @@ pub enum Action {
         #[serde(default)]
         remove_source: bool,
     },
+    /// Copies the content `content` (its UUID, as `file info` shows it on any device) from the
+    /// fastest online paired device holding it into `dest` here, verified against its cas_id
+    /// and, when known, its full-file hash.
+    Fetch {
+        content: String,
+        dest: JsonPath,
+        #[serde(default)]
+        on_conflict: ConflictPolicy,
+    },
 }
 
 /// What an action is, for its name: a file operation, or an organising action or undo with its
@@ -148,6 +157,7 @@ impl Action {
             Action::Hide { .. } => "meta.hide",
             Action::Note { .. } => "meta.note",
             Action::Undo { .. } => "undo",
+            Action::Fetch { .. } => fileops::audit_kind(OpKind::Copy, false),
             Action::Transfer { remove_source, .. } => fileops::audit_kind(
                 if *remove_source {
                     OpKind::Move
@@ -184,6 +194,9 @@ impl Action {
                 paths.iter().map(|p| show(&p.0)).collect()
             }
             Action::Note { path, .. } => vec![show(&path.0)],
+            Action::Fetch { content, dest, .. } => {
+                vec![format!("content://{content}"), show(&dest.0)]
+            }
             Action::Transfer {
                 device,
                 pull,
@@ -449,6 +462,58 @@ fn undo_request(rev: Reverse) -> std::result::Result<(fileops::Request, Vec<Path
 /// The plan of a transfer between devices, planned by the receiving one (this device for a
 /// pull); for a push, also the job that will send it.
 fn transfer_plan(lib: &Library, action: &Action) -> Result<Option<(fileops::Plan, Started)>> {
+    if let Action::Fetch {
+        content,
+        dest,
+        on_conflict,
+    } = action
+    {
+        let uuid: uuid::Uuid = content.parse().map_err(|_| {
+            Error::Invalid(format!(
+                "{content:?} is not a content UUID (`file info` shows one as content.uuid)"
+            ))
+        })?;
+        let t = transfer::transport(lib)?;
+        let holder = t
+            .locate(&uuid)
+            .into_iter()
+            .find(|h| !h.files.is_empty())
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no online paired device holds content {uuid} (see `spacedrive network devices`)"
+                ))
+            })?;
+        let file = holder.files[0].clone();
+        let (mut plan, _) = transfer::plan_pull(
+            t.as_ref(),
+            &holder.device,
+            None,
+            std::slice::from_ref(&file.path),
+            &dest.0,
+            *on_conflict,
+        )?;
+        plan.warnings.push(format!(
+            "from {} ({:.1} ms away), {}",
+            holder.device_name,
+            holder.rtt.as_secs_f64() * 1000.0,
+            file.path.0.display()
+        ));
+        let job = transfer::PullJob {
+            device: holder.device,
+            device_name: holder.device_name,
+            grant: None,
+            move_source: false,
+            expect: Some(transfer::Expected {
+                cas_id: file.cas_id,
+                integrity: file.integrity,
+            }),
+            sources: vec![file.path],
+            action: serde_json::to_value(action)?,
+            targets: action.targets(),
+            committed_at: now_ms(),
+        };
+        return Ok(Some((plan, Started::Pull(job))));
+    }
     let Action::Transfer {
         device,
         pull,
@@ -472,6 +537,7 @@ fn transfer_plan(lib: &Library, action: &Action) -> Result<Option<(fileops::Plan
             device_name,
             grant: None,
             move_source: *remove_source,
+            expect: None,
             sources,
             action: action_json,
             targets: action.targets(),

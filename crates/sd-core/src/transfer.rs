@@ -96,6 +96,10 @@ pub trait Transport: Send + Sync {
     /// listed (size and modification time), then the folders left empty.
     fn remove(&self, device: &str, grant: Option<&str>, items: &[Removal]) -> Result<Removed>;
 
+    /// Every online paired device holding the content `uuid`, fastest first (a device that
+    /// does not answer within a few seconds is passed over).
+    fn locate(&self, uuid: &uuid::Uuid) -> Vec<Holder>;
+
     /// Tells `device` (best effort) that a copy of `sources` from it ended, for its audit log.
     fn tell_done(
         &self,
@@ -479,6 +483,86 @@ pub struct PushRequest {
     pub move_source: bool,
     /// The action as the user asked for it, for the receiver's audit log.
     pub action: serde_json::Value,
+}
+
+/// A file holding a content, as the device that has it says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldFile {
+    pub path: JsonPath,
+    pub cas_id: String,
+    pub size: u64,
+    /// Full-file BLAKE3 (hex) when the index has confirmed it.
+    pub integrity: Option<String>,
+}
+
+/// The files of `lib` that hold the content named `uuid` (the UUIDv5 of its cas_id), found by
+/// a scan of the library's content identities.
+pub fn held(lib: &Library, uuid: &uuid::Uuid) -> Result<Vec<HeldFile>> {
+    let conn = lib.reader()?;
+    let mut q = conn.prepare("SELECT id, digest, integrity FROM content_identities")?;
+    let ids: Vec<(i64, String, Option<Vec<u8>>)> = q
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ))
+        })?
+        .filter_map(std::result::Result::ok)
+        .filter_map(|(id, digest, integrity)| {
+            let cas_id = crate::content::hex(digest.get(..8)?);
+            (crate::content::content_uuid(&cas_id) == *uuid).then_some((id, cas_id, integrity))
+        })
+        .collect();
+    let locs: HashMap<i64, crate::location::Location> = crate::location::list(lib)?
+        .into_iter()
+        .map(|l| (l.id, l))
+        .collect();
+    let mut out = Vec::new();
+    let mut files = conn.prepare_cached(
+        "SELECT e.id, e.location_id, e.size, ec.integrity FROM entry_content ec
+           JOIN entries e ON e.id = ec.entry_id WHERE ec.content_id = ?1",
+    )?;
+    for (cid, cas_id, integrity) in ids {
+        let rows: Vec<(i64, i64, i64, Option<Vec<u8>>)> = files
+            .query_map([cid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (entry, loc, size, own) in rows {
+            let Some(l) = locs.get(&loc).filter(|l| l.online) else {
+                continue;
+            };
+            let Some(path) = crate::tree::entry_path(&conn, l.root_entry_id, &l.path.0, entry)?
+            else {
+                continue;
+            };
+            out.push(HeldFile {
+                path: JsonPath(path),
+                cas_id: cas_id.clone(),
+                size: size as u64,
+                integrity: own
+                    .or_else(|| integrity.clone())
+                    .map(|h| crate::content::hex(&h)),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A device that holds a content, and how quickly it answered.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub device: String,
+    pub device_name: String,
+    pub rtt: Duration,
+    pub files: Vec<HeldFile>,
+}
+
+/// What a fetched file must be: its content's cas_id, and its full hash when known.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Expected {
+    pub cas_id: String,
+    pub integrity: Option<String>,
 }
 
 /// A job on another device, as it reports it.

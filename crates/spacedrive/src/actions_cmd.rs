@@ -362,6 +362,19 @@ pub fn transfer(
     is_move: bool,
 ) -> Result<()> {
     let on_conflict = a.on_conflict.into();
+    if let [src, dest] = a.paths.as_slice()
+        && let Some(content) = src.to_str().and_then(|s| s.strip_prefix("content://"))
+    {
+        if is_move {
+            bail!("a content is copied from the devices that hold it, never moved: use cp");
+        }
+        let action = Action::Fetch {
+            content: content.to_owned(),
+            dest: JsonPath(absolute(dest)?),
+            on_conflict,
+        };
+        return show_or_commit(client, lib, action, a.preview, json, a.detach);
+    }
     let mut sd: Vec<(Option<String>, PathBuf)> = a.paths.iter().map(|p| sd_path(p)).collect();
     let (dest_device, dest) = sd.pop().expect("clap requires two paths");
     let devices: std::collections::BTreeSet<&Option<String>> = sd.iter().map(|(d, _)| d).collect();

@@ -52,6 +52,10 @@ enum Call {
         grant: Option<String>,
         items: Vec<Removal>,
     },
+    /// Which files here hold the content with this UUID.
+    Locate {
+        content: String,
+    },
     /// A copy from here ended (for the audit log).
     Done {
         grant: Option<String>,
@@ -221,6 +225,7 @@ impl Sharing {
                     device_name,
                     grant: Some(push.token.clone()),
                     move_source: push.move_source,
+                    expect: None,
                     sources: push.sources.clone(),
                     action: push.action.clone(),
                     targets,
@@ -228,6 +233,16 @@ impl Sharing {
                 };
                 let id = transfer::start_pull(&lib, job, &plan)?;
                 serde_json::to_value(Self::remote_job(&lib, id)?)?
+            }
+            Call::Locate { content } => {
+                let uuid: uuid::Uuid = content
+                    .parse()
+                    .map_err(|_| Error::Invalid(format!("{content:?} is not a content UUID")))?;
+                let mut files = Vec::new();
+                for lib in self.node.libraries() {
+                    files.extend(transfer::held(&lib, &uuid)?);
+                }
+                serde_json::to_value(files)?
             }
             Call::PushStatus { token } => {
                 let (lib, id) = self.job_of(&token)?;
@@ -536,6 +551,43 @@ impl transfer::Transport for crate::network::NetService {
             },
         )?;
         Ok(serde_json::from_value(v)?)
+    }
+
+    fn locate(&self, uuid: &uuid::Uuid) -> Vec<transfer::Holder> {
+        let net = self.net();
+        let devices = net.devices().list();
+        let Ok(body) = serde_json::to_value(Call::Locate {
+            content: uuid.to_string(),
+        }) else {
+            return Vec::new();
+        };
+        let answers = self.rt.block_on(async {
+            let asks = devices.iter().map(|d| {
+                let (net, body) = (&net, body.clone());
+                async move {
+                    let t = Instant::now();
+                    let r =
+                        tokio::time::timeout(Duration::from_secs(5), net.transfer().call(d, body))
+                            .await;
+                    (d, t.elapsed(), r)
+                }
+            });
+            n0_future::join_all(asks).await
+        });
+        let mut holders: Vec<transfer::Holder> = answers
+            .into_iter()
+            .filter_map(|(d, rtt, r)| {
+                let files: Vec<transfer::HeldFile> = serde_json::from_value(r.ok()?.ok()?).ok()?;
+                (!files.is_empty()).then(|| transfer::Holder {
+                    device: d.id.clone(),
+                    device_name: d.name.clone(),
+                    rtt,
+                    files,
+                })
+            })
+            .collect();
+        holders.sort_by_key(|h| h.rtt);
+        holders
     }
 
     fn tell_done(&self, device: &str, grant: Option<&str>, sources: &[JsonPath], summary: &Value) {

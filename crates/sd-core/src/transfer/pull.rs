@@ -35,6 +35,9 @@ pub struct PullJob {
     pub grant: Option<String>,
     /// Remove the sources there once every item was copied and verified.
     pub move_source: bool,
+    /// A content fetch (`content://`): what each file received must be.
+    #[serde(default)]
+    pub expect: Option<super::Expected>,
     pub sources: Vec<JsonPath>,
     /// The action as the user asked for it, and what it targets (for the audit row).
     pub action: serde_json::Value,
@@ -462,6 +465,12 @@ impl Receiver<'_> {
                         self.fail(item, why);
                         return Ok(());
                     }
+                    if let Some(why) = self.unexpected(&temp, &hash) {
+                        drop(file);
+                        let _ = std::fs::remove_file(&temp);
+                        self.fail(item, why);
+                        return Ok(());
+                    }
                     self.progress.verified += 1;
                     let step = &self.items[item].step;
                     let mtime = step.mtime;
@@ -518,6 +527,27 @@ impl Receiver<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Why a received file is not the content a fetch asked for, if it is not.
+    fn unexpected(&self, temp: &Path, hash: &[u8; 32]) -> Option<String> {
+        let want = self.params.expect.as_ref()?;
+        if let Some(full) = &want.integrity
+            && *full != crate::content::hex(hash)
+        {
+            return Some(format!(
+                "the file sent is not content {} (its full hash differs: it changed there since it was indexed)",
+                want.cas_id
+            ));
+        }
+        match crate::content::cas_of_file(temp) {
+            Ok(h) if h.id.cas_id == want.cas_id => None,
+            Ok(h) => Some(format!(
+                "the file sent is content {}, not {}",
+                h.id.cas_id, want.cas_id
+            )),
+            Err(e) => Some(format!("hashing the received file: {e}")),
+        }
     }
 
     fn fetch(&mut self, control: &Control) -> Result<bool> {

@@ -52,15 +52,21 @@ fn id_of(sd: &Sd) -> String {
 /// Two daemons paired by code over loopback, and their network ids.
 pub fn pair() -> (Sd, Sd, String, String) {
     let (a, b) = (Sd::new(), Sd::new());
-    let g = generate(&a);
-    let ida = b.json(["network", "pair", "join", &g.code, "--addr", &g.addr])["id"]
+    let (ida, idb) = pair_with(&a, &b);
+    (a, b, ida, idb)
+}
+
+/// Pairs `guest` with `host` (by code, `--addr`); their network ids.
+pub fn pair_with(host: &Sd, guest: &Sd) -> (String, String) {
+    let g = generate(host);
+    let idh = guest.json(["network", "pair", "join", &g.code, "--addr", &g.addr])["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let (last, ok) = g.outcome();
     assert!(ok, "{last}");
-    let idb = last["paired"]["id"].as_str().unwrap().to_owned();
-    (a, b, ida, idb)
+    let idg = last["paired"]["id"].as_str().unwrap().to_owned();
+    (idh, idg)
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::network::pair;
+use super::network::{pair, pair_with};
 use super::{Sd, corpus, wait_until, write};
 
 /// What a tree holds, relative to its root: kind, bytes (a file's content hash, a link's
@@ -338,4 +338,61 @@ fn a_sender_killed_midway_is_waited_for_and_the_copy_resumes() {
         blake3::hash(&data)
     );
     assert!(temporaries(&here).is_empty());
+}
+
+#[test]
+fn a_content_comes_from_a_device_that_holds_it_while_another_holder_is_offline() {
+    let (a, b, c) = (Sd::new(), Sd::new(), Sd::new());
+    pair_with(&b, &a);
+    pair_with(&c, &a);
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut uuid = String::new();
+    for sd in [&b, &c] {
+        let music = sd.tmp.path().join("music");
+        write(&music.join("song.flac"), &bytes);
+        sd.json([
+            "location".as_ref(),
+            "add".as_ref(),
+            music.as_os_str(),
+            "--mode".as_ref(),
+            "content".as_ref(),
+        ]);
+        let info = sd.json([
+            "file".as_ref(),
+            "info".as_ref(),
+            music.join("song.flac").as_os_str(),
+        ]);
+        uuid = info["content"]["uuid"].as_str().unwrap().to_owned();
+    }
+    c.ok(["stop"]); // the other holder is offline
+    let here = a.tmp.path().join("here");
+    std::fs::create_dir_all(&here).unwrap();
+    let src = format!("content://{uuid}");
+    let done = a.json(["cp".as_ref(), src.as_ref(), here.as_os_str()]);
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(std::fs::read(here.join("song.flac")).unwrap(), bytes);
+    let missing = format!("content://{}", "0b0e2a63-0000-5000-8000-000000000000");
+    let err = a.fails(["cp".as_ref(), missing.as_ref(), here.as_os_str()]);
+    assert_eq!(err["code"], "not_found", "{err}");
+    let err = a.fails(["cp".as_ref(), "content://nope".as_ref(), here.as_os_str()]);
+    assert_eq!(err["code"], "invalid", "{err}");
+}
+
+#[test]
+fn a_move_between_devices_removes_the_sources_only_once_all_arrived() {
+    let (a, b, _ida, idb) = pair();
+    let inbox = b.tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    b.json(["location".as_ref(), "add".as_ref(), inbox.as_os_str()]);
+    let out = a.tmp.path().join("outbox");
+    write(&out.join("one.txt"), b"one");
+    write(&out.join("sub/two.txt"), b"two");
+    let snap = snapshot(&out);
+    let to = format!("{}:{}/", &idb[..10], inbox.display());
+    let done = a.json(["mv".as_ref(), out.as_os_str(), to.as_ref()]);
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(snapshot(&inbox.join("outbox")), snap);
+    assert!(!out.exists(), "the sources went once all arrived verified");
+    let history = a.json(["history"]);
+    assert_eq!(history[0]["kind"], "file.move", "{history}");
 }
