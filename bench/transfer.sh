@@ -17,8 +17,9 @@ size_mb=${SIZE_MB:-2048}
 tree=$work/real$((files / 1000))k
 big=$work/big-${size_mb}m.bin
 run=$(mktemp -d /tmp/sd-bench-transfer.XXXXXX)
-sd=$here/target/release/spacedrive
-ceiling=$here/target/release/examples/stream_ceiling
+target=${CARGO_TARGET_DIR:-$here/target}
+sd=$target/release/spacedrive
+ceiling=$target/release/examples/stream_ceiling
 mkdir -p "$work"
 export SPACEDRIVE_NET_HOST=127.0.0.1 SPACEDRIVE_MDNS=0 XDG_DATA_HOME=$run/xdg
 . "$here/bench/common.sh"

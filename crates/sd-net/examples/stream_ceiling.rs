@@ -17,7 +17,11 @@ async fn endpoint() -> Endpoint {
         .relay_mode(iroh::RelayMode::Disabled)
         .alpns(vec![ALPN.to_vec()])
         .clear_ip_transports()
-        .bind_addr("127.0.0.1:0".parse().expect("an address"))
+        .bind_addr(
+            "127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .expect("an address"),
+        )
         .expect("a bind address")
         .bind()
         .await
@@ -47,7 +51,9 @@ async fn main() {
             .await
             .expect("a connection");
         let (mut send, mut recv) = conn.accept_bi().await.expect("a stream");
-        let mut out = tokio::fs::File::create(&dst).await.expect("the destination");
+        let mut out = tokio::fs::File::create(&dst)
+            .await
+            .expect("the destination");
         let mut buf = vec![0u8; 1 << 20];
         let mut n = 0u64;
         loop {

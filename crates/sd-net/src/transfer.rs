@@ -231,7 +231,11 @@ impl TransferServer {
         mut tx: SendStream,
         mut rx: RecvStream,
     ) -> Result<(), Broke> {
-        let first: Msg = frame::read(&mut rx, CAP).await?;
+        // A stream that does not start with one whole request broke the protocol (truncated
+        // or not: a caller hangs up between operations, not inside the first frame).
+        let first: Msg = frame::read(&mut rx, CAP)
+            .await
+            .map_err(|e| Broke::Protocol(e.to_string()))?;
         let h = self.handler.clone();
         match first {
             Msg::List { grant, sources } => {

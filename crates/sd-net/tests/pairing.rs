@@ -245,29 +245,30 @@ async fn malformed_calls_close_the_connection_and_harm_nothing() {
     paired.await.unwrap().unwrap();
     let raw = raw_endpoint().await;
     let target = iroh::EndpointAddr::new(host.id()).with_ip_addr(host.listening()[0]);
+    let alpns = [sd_net::rpc::ALPN, sd_net::transfer::ALPN];
     // Untrusted: closed before it can send anything that matters.
-    let conn = raw
-        .connect(target.clone(), sd_net::rpc::ALPN)
-        .await
-        .unwrap();
-    let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
-    assert!(closed.is_ok(), "an unpaired caller is shut out");
+    for alpn in alpns {
+        let conn = raw.connect(target.clone(), alpn).await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+        assert!(closed.is_ok(), "an unpaired caller is shut out");
+    }
     // Trusted, but broken frames.
     host.devices()
         .trust(&raw.id().to_string(), &DeviceInfo::default(), vec![])
         .unwrap();
     let mut oversized = vec![1u8];
     oversized.extend_from_slice(&u32::MAX.to_be_bytes());
-    for bytes in [
+    let cases = [
         b"\x00\x01garbage".to_vec(),
         vec![1, 0, 0, 0, 9, b'{'],
         oversized,
         vec![1, 0, 0, 0, 2, b'{', b'}'],
-    ] {
-        let conn = raw
-            .connect(target.clone(), sd_net::rpc::ALPN)
-            .await
-            .unwrap();
+    ];
+    for (alpn, bytes) in alpns
+        .iter()
+        .flat_map(|a| cases.iter().map(move |c| (*a, c.clone())))
+    {
+        let conn = raw.connect(target.clone(), alpn).await.unwrap();
         let (mut send, _recv) = conn.open_bi().await.unwrap();
         send.write_all(&bytes).await.unwrap();
         let _ = send.finish();
