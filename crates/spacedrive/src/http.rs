@@ -231,6 +231,7 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(events))
         .route("/api/v1/openapi.json", get(openapi_doc))
         .route("/api/v1/session", get(session))
+        .route("/api/v1/thumbnail", get(thumbnail))
         .route("/api/v1/{method}", post(method_call))
         .route("/login", get(auth::login_get).post(auth::login_post))
         .route("/", get(assets::index))
@@ -411,8 +412,8 @@ struct Session {
     /// Reachable from other machines (then every request needs the token — it always does).
     beyond_loopback: bool,
     version: &'static str,
-    /// Whether `GET /api/v1/thumbnail` serves thumbnails (the UI shows kind icons until it
-    /// does: no thumbnails are made by this build).
+    /// Whether `GET /api/v1/thumbnail` serves thumbnails (the UI shows kind icons where there
+    /// is none).
     thumbnails: bool,
 }
 
@@ -423,9 +424,52 @@ async fn session(State(state): State<AppState>) -> HttpResponse {
             listen: state.listen,
             beyond_loopback: state.beyond_loopback,
             version: env!("CARGO_PKG_VERSION"),
-            thumbnails: false,
+            thumbnails: true,
         },
     )
+}
+
+#[derive(Deserialize)]
+struct ThumbQuery {
+    library: Option<String>,
+    path: String,
+    size: Option<u32>,
+}
+
+/// `GET /api/v1/thumbnail?library=&path=&size=`: an indexed file's thumbnail (WebP), made now
+/// when missing — `sidecar.thumbnail`'s file, served. An error answers as the API's do (404 for
+/// a file that has none, e.g. not a picture).
+async fn thumbnail(State(state): State<AppState>, Query(q): Query<ThumbQuery>) -> HttpResponse {
+    let service = state.service.clone();
+    let req = Request::Thumbnail {
+        library: q.library,
+        path: sd_core::names::JsonPath(PathBuf::from(q.path)),
+        size: q.size.unwrap_or(256).clamp(16, 1024),
+    };
+    let r = tokio::task::spawn_blocking(move || service.answer(req))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("the handler failed: {e}"))));
+    let thumb = match r {
+        Ok(Response::Thumbnail(t)) => t,
+        Ok(_) => return answer(Err(ApiError::internal("not a thumbnail"))),
+        Err(e) => return answer(Err(e)),
+    };
+    match tokio::fs::read(&thumb.path.0).await {
+        Ok(bytes) => {
+            let mut r = (StatusCode::OK, bytes).into_response();
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/webp"));
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=300"),
+            );
+            r
+        }
+        Err(e) => answer(Err(ApiError::new(
+            ErrorCode::Io,
+            format!("reading the thumbnail: {e}"),
+        ))),
+    }
 }
 
 #[cfg(test)]

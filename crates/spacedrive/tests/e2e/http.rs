@@ -590,3 +590,68 @@ fn a_taken_port_is_replaced_and_an_exposed_address_needs_consent() {
     // The socket API works all the same.
     sd.ok(["status"]);
 }
+
+/// `s` percent-encoded for a query string (as the UI's `encodeURIComponent` does).
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_grid_view_gets_thumbnails_over_http() {
+    let sd = Sd::new();
+    let root = sd.tmp.path().join("pics");
+    std::fs::create_dir_all(&root).unwrap();
+    let flag = image::RgbImage::from_fn(600, 400, |x, _| {
+        if x < 300 {
+            image::Rgb([200, 10, 10])
+        } else {
+            image::Rgb([10, 10, 200])
+        }
+    });
+    flag.save(root.join("flag.png")).unwrap();
+    write(&root.join("notes.txt"), b"not a picture");
+    sd.ok([
+        "location".as_ref(),
+        "add".as_ref(),
+        root.as_os_str(),
+        "--mode".as_ref(),
+        "content".as_ref(),
+    ]);
+    let http = Http::of(&sd);
+    let auth = format!("Bearer {}", http.token);
+    let session = http.send("GET", "/api/v1/session", &[("Authorization", &auth)], b"");
+    assert_eq!(session.json()["thumbnails"], true);
+    let url = |p: &std::path::Path| {
+        format!(
+            "/api/v1/thumbnail?path={}&size=256",
+            query_escape(p.to_str().unwrap())
+        )
+    };
+    let a = http.send(
+        "GET",
+        &url(&root.join("flag.png")),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.header("content-type"), Some("image/webp"));
+    let thumb = image::load_from_memory_with_format(&a.body, image::ImageFormat::WebP).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (256, 171));
+    // No token, no thumbnail; a file that is not a picture has none (the UI shows its icon).
+    let refused = http.send("GET", &url(&root.join("flag.png")), &[], b"");
+    assert_eq!(refused.status, 401);
+    let none = http.send(
+        "GET",
+        &url(&root.join("notes.txt")),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert!(none.status >= 400, "{}", none.status);
+}
