@@ -14,6 +14,7 @@ mod library;
 mod network;
 mod organise;
 mod search_input;
+mod spacedrop;
 mod sidecars;
 mod transfer;
 mod volume;
