@@ -927,7 +927,9 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let alphabet = ["a", "..", ".", "/", "\0", "", "é", "b.txt", "\\", "\n", "x/../y"];
+        let alphabet = [
+            "a", "..", ".", "/", "\0", "", "é", "b.txt", "\\", "\n", "x/../y",
+        ];
         for _ in 0..5_000 {
             let files = (0..next() % 6)
                 .map(|_| OfferFile {
@@ -977,7 +979,10 @@ mod tests {
 
     #[test]
     fn fingerprints_bind_ids_and_offer() {
-        let (a, b) = (SecretKey::generate().public(), SecretKey::generate().public());
+        let (a, b) = (
+            SecretKey::generate().public(),
+            SecretKey::generate().public(),
+        );
         let o = offer(&[&["a"]]);
         let f = fingerprint(&a, &b, &o);
         assert_eq!(f.len(), 6);

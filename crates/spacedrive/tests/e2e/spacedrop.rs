@@ -106,7 +106,10 @@ fn spacedrop_accepted_lands_verified_and_keeps_both() {
     assert!(ok, "{last}");
     assert_eq!(last["names"], landed["names"]);
     assert_eq!(std::fs::read(dir.join("photo.jpg")).unwrap(), big);
-    assert_eq!(std::fs::read(dir.join("album/deep/two.txt")).unwrap(), b"two");
+    assert_eq!(
+        std::fs::read(dir.join("album/deep/two.txt")).unwrap(),
+        b"two"
+    );
 
     // The same names again: kept beside the first, nothing overwritten.
     let s = send(&b, &[&f, &d], &addr);
@@ -118,7 +121,10 @@ fn spacedrop_accepted_lands_verified_and_keeps_both() {
     );
     assert!(s.outcome().1);
     assert_eq!(std::fs::read(dir.join("photo (1).jpg")).unwrap(), big);
-    assert_eq!(std::fs::read(dir.join("album (1)/one.txt")).unwrap(), b"one");
+    assert_eq!(
+        std::fs::read(dir.join("album (1)/one.txt")).unwrap(),
+        b"one"
+    );
     assert_eq!(
         listing(&dir),
         ["album", "album (1)", "photo (1).jpg", "photo.jpg"]
@@ -137,14 +143,26 @@ fn spacedrop_declined_expired_or_off_writes_nothing() {
     a.json(["spacedrop", "decline", &o["id"].to_string()]);
     let (last, ok) = s.outcome();
     assert!(!ok);
-    assert!(last["error"]["message"].as_str().unwrap().contains("declined"), "{last}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("declined"),
+        "{last}"
+    );
     assert!(listing(&dir).is_empty());
 
     // Expired: nobody answers.
     let s = send(&b, &[&f], &addr);
     let (last, ok) = s.outcome();
     assert!(!ok);
-    assert!(last["error"]["message"].as_str().unwrap().contains("expired"), "{last}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{last}"
+    );
     assert_eq!(a.json(["spacedrop", "list"]), serde_json::json!([]));
     assert!(listing(&dir).is_empty());
 
@@ -154,6 +172,12 @@ fn spacedrop_declined_expired_or_off_writes_nothing() {
     let s = send(&b, &[&f], &addr);
     let (last, ok) = s.outcome();
     assert!(!ok);
-    assert!(last["error"]["message"].as_str().unwrap().contains("not receiving"), "{last}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not receiving"),
+        "{last}"
+    );
     assert!(listing(&dir).is_empty());
 }
