@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sd_api::{
-    ApiError, ErrorCode, SpacedropConfig, SpacedropFile, SpacedropLanded, SpacedropOffer,
-    SpacedropProgress, SpacedropSent,
+    ApiError, ErrorCode, SpacedropConfig, SpacedropFile, SpacedropOffer, SpacedropProgress,
+    SpacedropSent,
 };
 use sd_net::spacedrop::{Inbox, Landing, Offer, OfferFile, Opener, Pending};
 use serde::{Deserialize, Serialize};
