@@ -55,6 +55,28 @@ pub fn handle_with(
         Request::NetworkRelaySet { url, ca_pem } => {
             Response::NetworkStatus(network()?.set_relay(url.as_deref(), ca_pem.as_deref())?)
         }
+        Request::SpacedropSend { paths, to, addr } => {
+            let paths: Vec<std::path::PathBuf> = paths.into_iter().map(|p| p.0).collect();
+            Response::SpacedropSent(network()?.spacedrop().send(
+                &paths,
+                to.as_deref(),
+                addr.as_deref(),
+                &mut |_| {},
+            )?)
+        }
+        Request::SpacedropList => Response::SpacedropOffers(network()?.spacedrop().list()),
+        Request::SpacedropWait { after } => {
+            Response::SpacedropNext(network()?.spacedrop().wait(after.unwrap_or(0)))
+        }
+        Request::SpacedropAccept { id } => {
+            Response::SpacedropLanded(network()?.spacedrop().accept(id)?)
+        }
+        Request::SpacedropDecline { id } => {
+            Response::SpacedropOffer(network()?.spacedrop().decline(id)?)
+        }
+        Request::SpacedropConfig { dir, receive } => {
+            Response::SpacedropConfig(network()?.spacedrop().config(dir.as_deref(), receive)?)
+        }
         Request::Remote { device, request } => {
             if !request.remote_readable() {
                 return Err(ApiError::new(

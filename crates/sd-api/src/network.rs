@@ -24,6 +24,8 @@ pub trait Network: Send + Sync {
     -> Result<NetworkStatus, ApiError>;
     /// Sends `request` to `device`; its answer's `ok` value, or its error.
     fn call(&self, device: &str, request: &crate::Request) -> Result<serde_json::Value, ApiError>;
+    /// Spacedrop to and from devices that are not paired.
+    fn spacedrop(&self) -> &dyn Spacedrop;
 }
 
 /// `network.status`
@@ -105,4 +107,97 @@ pub struct Revoked {
 pub struct Pong {
     pub device: Device,
     pub rtt_ms: f64,
+}
+
+/// An offer waiting on this device (`spacedrop.list`, `spacedrop.wait`, `spacedrop.decline`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SpacedropOffer {
+    /// What `spacedrop.accept` and `spacedrop.decline` take.
+    pub id: u64,
+    /// The sender's name, as it says (it is not paired: nothing vouches for it).
+    pub sender: String,
+    /// The sender's network id for this drop only (a new one every drop).
+    pub peer: String,
+    /// Six digits the sender's screen shows too.
+    pub fingerprint: String,
+    pub files: Vec<SpacedropFile>,
+    /// Total bytes.
+    pub size: u64,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+}
+
+/// One file of an offer: its path inside the drop, already made safe.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SpacedropFile {
+    pub path: String,
+    pub size: u64,
+}
+
+/// `spacedrop.send`: the drop landed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SpacedropSent {
+    /// The receiver's name.
+    pub to: String,
+    pub fingerprint: String,
+    /// The names the drop's top-level files and folders have there.
+    pub names: Vec<String>,
+    pub files: usize,
+    pub size: u64,
+}
+
+/// `spacedrop.accept`: the files landed, verified.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SpacedropLanded {
+    pub id: u64,
+    /// The Spacedrop folder.
+    pub dir: String,
+    /// The top-level names the drop has in it (renamed `name (1).ext` beside what was there).
+    pub names: Vec<String>,
+}
+
+/// `spacedrop.config`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SpacedropConfig {
+    /// Where accepted files land.
+    pub dir: String,
+    /// Offers are shown (on) or refused at once (off).
+    pub receive: bool,
+}
+
+/// A line a `spacedrop.send` streams before its answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SpacedropProgress {
+    /// Waiting for a person on `to`, whose screen shows `fingerprint`.
+    Offered { to: String, fingerprint: String },
+    /// Accepted: `done` of `total` bytes sent.
+    Sending { done: u64, total: u64 },
+}
+
+/// Spacedrop: sending to and receiving from devices that are not paired.
+pub trait Spacedrop: Send + Sync {
+    /// Offers `paths` (files and folders) to the device named `to` nearby, or at `addr`; blocks
+    /// until the drop landed, was declined, refused or expired, telling `progress` along the way.
+    fn send(
+        &self,
+        paths: &[std::path::PathBuf],
+        to: Option<&str>,
+        addr: Option<&str>,
+        progress: &mut dyn FnMut(SpacedropProgress),
+    ) -> Result<SpacedropSent, ApiError>;
+    fn list(&self) -> Vec<SpacedropOffer>;
+    /// The first offer newer than `after`, waiting up to a minute (`None`: none came).
+    fn wait(&self, after: u64) -> Option<SpacedropOffer>;
+    fn accept(&self, id: u64) -> Result<SpacedropLanded, ApiError>;
+    fn decline(&self, id: u64) -> Result<SpacedropOffer, ApiError>;
+    /// Changes what is given, then returns the settings.
+    fn config(&self, dir: Option<&str>, receive: Option<bool>)
+    -> Result<SpacedropConfig, ApiError>;
 }

@@ -221,6 +221,33 @@ pub enum Request {
         url: Option<String>,
         ca_pem: Option<String>,
     },
+    /// Offers files and folders by Spacedrop to a device that need not be paired: `to` (its
+    /// name, found on the LAN), or at `addr` (its introduction `HOST:PORT`). On the socket, lines
+    /// `{"progress": …}` come before the answer.
+    #[serde(rename = "spacedrop.send")]
+    SpacedropSend {
+        paths: Vec<JsonPath>,
+        to: Option<String>,
+        addr: Option<String>,
+    },
+    /// Spacedrop offers waiting on this device.
+    #[serde(rename = "spacedrop.list")]
+    SpacedropList,
+    /// Waits (up to a minute) for an offer newer than `after`.
+    #[serde(rename = "spacedrop.wait")]
+    SpacedropWait { after: Option<u64> },
+    /// Accepts a waiting offer; answers when its files have landed.
+    #[serde(rename = "spacedrop.accept")]
+    SpacedropAccept { id: u64 },
+    /// Declines a waiting offer: nothing is written.
+    #[serde(rename = "spacedrop.decline")]
+    SpacedropDecline { id: u64 },
+    /// The Spacedrop folder and whether offers are received; changes what is given.
+    #[serde(rename = "spacedrop.config")]
+    SpacedropConfig {
+        dir: Option<String>,
+        receive: Option<bool>,
+    },
     /// `request` answered by the paired device `device` (read-only calls only).
     #[serde(rename = "remote")]
     Remote {

@@ -39,6 +39,18 @@ pub enum Response {
     Revoked(crate::Revoked),
     /// `network.ping`
     Pong(crate::Pong),
+    /// `spacedrop.send`
+    SpacedropSent(crate::SpacedropSent),
+    /// `spacedrop.list`
+    SpacedropOffers(Vec<crate::SpacedropOffer>),
+    /// `spacedrop.wait`: the offer, or `null` when none came within a minute.
+    SpacedropNext(Option<crate::SpacedropOffer>),
+    /// `spacedrop.accept`
+    SpacedropLanded(crate::SpacedropLanded),
+    /// `spacedrop.decline`
+    SpacedropOffer(crate::SpacedropOffer),
+    /// `spacedrop.config`
+    SpacedropConfig(crate::SpacedropConfig),
     /// `remote`: the other device's answer, as it sent it.
     Remote(serde_json::Value),
     /// `library.create`, `library.info`, `library.rename`, `library.use`

@@ -1,5 +1,6 @@
 //! Spacedrive networking: the device's network identity, its iroh endpoint, pairing with a
-//! short code, the trusted devices list, and the framing every peer protocol uses.
+//! short code, the trusted devices list, Spacedrop to devices that are not paired, and the
+//! framing every peer protocol uses.
 //!
 //! Architecture Invariant: this crate is the only one that speaks to the network; the engine
 //! (`sd-core`) knows nothing of it. Every protocol is an ALPN constant
@@ -17,6 +18,7 @@
 //!     handler: std::sync::Arc::new(|_peer, _request| serde_json::json!({"ok": null})),
 //!     mdns: false,
 //!     relay: None,
+//!     spacedrop: None,
 //!     transfer: std::sync::Arc::new(sd_net::transfer::ShareNothing),
 //! };
 //! let (host, guest) = (Net::start(cfg("/tmp/a")).await?, Net::start(cfg("/tmp/b")).await?);
@@ -32,11 +34,12 @@ pub mod identity;
 pub mod net;
 pub mod pair;
 pub mod rpc;
+pub mod spacedrop;
 pub mod transfer;
 
 pub use devices::{DeviceInfo, Devices, TrustedDevice};
 pub use iroh::EndpointId;
-pub use net::{Nearby, Net, NetConfig, NetError, Relay, RelayState};
+pub use net::{Nearby, Net, NetConfig, NetError, Relay, RelayState, SpacedropTo};
 pub use pair::{Code, PairError};
 pub use rpc::CallError;
 pub use transfer::{Refusal, TransferError};

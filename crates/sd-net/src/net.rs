@@ -44,6 +44,8 @@ pub struct NetConfig {
     pub mdns: bool,
     /// A relay to keep a home connection to (none: direct connections only).
     pub relay: Option<Relay>,
+    /// Receives Spacedrop offers from devices that are not paired (none: the protocol is off).
+    pub spacedrop: Option<crate::spacedrop::Inbox>,
 }
 
 /// A relay server: devices that cannot reach each other directly (different networks, NAT)
@@ -131,6 +133,8 @@ pub struct Net {
     transfer: TransferClient,
     lan: Option<Lan>,
     info: DeviceInfo,
+    /// The IP the node listens on (Spacedrop's ephemeral endpoints bind there too).
+    ip: std::net::IpAddr,
     intro_addr: Option<SocketAddr>,
     intro: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -182,8 +186,19 @@ impl Net {
         info.addrs = own_addrs(&endpoint.bound_sockets());
         info.relay = cfg.relay.as_ref().map(|r| r.url.to_string());
         let pairing = PairHost::new(endpoint.id(), info.clone(), devices.clone());
-        let router = Router::builder(endpoint.clone())
-            .accept(pair::ALPN, pairing.clone())
+        let mut router = Router::builder(endpoint.clone()).accept(pair::ALPN, pairing.clone());
+        if let Some(inbox) = &cfg.spacedrop {
+            // Open to every device, as pairing is: the only two a stranger may reach.
+            router = router.accept(
+                crate::spacedrop::ALPN,
+                crate::spacedrop::SpacedropServer::new(
+                    endpoint.id(),
+                    cfg.info.name.clone(),
+                    inbox.clone(),
+                ),
+            );
+        }
+        let router = router
             .accept(
                 rpc::ALPN,
                 RpcServer::new(devices.clone(), cfg.handler.clone()),
@@ -221,6 +236,7 @@ impl Net {
             transfer,
             lan,
             info,
+            ip: cfg.bind.ip(),
             intro_addr,
             intro: std::sync::Mutex::new(Some(intro)),
         })
@@ -409,6 +425,37 @@ impl Net {
         Ok((dev, told))
     }
 
+    /// Offers `offer` by Spacedrop to `to` (an introduction address, or a device nearby by name),
+    /// from a fresh endpoint with a new key: see [`crate::spacedrop::send`].
+    pub async fn spacedrop_send(
+        &self,
+        to: SpacedropTo,
+        offer: crate::spacedrop::Offer,
+        open: crate::spacedrop::OpenFile,
+        progress: &mut (dyn FnMut(crate::spacedrop::Progress) + Send),
+    ) -> Result<crate::spacedrop::Sent, crate::spacedrop::SpacedropError> {
+        let target = match to {
+            SpacedropTo::Addr(a) => crate::spacedrop::Target::Addr(a),
+            SpacedropTo::Nearby(name) => {
+                if self.lan.is_none() {
+                    return Err(crate::spacedrop::SpacedropError::Unreachable(
+                        "LAN discovery is off; give the other device's address with --addr HOST:PORT".into(),
+                    ));
+                }
+                // Devices announce themselves every few seconds; give a fresh start time to see them.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while self.nearby().is_empty() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                crate::spacedrop::Target::Nearby {
+                    name,
+                    nearby: self.nearby(),
+                }
+            }
+        };
+        crate::spacedrop::send(self.ip, target, offer, open, progress).await
+    }
+
     /// Moves files to and from paired devices.
     pub fn transfer(&self) -> &TransferClient {
         &self.transfer
@@ -564,8 +611,17 @@ async fn introduce(l: tokio::net::TcpListener, id: EndpointId) {
     }
 }
 
+/// Where a Spacedrop goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpacedropTo {
+    /// The device's introduction address.
+    Addr(SocketAddr),
+    /// The device on the LAN with this exact name (`None`: the only one receiving).
+    Nearby(Option<String>),
+}
+
 /// Asks `addr` for its endpoint id.
-async fn introduction(addr: SocketAddr) -> Result<EndpointId, PairError> {
+pub(crate) async fn introduction(addr: SocketAddr) -> Result<EndpointId, PairError> {
     let unreachable = |e: String| PairError::Unreachable(format!("{addr}: {e}"));
     let s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
         .await

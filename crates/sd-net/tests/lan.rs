@@ -111,6 +111,7 @@ async fn node(dir: std::path::PathBuf, name: &'static str) -> Net {
             mdns: true,
             transfer: std::sync::Arc::new(sd_net::transfer::ShareNothing),
             relay: None,
+            spacedrop: None,
         })
         .await
         .expect("starting a node")

@@ -22,6 +22,7 @@ async fn node(dir: &std::path::Path, name: &str) -> Net {
         mdns: false,
         transfer: std::sync::Arc::new(sd_net::transfer::ShareNothing),
         relay: None,
+        spacedrop: None,
     })
     .await
     .expect("starting a node")

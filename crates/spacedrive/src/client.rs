@@ -151,6 +151,31 @@ impl Client {
         parse_answer(&line)
     }
 
+    /// One request whose answer is preceded by `{"progress": P}` lines, each given to `f`.
+    pub fn call_with_progress<P: DeserializeOwned, T: DeserializeOwned>(
+        &self,
+        req: &Request,
+        mut f: impl FnMut(P),
+    ) -> Result<T> {
+        #[derive(Deserialize)]
+        struct Progress<P> {
+            progress: P,
+        }
+        let r = self.send(req)?;
+        for line in r.lines() {
+            let line = line.context("reading the daemon's answer")?;
+            if let Ok(p) = serde_json::from_str::<Progress<P>>(&line) {
+                f(p.progress);
+                continue;
+            }
+            return parse_answer(&line);
+        }
+        bail!(
+            "the daemon closed the connection without answering; see {}",
+            self.data_dir.join("daemon.log").display()
+        )
+    }
+
     /// Whether a daemon is listening (never starts one).
     pub fn running(&self) -> bool {
         UnixStream::connect(socket_path(&self.data_dir)).is_ok()

@@ -221,6 +221,32 @@ impl Daemon {
                 }
                 Ok(())
             }
+            Request::SpacedropSend { paths, to, addr } => {
+                // Progress lines `{"progress": …}`, then the answer.
+                let Some(net) = self.net.as_deref() else {
+                    let e = ApiError::new(
+                        sd_api::ErrorCode::Unreachable,
+                        "networking is off in this daemon",
+                    );
+                    return Ok(send(&mut out, &Answer::Error(e))?);
+                };
+                let paths: Vec<PathBuf> = paths.into_iter().map(|p| p.0).collect();
+                let mut w = out.try_clone()?;
+                let r = sd_api::Spacedrop::send(
+                    net,
+                    &paths,
+                    to.as_deref(),
+                    addr.as_deref(),
+                    &mut |p| {
+                        let _ = send(&mut w, &serde_json::json!({ "progress": p }));
+                    },
+                );
+                let answer = match r {
+                    Ok(s) => Answer::Ok(Box::new(Response::SpacedropSent(s))),
+                    Err(e) => Answer::Error(e),
+                };
+                Ok(send(&mut out, &answer)?)
+            }
             req => {
                 let stop = matches!(req, Request::Stop);
                 let net = self.net.as_deref().map(|n| n as &dyn sd_api::Network);

@@ -29,6 +29,8 @@ mod organise_cmd;
 mod output;
 mod search_cmd;
 mod sidecar_cmd;
+mod spacedrop;
+mod spacedrop_cmd;
 mod transfer;
 mod ui_cmd;
 mod volume_cmd;
@@ -136,6 +138,9 @@ enum Command {
     /// Devices: this one on the network, pairing, paired devices
     #[command(subcommand)]
     Network(network_cmd::NetworkCmd),
+    /// Spacedrop: files to and from a nearby device that is not paired
+    #[command(subcommand)]
+    Spacedrop(spacedrop_cmd::SpacedropCmd),
     /// Show whether the daemon is running, and its device
     Status,
     /// Stop the daemon; running jobs continue from their checkpoint at next start
@@ -320,10 +325,10 @@ fn run(cli: Cli) -> Result<()> {
     if cli.remote_device.is_some()
         && matches!(
             cli.command,
-            Command::Network(_) | Command::Stop | Command::Ui(_)
+            Command::Network(_) | Command::Spacedrop(_) | Command::Stop | Command::Ui(_)
         )
     {
-        bail!("--device does not apply to `network`, `stop` or `ui`; leave it out");
+        bail!("--device does not apply to `network`, `spacedrop`, `stop` or `ui`; leave it out");
     }
     let client = Client::new(data_dir.clone(), autostart).on_device(cli.remote_device.clone());
     let lib = cli.library;
@@ -359,6 +364,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Job(cmd) => job_cmd::run(&client, lib, cmd, json),
         Command::Volume(cmd) => volume_cmd::run(&client, lib, cmd, json),
         Command::Network(cmd) => network_cmd::run(&client, cmd, json),
+        Command::Spacedrop(cmd) => spacedrop_cmd::run(&client, cmd, json),
     }
 }
 

@@ -85,6 +85,10 @@ pub struct NetService {
     waiting: Mutex<Option<oneshot::Receiver<PairResult>>>,
     /// Pushes of this device in progress (shared with what serves transfers).
     pub(crate) grants: crate::transfer::Grants,
+    /// Spacedrop's settings and offers (kept across restarts of the node).
+    drops: crate::spacedrop::Drops,
+    /// This device's name, told to whom it drops files.
+    name: String,
 }
 
 fn settings_path(data_dir: &Path) -> PathBuf {
@@ -122,6 +126,7 @@ impl NetService {
         let handler: sd_net::rpc::Handler =
             Arc::new(move |peer, request| answer(&serving, peer.to_string(), request));
         let grants = crate::transfer::Grants::default();
+        let drops = crate::spacedrop::Drops::new(&data_dir);
         let base = NetConfig {
             data_dir,
             bind: SocketAddr::new(host, 0),
@@ -130,6 +135,7 @@ impl NetService {
             transfer: Arc::new(crate::transfer::Sharing::new(node.clone(), grants.clone())),
             mdns,
             relay: None,
+            spacedrop: Some(drops.inbox.clone()),
         };
         let relay = settings.relay().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "the relay in network.json is unusable; running without one");
@@ -145,6 +151,8 @@ impl NetService {
             settings: Mutex::new(settings),
             waiting: Mutex::new(None),
             grants,
+            drops,
+            name: node.device.name.clone(),
         })
     }
 
@@ -258,7 +266,72 @@ fn answer(node: &Node, peer: String, request: serde_json::Value) -> serde_json::
     }
 }
 
+impl sd_api::Spacedrop for NetService {
+    fn send(
+        &self,
+        paths: &[PathBuf],
+        to: Option<&str>,
+        addr: Option<&str>,
+        progress: &mut dyn FnMut(sd_api::SpacedropProgress),
+    ) -> Result<sd_api::SpacedropSent, ApiError> {
+        crate::spacedrop::send(self, &self.name, paths, to, addr, progress)
+    }
+
+    fn list(&self) -> Vec<sd_api::SpacedropOffer> {
+        self.drops
+            .inbox
+            .list()
+            .into_iter()
+            .map(crate::spacedrop::offer)
+            .collect()
+    }
+
+    fn wait(&self, after: u64) -> Option<sd_api::SpacedropOffer> {
+        self.rt
+            .block_on(self.drops.inbox.next_after(after, Duration::from_secs(60)))
+            .map(crate::spacedrop::offer)
+    }
+
+    fn accept(&self, id: u64) -> Result<sd_api::SpacedropLanded, ApiError> {
+        use sd_net::spacedrop::InboxError;
+        let done = self.drops.inbox.accept(id).map_err(|e| match e {
+            InboxError::NotFound(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
+            _ => ApiError::new(ErrorCode::Io, e.to_string()),
+        })?;
+        let names = self
+            .rt
+            .block_on(done)
+            .map_err(|_| ApiError::new(ErrorCode::Io, "the drop ended without an outcome"))?
+            .map_err(|e| ApiError::new(ErrorCode::Io, format!("nothing was kept: {e}")))?;
+        Ok(sd_api::SpacedropLanded {
+            id,
+            dir: self.drops.dir().to_string_lossy().into_owned(),
+            names,
+        })
+    }
+
+    fn decline(&self, id: u64) -> Result<sd_api::SpacedropOffer, ApiError> {
+        self.drops
+            .inbox
+            .decline(id)
+            .map(crate::spacedrop::offer)
+            .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))
+    }
+
+    fn config(
+        &self,
+        dir: Option<&str>,
+        receive: Option<bool>,
+    ) -> Result<sd_api::SpacedropConfig, ApiError> {
+        self.drops.config(dir, receive)
+    }
+}
+
 impl Network for NetService {
+    fn spacedrop(&self) -> &dyn sd_api::Spacedrop {
+        self
+    }
+
     fn status(&self) -> NetworkStatus {
         let net = self.net();
         let custom_ca = self

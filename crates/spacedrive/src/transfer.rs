@@ -349,7 +349,7 @@ impl sd_net::transfer::Handler for Sharing {
 }
 
 /// A file being sent, as the network reads it.
-struct Sending(Outgoing);
+pub(crate) struct Sending(pub(crate) Outgoing);
 
 impl Source for Sending {
     fn offset(&self) -> u64 {

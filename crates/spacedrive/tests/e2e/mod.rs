@@ -15,6 +15,7 @@ mod network;
 mod organise;
 mod search_input;
 mod sidecars;
+mod spacedrop;
 mod transfer;
 mod volume;
 mod watch;
