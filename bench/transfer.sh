@@ -71,6 +71,8 @@ PY
 echo "== the $(basename "$tree") tree"
 cat >"$run/rsyncd.conf" <<CONF
 use chroot = no
+uid = $(id -u)
+gid = $(id -g)
 [dst]
 path = $run/rsync-dst
 read only = no
