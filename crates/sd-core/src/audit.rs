@@ -24,6 +24,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// How an action run as a job ended, from the job's final state.
+    pub(crate) fn of_job(state: crate::control::JobState) -> Outcome {
+        use crate::control::JobState;
+        match state {
+            JobState::Completed => Outcome::Completed,
+            JobState::CompletedWithErrors => Outcome::CompletedWithErrors,
+            JobState::Cancelled => Outcome::Cancelled,
+            _ => Outcome::Failed,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",

@@ -104,6 +104,30 @@ pub fn insert<K: JobKind>(
     Ok(tx.last_insert_rowid())
 }
 
+/// Job `id`'s progress as last written to its row (the default when unreadable).
+pub fn stored_progress<P: DeserializeOwned + Default>(
+    conn: &rusqlite::Connection,
+    id: i64,
+) -> Result<P> {
+    let progress: String =
+        conn.query_row("SELECT progress FROM jobs WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })?;
+    Ok(serde_json::from_str(&progress).unwrap_or_default())
+}
+
+/// Writes a running job's progress to its row (what `job list` shows between events).
+pub fn store_progress<P: Serialize>(lib: &Library, id: i64, p: &P) -> Result<()> {
+    let stored = serde_json::to_string(p)?;
+    lib.writer.run(move |c| {
+        c.execute(
+            "UPDATE jobs SET progress = ?2 WHERE id = ?1",
+            params![id, stored],
+        )?;
+        Ok(())
+    })
+}
+
 /// A job's stored row, undecoded: what the runner needs without knowing the kind.
 pub struct Row {
     pub kind: String,

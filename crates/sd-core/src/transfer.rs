@@ -655,18 +655,6 @@ pub fn remove_sources(items: &[Removal]) -> Removed {
 
 const MAX_ERRORS: usize = 20;
 
-/// Writes a running job's progress to its row (what `job list` shows between events).
-fn store_progress<P: Serialize>(lib: &Library, id: i64, p: &P) -> Result<()> {
-    let stored = serde_json::to_string(p)?;
-    lib.writer.run(move |c| {
-        c.execute(
-            "UPDATE jobs SET progress = ?2 WHERE id = ?1",
-            rusqlite::params![id, stored],
-        )?;
-        Ok(())
-    })
-}
-
 fn push_error(errors: &mut Vec<String>, e: String) {
     if errors.len() < MAX_ERRORS {
         errors.push(e);

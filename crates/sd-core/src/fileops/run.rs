@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::copy::{self, Capabilities, CopyError, Strategy};
 use super::{ConflictPolicy, OpKind, Step, StepOp};
 use crate::audit::{self, Outcome};
-use crate::control::{Control, JobState, Stop, UnknownState};
+use crate::control::{Control, Stop, UnknownState};
 use crate::library::Library;
 use crate::names::{self, JsonPath};
 use crate::runner::{End, JobKind};
@@ -1324,34 +1324,18 @@ impl JobKind for FileOpKind {
             Err(stop) => return Ok(Err(stop)),
         };
         let failures = done.failures();
-        let stored = serde_json::to_string(&done)?;
-        lib.writer.run(move |c| {
-            c.execute(
-                "UPDATE jobs SET progress = ?2 WHERE id = ?1",
-                rusqlite::params![id, stored],
-            )?;
-            Ok(())
-        })?;
+        crate::runner::store_progress(lib, id, &done)?;
         Ok(Ok(failures))
     }
 
     fn finish(tx: &rusqlite::Transaction<'_>, end: &End<'_, FileOpJob>) -> Result<()> {
         let p = end.params;
-        let progress: String =
-            tx.query_row("SELECT progress FROM jobs WHERE id = ?1", [end.id], |r| {
-                r.get(0)
-            })?;
-        let progress: FileOpProgress = serde_json::from_str(&progress).unwrap_or_default();
+        let progress: FileOpProgress = crate::runner::stored_progress(tx, end.id)?;
         let (mut summary, undo) = summarize(tx, end.id, p, &progress)?;
         if let Some(e) = end.error {
             summary["error"] = serde_json::Value::String(e.to_owned());
         }
-        let outcome = match end.state {
-            JobState::Completed => Outcome::Completed,
-            JobState::CompletedWithErrors => Outcome::CompletedWithErrors,
-            JobState::Cancelled => Outcome::Cancelled,
-            _ => Outcome::Failed,
-        };
+        let outcome = Outcome::of_job(end.state);
         audit::append(
             tx,
             end.device_row,

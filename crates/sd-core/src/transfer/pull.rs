@@ -12,14 +12,15 @@ use std::time::{Duration, Instant, SystemTime};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::{Piece, Removal, Transport, Want, push_error, store_progress, wait_transport};
+use super::{Piece, Removal, Transport, Want, push_error, wait_transport};
 use crate::audit::{self, Outcome};
-use crate::control::{Control, JobState, Stop};
+use crate::control::{Control, Stop};
 use crate::fileops::copy::{self, CopyError};
 use crate::fileops::run::{Item, ItemState, load_items};
 use crate::fileops::{self, ItemKind, OpKind, Plan, StepOp};
 use crate::library::Library;
 use crate::names::JsonPath;
+use crate::runner::store_progress;
 use crate::runner::{End, JobKind};
 use crate::{Error, Result};
 
@@ -899,21 +900,12 @@ impl JobKind for PullKind {
 
     fn finish(tx: &rusqlite::Transaction<'_>, end: &End<'_, PullJob>) -> Result<()> {
         let p = end.params;
-        let progress: String =
-            tx.query_row("SELECT progress FROM jobs WHERE id = ?1", [end.id], |r| {
-                r.get(0)
-            })?;
-        let progress: PullProgress = serde_json::from_str(&progress).unwrap_or_default();
+        let progress: PullProgress = crate::runner::stored_progress(tx, end.id)?;
         let mut summary = summary(&progress, p);
         if let Some(e) = end.error {
             summary["error"] = serde_json::Value::String(e.to_owned());
         }
-        let outcome = match end.state {
-            JobState::Completed => Outcome::Completed,
-            JobState::CompletedWithErrors => Outcome::CompletedWithErrors,
-            JobState::Cancelled => Outcome::Cancelled,
-            _ => Outcome::Failed,
-        };
+        let outcome = Outcome::of_job(end.state);
         audit::append(
             tx,
             end.device_row,

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{PushRequest, RemoteJob, Transport, store_progress, wait_transport};
+use super::{PushRequest, RemoteJob, Transport, wait_transport};
 use crate::audit::{self, Outcome};
-use crate::control::{Control, JobState, Stop};
+use crate::control::{Control, Stop};
 use crate::fileops::{self, ConflictPolicy, OpKind};
 use crate::library::Library;
 use crate::names::JsonPath;
+use crate::runner::store_progress;
 use crate::runner::{End, JobKind};
 use crate::{Error, Result};
 
@@ -231,11 +232,7 @@ impl JobKind for PushKind {
 
     fn finish(tx: &rusqlite::Transaction<'_>, end: &End<'_, PushJob>) -> Result<()> {
         let p = end.params;
-        let progress: String =
-            tx.query_row("SELECT progress FROM jobs WHERE id = ?1", [end.id], |r| {
-                r.get(0)
-            })?;
-        let progress: PushProgress = serde_json::from_str(&progress).unwrap_or_default();
+        let progress: PushProgress = crate::runner::stored_progress(tx, end.id)?;
         let mut summary = serde_json::json!({
             "to": p.device_name,
             "remote_job": progress.remote_job,
@@ -252,12 +249,7 @@ impl JobKind for PushKind {
         if let Some(e) = end.error {
             summary["error"] = serde_json::Value::String(e.to_owned());
         }
-        let outcome = match end.state {
-            JobState::Completed => Outcome::Completed,
-            JobState::CompletedWithErrors => Outcome::CompletedWithErrors,
-            JobState::Cancelled => Outcome::Cancelled,
-            _ => Outcome::Failed,
-        };
+        let outcome = Outcome::of_job(end.state);
         audit::append(
             tx,
             end.device_row,
