@@ -217,7 +217,7 @@ fn only_what_a_device_shares_can_be_read_or_written_and_a_revoked_device_nothing
     );
 }
 
-/// Follows `sd`'s newest transfer job until `pred` holds on its progress.
+/// `sd`'s newest transfer job.
 fn job_progress(sd: &Sd) -> Value {
     let jobs = sd.json(["job", "list"]);
     jobs.as_array()
@@ -228,21 +228,22 @@ fn job_progress(sd: &Sd) -> Value {
         .unwrap_or(Value::Null)
 }
 
-#[test]
-fn a_receiver_killed_midway_resumes_from_what_it_has() {
+/// Two paired daemons; b pulls a's 200 MB file `name` (bytes made with `mul`) into `here`, at
+/// 80 MB/s so it can be caught midway; returns once half of it arrived.
+fn slow_pull_half_done(name: &str, mul: u32) -> (Sd, Sd, Vec<u8>, PathBuf) {
     let (a, mut b, ida, _) = pair();
     let big = a.tmp.path().join("big");
     let data: Vec<u8> = (0..200u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .map(|i| (i.wrapping_mul(mul) >> 24) as u8)
         .collect();
-    write(&big.join("video.bin"), &data);
+    write(&big.join(name), &data);
     a.json(["location".as_ref(), "add".as_ref(), big.as_os_str()]);
     let here = b.tmp.path().join("here");
     std::fs::create_dir_all(&here).unwrap();
-    // Slow enough to be caught midway (80 MB/s): b's daemon starts again with the knob.
+    // b's daemon starts again with the throttle knob.
     b.ok(["stop"]);
     b.env("SPACEDRIVE_DEBUG_RECEIVE_BPS", "80000000");
-    let from = format!("{}:{}", &ida[..10], big.join("video.bin").display());
+    let from = format!("{}:{}", &ida[..10], big.join(name).display());
     b.ok([
         "cp".as_ref(),
         from.as_ref(),
@@ -255,6 +256,12 @@ fn a_receiver_killed_midway_resumes_from_what_it_has() {
             .unwrap_or(0)
             > 100 << 20
     });
+    (a, b, data, here)
+}
+
+#[test]
+fn a_receiver_killed_midway_resumes_from_what_it_has() {
+    let (_a, mut b, data, here) = slow_pull_half_done("video.bin", 2_654_435_761);
     let caught = job_progress(&b);
     b.kill_daemon(Duration::from_secs(10));
     assert!(
@@ -286,30 +293,7 @@ fn a_receiver_killed_midway_resumes_from_what_it_has() {
 
 #[test]
 fn a_sender_killed_midway_is_waited_for_and_the_copy_resumes() {
-    let (a, mut b, ida, _) = pair();
-    let big = a.tmp.path().join("big");
-    let data: Vec<u8> = (0..200u32 << 20)
-        .map(|i| (i.wrapping_mul(2_246_822_519) >> 24) as u8)
-        .collect();
-    write(&big.join("disk.img"), &data);
-    a.json(["location".as_ref(), "add".as_ref(), big.as_os_str()]);
-    let here = b.tmp.path().join("here");
-    std::fs::create_dir_all(&here).unwrap();
-    b.ok(["stop"]);
-    b.env("SPACEDRIVE_DEBUG_RECEIVE_BPS", "80000000");
-    let from = format!("{}:{}", &ida[..10], big.join("disk.img").display());
-    b.ok([
-        "cp".as_ref(),
-        from.as_ref(),
-        here.as_os_str(),
-        "--detach".as_ref(),
-    ]);
-    wait_until("half the file received", Duration::from_secs(60), || {
-        job_progress(&b)["progress"]["bytes_done"]
-            .as_u64()
-            .unwrap_or(0)
-            > 100 << 20
-    });
+    let (a, b, data, here) = slow_pull_half_done("disk.img", 2_246_822_519);
     a.kill_daemon(Duration::from_secs(10));
     wait_until(
         "the receiver waits for the sender",
