@@ -19,6 +19,10 @@ pub enum ErrorCode {
     Ambiguous,
     /// Another daemon has the library open.
     LibraryLocked,
+    /// The library is encrypted and no passphrase has unlocked it (`library.unlock`).
+    Locked,
+    /// The passphrase is not the library's; nothing was changed.
+    WrongPassphrase,
     /// The library was written by a newer build; it is left untouched.
     NewerVersion,
     Corrupt,
@@ -45,6 +49,8 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::Ambiguous => "ambiguous",
             ErrorCode::LibraryLocked => "library_locked",
+            ErrorCode::Locked => "locked",
+            ErrorCode::WrongPassphrase => "wrong_passphrase",
             ErrorCode::NewerVersion => "newer_version",
             ErrorCode::Corrupt => "corrupt",
             ErrorCode::Io => "io",
@@ -67,6 +73,8 @@ impl ErrorCode {
             "conflict" => ErrorCode::Conflict,
             "ambiguous" => ErrorCode::Ambiguous,
             "library_locked" => ErrorCode::LibraryLocked,
+            "locked" => ErrorCode::Locked,
+            "wrong_passphrase" => ErrorCode::WrongPassphrase,
             "newer_version" => ErrorCode::NewerVersion,
             "corrupt" => ErrorCode::Corrupt,
             "io" => ErrorCode::Io,
@@ -139,6 +147,8 @@ mod tests {
             ErrorCode::Conflict,
             ErrorCode::Ambiguous,
             ErrorCode::LibraryLocked,
+            ErrorCode::Locked,
+            ErrorCode::WrongPassphrase,
             ErrorCode::NewerVersion,
             ErrorCode::Corrupt,
             ErrorCode::Io,

@@ -95,21 +95,74 @@ pub fn handle_with(
             uptime_ms: process_uptime_ms(),
         }),
         Request::Stop => Response::Stopping(Stopping { stopping: true }),
-        Request::LibraryCreate { name } => {
-            Response::Library(library_info(&*node.create_library(&name)?)?)
+        Request::LibraryCreate {
+            name,
+            passphrase,
+            remember,
+        } => {
+            let encrypt = passphrase.as_ref().map(|p| (p.expose(), remember));
+            if passphrase.is_none() && remember {
+                return Err(ApiError::new(
+                    crate::ErrorCode::Invalid,
+                    "`remember` keeps an encrypted library's key: give a passphrase too",
+                ));
+            }
+            if let Some(p) = &passphrase {
+                check_new_passphrase(p.expose())?;
+            }
+            Response::Library(library_info(node, &*node.create_library(&name, encrypt)?)?)
+        }
+        Request::LibraryUnlock {
+            library,
+            passphrase,
+            remember,
+        } => {
+            let (lib, _) = node.unlock_library(&library, passphrase.expose(), remember)?;
+            Response::Library(library_info(node, &lib)?)
+        }
+        Request::LibraryLock { library } => Response::LibraryLock(LockedNow {
+            locked: node.lock_library(&library)?,
+        }),
+        Request::LibraryEncrypt {
+            library,
+            passphrase,
+            remember,
+        } => {
+            check_new_passphrase(passphrase.expose())?;
+            let (lib, _) = node.encrypt_library(&library, passphrase.expose(), remember)?;
+            Response::Library(library_info(node, &lib)?)
+        }
+        Request::LibraryDecrypt {
+            library,
+            passphrase,
+        } => Response::Library(library_info(
+            node,
+            &*node.decrypt_library(&library, passphrase.expose())?,
+        )?),
+        Request::LibraryPassphrase {
+            library,
+            passphrase,
+            new_passphrase,
+        } => {
+            check_new_passphrase(new_passphrase.expose())?;
+            Response::Library(library_info(
+                node,
+                &*node.change_passphrase(&library, passphrase.expose(), new_passphrase.expose())?,
+            )?)
         }
         Request::LibraryList => Response::Libraries(library_list(node)),
         Request::LibraryInfo { library } => {
-            Response::Library(library_info(&*node.library(library.as_deref())?)?)
+            Response::Library(library_info(node, &*node.library(library.as_deref())?)?)
         }
-        Request::LibraryRename { library, new_name } => {
-            Response::Library(library_info(&*node.rename_library(&library, &new_name)?)?)
-        }
+        Request::LibraryRename { library, new_name } => Response::Library(library_info(
+            node,
+            &*node.rename_library(&library, &new_name)?,
+        )?),
         Request::LibraryDelete { library } => Response::LibraryDeleted(LibraryDeleted {
             deleted: node.delete_library(&library)?,
         }),
         Request::LibraryUse { library } => {
-            Response::Library(library_info(&*node.use_library(&library)?)?)
+            Response::Library(library_info(node, &*node.use_library(&library)?)?)
         }
         Request::LocationAdd {
             library,
@@ -394,6 +447,22 @@ fn library_list(node: &Node) -> Vec<LibrarySummary> {
                 status: LibraryStatus::Open,
                 error: None,
                 locations: location::list(&l).ok().map(|v| v.len()),
+                encrypted: Some(l.is_encrypted()),
+            },
+            Slot::Locked(l) => LibrarySummary {
+                id: Some(l.id.to_string()),
+                name: l.name.clone(),
+                path: l.dir.clone().into(),
+                default: node.default_library() == Some(l.id),
+                status: LibraryStatus::Unavailable(crate::ErrorCode::Locked),
+                error: Some(
+                    sd_core::Error::KeyNeeded {
+                        name: l.name.clone(),
+                    }
+                    .to_string(),
+                ),
+                locations: None,
+                encrypted: Some(true),
             },
             Slot::Unavailable(u) => LibrarySummary {
                 id: None,
@@ -403,12 +472,24 @@ fn library_list(node: &Node) -> Vec<LibrarySummary> {
                 status: LibraryStatus::Unavailable(crate::ErrorCode::from_core(&u.code)),
                 error: Some(u.reason),
                 locations: None,
+                encrypted: None,
             },
         })
         .collect()
 }
 
-fn library_info(lib: &Library) -> Result<LibraryInfo, ApiError> {
+/// A new passphrase must not be empty (nor only spaces).
+fn check_new_passphrase(p: &str) -> Result<(), ApiError> {
+    if p.trim().is_empty() {
+        return Err(ApiError::new(
+            crate::ErrorCode::Invalid,
+            "the passphrase is empty; choose one (a few words are easier to remember and harder to guess than a short password)",
+        ));
+    }
+    Ok(())
+}
+
+fn library_info(node: &Node, lib: &Library) -> Result<LibraryInfo, ApiError> {
     let config = lib.config()?;
     let stats = sd_core::library::stats(lib)?;
     Ok(LibraryInfo {
@@ -424,6 +505,9 @@ fn library_info(lib: &Library) -> Result<LibraryInfo, ApiError> {
         jobs_running: jobs::running_ids(lib).len(),
         contents: stats.contents,
         intelligence_queue: stats.intelligence_queue,
+        encrypted: lib.is_encrypted(),
+        key_file: (lib.is_encrypted() && node.keys().get(lib.id).is_some())
+            .then(|| node.keys().path(lib.id).into()),
     })
 }
 

@@ -36,7 +36,7 @@ pub use error::{ApiError, ErrorCode};
 pub use events::{HEARTBEAT, Subscription, subscribe};
 pub use handle::{handle, handle_with};
 pub use network::*;
-pub use request::{MAX_REQUEST_BYTES, Request, parse_request, read_request};
+pub use request::{MAX_REQUEST_BYTES, Passphrase, Request, parse_request, read_request};
 pub use response::*;
 
 #[cfg(test)]

@@ -41,6 +41,34 @@ pub fn parse_request(body: &[u8]) -> Result<Request, ApiError> {
     serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))
 }
 
+/// A passphrase in a request: never shown by `Debug`, wiped from memory when dropped.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(transparent)]
+pub struct Passphrase(String);
+
+impl Passphrase {
+    pub fn new(p: impl Into<String>) -> Passphrase {
+        Passphrase(p.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(..)")
+    }
+}
+
+impl Drop for Passphrase {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 /// Every call a client can make. `library` is a name or id; omitted, the default library is used.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -51,7 +79,43 @@ pub enum Request {
     #[serde(rename = "daemon.stop")]
     Stop,
     #[serde(rename = "library.create")]
-    LibraryCreate { name: String },
+    LibraryCreate {
+        name: String,
+        /// Encrypts the library from its first byte under this passphrase.
+        #[serde(default)]
+        passphrase: Option<Passphrase>,
+        /// Keeps the derived key in the data folder (owner-only file) so the library opens at
+        /// start-up without the passphrase.
+        #[serde(default)]
+        remember: bool,
+    },
+    #[serde(rename = "library.unlock")]
+    LibraryUnlock {
+        library: String,
+        passphrase: Passphrase,
+        #[serde(default)]
+        remember: bool,
+    },
+    #[serde(rename = "library.lock")]
+    LibraryLock { library: String },
+    #[serde(rename = "library.encrypt")]
+    LibraryEncrypt {
+        library: String,
+        passphrase: Passphrase,
+        #[serde(default)]
+        remember: bool,
+    },
+    #[serde(rename = "library.decrypt")]
+    LibraryDecrypt {
+        library: String,
+        passphrase: Passphrase,
+    },
+    #[serde(rename = "library.passphrase")]
+    LibraryPassphrase {
+        library: String,
+        passphrase: Passphrase,
+        new_passphrase: Passphrase,
+    },
     #[serde(rename = "library.list")]
     LibraryList,
     #[serde(rename = "library.info")]

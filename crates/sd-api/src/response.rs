@@ -53,8 +53,11 @@ pub enum Response {
     SpacedropConfig(crate::SpacedropConfig),
     /// `remote`: the other device's answer, as it sent it.
     Remote(serde_json::Value),
-    /// `library.create`, `library.info`, `library.rename`, `library.use`
+    /// `library.create`, `library.info`, `library.rename`, `library.use`, `library.unlock`,
+    /// `library.encrypt`, `library.decrypt`, `library.passphrase`
     Library(LibraryInfo),
+    /// `library.lock`
+    LibraryLock(LockedNow),
     /// `library.list`
     Libraries(Vec<LibrarySummary>),
     /// `library.delete`
@@ -157,6 +160,8 @@ pub struct LibrarySummary {
     pub status: LibraryStatus,
     pub error: Option<String>,
     pub locations: Option<usize>,
+    /// Whether the library is encrypted (`null` when its config could not be read).
+    pub encrypted: Option<bool>,
 }
 
 /// `library.info` (and what `library.create`, `library.rename` and `library.use` answer).
@@ -176,6 +181,16 @@ pub struct LibraryInfo {
     /// Distinct contents identified, and those waiting for later jobs (thumbnails, extraction).
     pub contents: u64,
     pub intelligence_queue: u64,
+    pub encrypted: bool,
+    /// Where the key of an encrypted library is remembered (`--remember`), if it is.
+    pub key_file: Option<JsonPath>,
+}
+
+/// `library.lock`: the name of the library now locked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct LockedNow {
+    pub locked: String,
 }
 
 /// `library.delete`: the name of the library whose folder was removed.

@@ -29,7 +29,7 @@ fn main() {
             _ => files.push(PathBuf::from(a)),
         }
     }
-    let layout = Layout::of(&out);
+    let layout = Layout::plain(&out);
     let next = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
     let started = Instant::now();

@@ -1127,7 +1127,7 @@ mod job_tests {
         let data = tmp.join("data");
         std::fs::create_dir_all(&data).unwrap();
         let device = crate::device::DeviceIdentity::load_or_create(&data).unwrap();
-        Library::create(&data, "test", &device, jobs::Host::new(|_| {})).unwrap()
+        Library::create(&data, "test", &device, jobs::Host::new(|_| {}), None).unwrap()
     }
 
     fn wait(lib: &Library, job: i64) -> JobState {

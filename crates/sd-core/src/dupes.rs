@@ -583,7 +583,7 @@ pub fn file_info(lib: &Library, path: &Path) -> Result<FileInfo> {
                 [cid],
                 |r| r.get(0),
             )?;
-            let (sidecars, media) = crate::sidecar::of_content(&conn, lib.dir(), cid)?;
+            let (sidecars, media) = crate::sidecar::of_content(&conn, lib, cid)?;
             Some(ContentInfo {
                 sidecars,
                 media,

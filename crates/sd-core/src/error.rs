@@ -29,6 +29,14 @@ pub enum Error {
         found: i64,
         supported: i64,
     },
+    /// An encrypted library no key has opened since the daemon started (or since `library lock`).
+    #[error(
+        "library {name:?} is encrypted and locked; unlock it with `spacedrive library unlock {name:?}`"
+    )]
+    KeyNeeded { name: String },
+    /// The passphrase given is not the library's. Nothing was changed.
+    #[error("wrong passphrase for library {name:?}")]
+    WrongPassphrase { name: String },
     #[error("library at {path} is damaged: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("{0}")]
@@ -70,6 +78,8 @@ impl Error {
             Error::Json(_) => "json",
             Error::LibraryLocked { .. } => "library_locked",
             Error::NewerVersion { .. } => "newer_version",
+            Error::KeyNeeded { .. } => "locked",
+            Error::WrongPassphrase { .. } => "wrong_passphrase",
             Error::Corrupt { .. } => "corrupt",
             Error::NotFound(_) => "not_found",
             Error::Invalid(_) => "invalid",

@@ -1,7 +1,9 @@
-//! Small filesystem helpers for the engine's own files (never user files).
+//! Small filesystem helpers: whole-or-nothing writes and pid locks for the engine's own files,
+//! and flushing a whole filesystem at once.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -60,4 +62,27 @@ pub fn lock_with_pid(path: &Path, wait: Duration) -> Result<std::result::Result<
         }
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
     }
+}
+
+/// Flushes everything written to the filesystem holding `dir` (one journal commit for a whole
+/// batch of copies, instead of one fsync per file).
+/// Memory-backed filesystems (tmpfs, ramfs) are skipped: nothing there outlives a power cut, and
+/// `syncfs` still walks every inode of the filesystem.
+pub fn sync_fs(dir: &Path) -> std::io::Result<()> {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    let f = File::open(dir)?;
+    // SAFETY: `statfs` is plain old data, for which all-zero bytes are a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `f` is open for the call and `st` is a valid, writable statfs.
+    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } == 0
+        && matches!(st.f_type as i64, TMPFS_MAGIC | RAMFS_MAGIC)
+    {
+        return Ok(());
+    }
+    // SAFETY: `f` is an open descriptor for the whole call.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ pub(crate) const LAYERS: &[(&str, &[&str])] = &[
             "names",
             "fsutil",
             "control",
+            "crypt",
             "store",
             "select",
             "device",

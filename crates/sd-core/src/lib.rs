@@ -8,7 +8,7 @@
 //! use sd_core::{Node, location::{self, AddOptions, IndexMode}, rules::RuleConfig};
 //! # fn main() -> sd_core::Result<()> {
 //! let node = Node::open(std::path::Path::new("/tmp/sd-data"))?;
-//! let lib = node.create_library("My Files")?;
+//! let lib = node.create_library("My Files", None)?;
 //! let opts = AddOptions { name: None, mode: IndexMode::Shallow, rules: RuleConfig::default(), watch: true };
 //! let (loc, job) = node.add_location(&lib, std::path::Path::new("/home/me/Documents"), opts)?;
 //! println!("indexing location {} as job {job}", loc.id);
@@ -20,6 +20,7 @@ pub mod audit;
 pub mod content;
 pub mod control;
 pub mod copies;
+pub mod crypt;
 pub mod device;
 pub mod dupes;
 mod error;

@@ -17,12 +17,19 @@ use std::sync::Condvar;
 use std::thread::JoinHandle;
 
 use crate::control::{Control, JobState};
+use crate::crypt::{Kdf, LibraryKey};
 use crate::device::DeviceIdentity;
 use crate::store::{self, Writer};
 use crate::{Error, Result, fsutil};
 
-/// Version of the `library.json` format this build writes.
-pub const CONFIG_VERSION: u32 = 1;
+mod convert;
+
+pub(crate) use convert::Target;
+
+/// The newest `library.json` format this build reads: 2 adds `encryption`. A plain library is
+/// still written as version 1, which older builds open; an encrypted one as 2, which they refuse
+/// as newer instead of misreading it.
+pub const CONFIG_VERSION: u32 = 2;
 /// Suffix of library folders.
 pub const SUFFIX: &str = ".sdlibrary";
 
@@ -33,6 +40,14 @@ pub struct LibraryConfig {
     pub id: Uuid,
     pub name: String,
     pub created_at: i64,
+    /// Present when the library is encrypted (`crypt.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::crypt::Encryption>,
+}
+
+/// The `library.json` version `config` is written as.
+pub(crate) fn config_version(config: &LibraryConfig) -> u32 {
+    if config.encryption.is_some() { 2 } else { 1 }
 }
 
 /// What runs jobs, lent by the layer that knows the job kinds (`jobs.rs`, wired by the node) when
@@ -68,6 +83,8 @@ pub struct Library {
     /// "watch this folder now"), set while the location is watched.
     dir_hooks: Mutex<HashMap<i64, crate::index::walk::DirHook>>,
     lock: Mutex<Option<File>>,
+    /// The key of an encrypted library (`None`: plain).
+    key: Option<Arc<LibraryKey>>,
     /// Bumped whenever entries change (with `changed` notified); caches built from entries —
     /// search's in-memory index — compare it with the generation they were built at.
     generation: Mutex<u64>,
@@ -94,7 +111,7 @@ pub fn validate_name(name: &str) -> Result<String> {
     Ok(n.to_owned())
 }
 
-fn read_config(dir: &Path) -> Result<LibraryConfig> {
+pub(crate) fn read_config(dir: &Path) -> Result<LibraryConfig> {
     let path = dir.join("library.json");
     let bytes = std::fs::read(&path).map_err(|e| Error::Corrupt {
         path: dir.to_path_buf(),
@@ -131,6 +148,17 @@ pub fn name_hint(dir: &Path) -> String {
     })
 }
 
+/// For an encrypted library in `dir`: its config and encryption, with its lock taken (after an
+/// interrupted conversion is finished or rolled back). `None` for a plain one, lock released.
+pub fn claim_encrypted(
+    dir: &Path,
+) -> Result<Option<(LibraryConfig, crate::crypt::Encryption, File)>> {
+    let lock = take_lock(dir, &name_hint(dir))?;
+    convert::recover(dir)?;
+    let config = read_config(dir)?;
+    Ok(config.encryption.clone().map(|e| (config, e, lock)))
+}
+
 fn take_lock(dir: &Path, name: &str) -> Result<File> {
     fsutil::lock_with_pid(&dir.join("library.lock"), std::time::Duration::ZERO)?.map_err(|pid| {
         Error::LibraryLocked {
@@ -142,11 +170,13 @@ fn take_lock(dir: &Path, name: &str) -> Result<File> {
 
 impl Library {
     /// Creates `<libraries>/<name>.sdlibrary` and opens it.
+    /// With `passphrase`, the library is encrypted from its first byte; the key is returned too.
     pub fn create(
         libraries: &Path,
         name: &str,
         device: &DeviceIdentity,
         host: Arc<dyn JobHost>,
+        passphrase: Option<&str>,
     ) -> Result<Arc<Library>> {
         let name = validate_name(name)?;
         let dir = libraries.join(format!("{name}{SUFFIX}"));
@@ -159,29 +189,78 @@ impl Library {
         let tmp = libraries.join(format!(".{name}{SUFFIX}.creating"));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let config = LibraryConfig {
+        let (encryption, key) = match passphrase {
+            Some(p) => {
+                let kdf = Kdf::fresh()?;
+                let key = kdf.derive(p)?;
+                (Some(crate::crypt::Encryption::new(kdf, &key, 0)), Some(key))
+            }
+            None => (None, None),
+        };
+        let mut config = LibraryConfig {
             version: CONFIG_VERSION,
             id: Uuid::new_v4(),
             name: name.clone(),
             created_at: store::now_ms(),
+            encryption,
         };
+        config.version = config_version(&config);
         fsutil::write_atomic(
             &tmp.join("library.json"),
             &serde_json::to_vec_pretty(&config)?,
         )?;
         std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
-        Library::open(&dir, device, host)
+        Library::open(&dir, device, host, key)
     }
 
-    /// Opens the library in `dir`, taking its lock, migrating its schema if it is older.
+    /// Opens the library in `dir`, taking its lock, migrating its schema if it is older. An
+    /// encrypted library needs its `key` ([`Error::KeyNeeded`] without one,
+    /// [`Error::WrongPassphrase`] with another); a plain one takes none.
     pub fn open(
         dir: &Path,
         device: &DeviceIdentity,
         host: Arc<dyn JobHost>,
+        key: Option<LibraryKey>,
     ) -> Result<Arc<Library>> {
-        let config = read_config(dir)?;
-        let lock = take_lock(dir, &config.name)?;
-        let conn = store::open_writer(&dir.join("library.db"), &config.name)?;
+        let lock = take_lock(dir, &name_hint(dir))?;
+        convert::recover(dir)?;
+        let mut config = read_config(dir)?;
+        let key = match (&config.encryption, key) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(Error::Invalid(format!(
+                    "library {:?} is not encrypted",
+                    config.name
+                )));
+            }
+            (Some(_), None) => return Err(Error::KeyNeeded { name: config.name }),
+            (Some(enc), Some(key)) => {
+                if !enc.accepts(&key) {
+                    return Err(Error::WrongPassphrase { name: config.name });
+                }
+                if enc.schema_version > store::SCHEMA_VERSION {
+                    return Err(Error::NewerVersion {
+                        name: config.name,
+                        found: enc.schema_version,
+                        supported: store::SCHEMA_VERSION,
+                    });
+                }
+                Some(Arc::new(key))
+            }
+        };
+        let db = store::DbFile::new(dir.join("library.db"), key.clone());
+        let conn = db.writer(&config.name)?;
+        if let Some(enc) = config.encryption.as_mut()
+            && enc.schema_version != store::SCHEMA_VERSION
+        {
+            // The header is encrypted: the version is kept in the config too.
+            enc.schema_version = store::SCHEMA_VERSION;
+            fsutil::write_atomic(
+                &dir.join("library.json"),
+                &serde_json::to_vec_pretty(&config)?,
+            )?;
+        }
+        convert::sweep_sidecars(dir, &convert::sidecar_folder(key.as_deref()));
         let now = store::now_ms();
         conn.execute(
             "INSERT INTO devices (uuid, name, os, hardware, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
@@ -205,6 +284,7 @@ impl Library {
             jobs: Mutex::new(HashMap::new()),
             dir_hooks: Mutex::new(HashMap::new()),
             lock: Mutex::new(Some(lock)),
+            key,
             generation: Mutex::new(0),
             changed: Condvar::new(),
             meta_generation: std::sync::atomic::AtomicU64::new(0),
@@ -283,9 +363,29 @@ impl Library {
         self.dir.join("library.db")
     }
 
+    /// The database file and its key, for threads that open their own connections.
+    pub fn db(&self) -> store::DbFile {
+        store::DbFile::new(self.db_path(), self.key.clone())
+    }
+
     /// A fresh read-only connection.
     pub fn reader(&self) -> Result<rusqlite::Connection> {
-        store::open_reader(&self.db_path())
+        self.db().reader()
+    }
+
+    /// Whether the library is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The key of an encrypted library.
+    pub fn key(&self) -> Option<&LibraryKey> {
+        self.key.as_deref()
+    }
+
+    /// The folder this library's sidecars live in (one per key: see `library/convert.rs`).
+    pub fn sidecar_dir(&self) -> PathBuf {
+        self.dir.join(convert::sidecar_folder(self.key.as_deref()))
     }
 
     /// The config as stored.
@@ -328,6 +428,17 @@ impl Library {
         self.shutdown_jobs();
         self.writer.close();
         self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Closes the library — running jobs stop at a checkpoint, resumable, and resume when it is
+    /// opened again — and rewrites it as `to` (encrypted under a new key, or plain).
+    /// Crash-safe: see `library/convert.rs`. The caller reopens it.
+    pub(crate) fn close_and_convert(&self, to: Target<'_>) -> Result<LibraryConfig> {
+        self.close();
+        let lock = take_lock(&self.dir, &self.name())?;
+        let out = convert::convert(&self.dir, self.key.as_deref(), to);
+        drop(lock);
+        out
     }
 
     /// Stops every running job at its next checkpoint, leaving it resumable, and waits for them.

@@ -352,7 +352,7 @@ fn run(
     progress: &(dyn Fn(&SidecarProgress, bool) + Sync),
 ) -> Result<std::result::Result<(), Stop>> {
     let started = Instant::now();
-    let layout = Layout::of(lib.dir());
+    let layout = Layout::of(lib);
     let swept = layout.sweep_temporaries();
     if swept > 0 {
         tracing::info!(swept, "removed temporaries a stopped sidecar job left");
@@ -575,13 +575,13 @@ fn drain(
     let (work_tx, work_rx) = bounded::<Work>(threads * 2);
     let (out_tx, out_rx) = bounded::<Outcome>(threads * 4);
     let throttle = debug_throttle();
-    let db = lib.db_path();
+    let db = lib.db();
     std::thread::scope(|s| -> Result<std::result::Result<(), Stop>> {
         let producer_out = out_tx.clone();
         let producer = std::thread::Builder::new()
             .name("sd-sidecar-queue".into())
             .spawn_scoped(s, move || -> Result<()> {
-                let conn = crate::store::open_reader(&db)?;
+                let conn = db.reader()?;
                 let locs: HashMap<i64, location::Location> = location::list_with(&conn)?
                     .into_iter()
                     .map(|l| (l.id, l))
@@ -868,10 +868,10 @@ pub struct SidecarView {
 /// The sidecars and media metadata of content `cid`.
 pub fn of_content(
     conn: &Connection,
-    library_dir: &std::path::Path,
+    lib: &Library,
     cid: i64,
 ) -> Result<(Vec<SidecarView>, Option<Media>)> {
-    let layout = Layout::of(library_dir);
+    let layout = Layout::of(lib);
     let mut q = conn.prepare(
         "SELECT kind, variant, status, reason, ext, size, width, height, generator FROM sidecars
           WHERE content_id = ?1 ORDER BY kind, size",
@@ -932,6 +932,16 @@ pub struct Thumbnail {
     pub height: u32,
     /// Made now, on demand (it was missing or outdated).
     pub generated: bool,
+    /// The file is sealed with the library's key (an encrypted library): [`read_thumbnail`]
+    /// opens it; other programs cannot.
+    pub sealed: bool,
+}
+
+/// The WebP bytes of a thumbnail [`thumbnail`] returned (opened, in an encrypted library).
+pub fn read_thumbnail(lib: &Library, thumb: &Thumbnail) -> Result<Vec<u8>> {
+    Layout::of(lib)
+        .read(&thumb.path.0)
+        .map_err(|e| Error::io(&thumb.path.0, e))
 }
 
 /// A thumbnail's row: status, reason, generator, width, height.
@@ -965,7 +975,7 @@ pub fn thumbnail(lib: &Library, path: &std::path::Path, size: u32) -> Result<Thu
         )));
     };
     let (variant, _) = variant_for(size);
-    let layout = Layout::of(lib.dir());
+    let layout = Layout::of(lib);
     let current = make::generator("thumbnail");
     let row = |conn: &Connection| -> Result<Option<ThumbRow>> {
         Ok(conn
@@ -992,6 +1002,7 @@ pub fn thumbnail(lib: &Library, path: &std::path::Path, size: u32) -> Result<Thu
         width: w.unwrap_or(0),
         height: h.unwrap_or(0),
         generated,
+        sealed: layout.sealed(),
     };
     match row(&conn)? {
         Some((Status::Ready, _, g, w, h)) if g >= current && file.is_file() => {
@@ -1127,7 +1138,7 @@ pub fn status(lib: &Library) -> Result<StatusReport> {
         .optional()?
         .and_then(|(id, s)| JobState::parse(&s).ok().map(|s| (id, s)));
     Ok(StatusReport {
-        dir: JsonPath(lib.dir().join("sidecars")),
+        dir: JsonPath(lib.sidecar_dir()),
         counts,
         queued: count_work(&conn)?,
         outdated: outdated as u64,

@@ -6,11 +6,13 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread;
 
 use crossbeam_channel::{Sender, bounded};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::crypt::LibraryKey;
 use crate::{Error, Result};
 
 /// Numbered migrations, applied in order. `PRAGMA user_version` holds how many have run.
@@ -83,28 +85,88 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Opens (creating if needed) the read-write connection and brings the schema up to date.
-/// Refuses, before writing anything, a database whose schema is newer than this build's.
-pub fn open_writer(db: &Path, library_name: &str) -> Result<Connection> {
-    if let Some(found) = peek_schema_version(db)?
-        && found > SCHEMA_VERSION
-    {
-        return Err(Error::NewerVersion {
-            name: library_name.to_owned(),
-            found,
-            supported: SCHEMA_VERSION,
-        });
+/// A library's database file and, for an encrypted library, the key that opens it. Cheap to
+/// clone; threads that open their own reader connections carry one.
+#[derive(Clone, Debug)]
+pub struct DbFile {
+    pub path: PathBuf,
+    key: Option<Arc<LibraryKey>>,
+}
+
+impl DbFile {
+    pub fn new(path: PathBuf, key: Option<Arc<LibraryKey>>) -> DbFile {
+        DbFile { path, key }
     }
-    let mut conn = Connection::open(db).map_err(|e| damaged(db, e))?;
-    configure(&conn).map_err(|e| match e {
-        Error::Db(e) => damaged(db, e),
-        other => other,
-    })?;
-    migrate(&mut conn, library_name).map_err(|e| match e {
-        Error::Db(e) => damaged(db, e),
-        other => other,
-    })?;
-    Ok(conn)
+
+    pub fn is_encrypted(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// A fresh read-only connection. Only call after the writer has migrated the file.
+    pub fn reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        apply_key(&conn, self.key.as_deref())?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch("PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;")?;
+        Ok(conn)
+    }
+
+    /// Opens (creating if needed) the read-write connection and brings the schema up to date.
+    /// Refuses, before writing anything, a database whose schema is newer than this build's.
+    /// An encrypted database's header cannot be read without its key: its version is checked
+    /// (read-only) right after the key is applied, before anything else.
+    pub fn writer(&self, library_name: &str) -> Result<Connection> {
+        let db = &self.path;
+        if self.key.is_none()
+            && let Some(found) = peek_schema_version(db)?
+            && found > SCHEMA_VERSION
+        {
+            return Err(newer(library_name, found));
+        }
+        let mut conn = Connection::open(db).map_err(|e| damaged(db, e))?;
+        let keyed = || -> Result<()> {
+            apply_key(&conn, self.key.as_deref())?;
+            let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if found > SCHEMA_VERSION {
+                return Err(newer(library_name, found));
+            }
+            configure(&conn)
+        };
+        keyed().map_err(|e| match e {
+            Error::Db(e) => damaged(db, e),
+            other => other,
+        })?;
+        migrate(&mut conn, library_name).map_err(|e| match e {
+            Error::Db(e) => damaged(db, e),
+            other => other,
+        })?;
+        Ok(conn)
+    }
+}
+
+/// Gives SQLCipher the raw key (nothing for a plain library). SQLCipher reads no page until the
+/// first statement, so this never fails on a wrong key; the next read does.
+pub fn apply_key(conn: &Connection, key: Option<&LibraryKey>) -> Result<()> {
+    if let Some(key) = key {
+        conn.execute_batch(&format!("PRAGMA key = {};", &*key.sqlcipher_pragma()))?;
+    }
+    Ok(())
+}
+
+fn newer(library_name: &str, found: i64) -> Error {
+    Error::NewerVersion {
+        name: library_name.to_owned(),
+        found,
+        supported: SCHEMA_VERSION,
+    }
+}
+
+/// Opens (creating if needed) a plain library's read-write connection; see [`DbFile::writer`].
+pub fn open_writer(db: &Path, library_name: &str) -> Result<Connection> {
+    DbFile::new(db.to_path_buf(), None).writer(library_name)
 }
 
 fn damaged(db: &Path, e: rusqlite::Error) -> Error {
@@ -119,11 +181,7 @@ fn damaged(db: &Path, e: rusqlite::Error) -> Error {
 fn migrate(conn: &mut Connection, library_name: &str) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if current > SCHEMA_VERSION {
-        return Err(Error::NewerVersion {
-            name: library_name.to_owned(),
-            found: current,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(newer(library_name, current));
     }
     if current == 0 {
         let app: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
@@ -143,17 +201,6 @@ fn migrate(conn: &mut Connection, library_name: &str) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
-}
-
-/// Opens a read-only connection for queries. Only call after the writer has migrated the file.
-pub fn open_reader(db: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute_batch("PRAGMA cache_size = -8192;")?;
-    Ok(conn)
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;

@@ -522,7 +522,7 @@ pub fn track(lib: &crate::library::Library, volumes: &[Volume]) -> Result<Vec<i6
                         Some(v) => {
                             let expected = v.mount_point.0.join(rel.clone().unwrap_or_default());
                             if expected != path {
-                                tracing::info!(location = loc.id, from = %path.display(), to = %expected.display(), "volume moved; following it");
+                                tracing::info!(location = loc.id, "volume moved; following it");
                                 tx.execute(
                                     "UPDATE locations SET path = ?2 WHERE id = ?1",
                                     params![loc.id, names::to_sql(expected.as_os_str())],
@@ -543,7 +543,7 @@ pub fn track(lib: &crate::library::Library, volumes: &[Volume]) -> Result<Vec<i6
                     .query_row("SELECT inode FROM entries WHERE id = ?1", [loc.root_entry_id], |r| r.get(0))
                     .ok();
                 if let Some(found) = inode.and_then(|i| renamed_root(&path, loc.dev, i as u64)) {
-                    tracing::info!(location = loc.id, from = %path.display(), to = %found.display(), "location folder renamed; following it");
+                    tracing::info!(location = loc.id, "location folder renamed; following it");
                     crate::location::row::set_path(tx, loc.id, loc.root_entry_id, &found, loc.dev, inode.unwrap_or(0) as u64)?;
                     back.push(loc.id); // online again, rescanned at its new path
                     continue;

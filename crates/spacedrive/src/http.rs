@@ -277,7 +277,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Conflict | ErrorCode::Ambiguous => StatusCode::CONFLICT,
-        ErrorCode::LibraryLocked => StatusCode::LOCKED,
+        ErrorCode::LibraryLocked | ErrorCode::Locked => StatusCode::LOCKED,
+        ErrorCode::WrongPassphrase => StatusCode::FORBIDDEN,
         ErrorCode::NewerVersion | ErrorCode::Corrupt => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Forbidden | ErrorCode::NotPaired => StatusCode::FORBIDDEN,
         ErrorCode::Unreachable => StatusCode::BAD_GATEWAY,
@@ -441,6 +442,7 @@ struct ThumbQuery {
 /// a file that has none, e.g. not a picture).
 async fn thumbnail(State(state): State<AppState>, Query(q): Query<ThumbQuery>) -> HttpResponse {
     let service = state.service.clone();
+    let q_library = q.library.clone();
     let req = Request::Thumbnail {
         library: q.library,
         path: sd_core::names::JsonPath(PathBuf::from(q.path)),
@@ -454,8 +456,15 @@ async fn thumbnail(State(state): State<AppState>, Query(q): Query<ThumbQuery>) -
         Ok(_) => return answer(Err(ApiError::internal("not a thumbnail"))),
         Err(e) => return answer(Err(e)),
     };
-    match tokio::fs::read(&thumb.path.0).await {
-        Ok(bytes) => {
+    let node_thumb = (state.service.clone(), q_library, thumb);
+    let read = tokio::task::spawn_blocking(move || {
+        let (service, library, thumb) = node_thumb;
+        let lib = service.node().library(library.as_deref())?;
+        sd_core::sidecar::read_thumbnail(&lib, &thumb)
+    })
+    .await;
+    match read {
+        Ok(Ok(bytes)) => {
             let mut r = (StatusCode::OK, bytes).into_response();
             let h = r.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/webp"));
@@ -465,10 +474,8 @@ async fn thumbnail(State(state): State<AppState>, Query(q): Query<ThumbQuery>) -
             );
             r
         }
-        Err(e) => answer(Err(ApiError::new(
-            ErrorCode::Io,
-            format!("reading the thumbnail: {e}"),
-        ))),
+        Ok(Err(e)) => answer(Err(e.into())),
+        Err(e) => answer(Err(ApiError::internal(format!("the handler failed: {e}")))),
     }
 }
 
@@ -484,7 +491,7 @@ mod tests {
         ));
         assert!(matches!(
             request_of("library.create", br#"{"name": "x"}"#),
-            Ok(Request::LibraryCreate { name }) if name == "x"
+            Ok(Request::LibraryCreate { name, passphrase: None, .. }) if name == "x"
         ));
         let e = request_of("no.such", b"").unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);

@@ -44,6 +44,11 @@ pub fn thumb(client: &Client, library: Option<String>, a: ThumbArgs, json: bool)
         return print_json(&t);
     }
     println!("{}", output::shown(t.path.0.as_os_str()));
+    if t.sealed {
+        eprintln!(
+            "note: the library is encrypted, so this file is sealed with its key; the web UI (`spacedrive ui`) shows it"
+        );
+    }
     Ok(())
 }
 

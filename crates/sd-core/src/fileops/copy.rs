@@ -213,28 +213,7 @@ pub fn prepare(
     }
 }
 
-/// Flushes everything written to the filesystem holding `dir` (one journal commit for a whole
-/// batch of copies, instead of one fsync per file).
-/// Memory-backed filesystems (tmpfs, ramfs) are skipped: nothing there outlives a power cut, and
-/// `syncfs` still walks every inode of the filesystem.
-pub fn sync_fs(dir: &Path) -> std::io::Result<()> {
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    const RAMFS_MAGIC: i64 = 0x8584_58f6;
-    let f = File::open(dir)?;
-    // SAFETY: `statfs` is plain old data, for which all-zero bytes are a valid value.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `f` is open for the call and `st` is a valid, writable statfs.
-    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } == 0
-        && matches!(st.f_type as i64, TMPFS_MAGIC | RAMFS_MAGIC)
-    {
-        return Ok(());
-    }
-    // SAFETY: `f` is an open descriptor for the whole call.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
+pub use crate::fsutil::sync_fs;
 
 /// Renames the verified (and synced) temporary file to its final name; removes it on failure.
 pub fn publish(tmp: &Path, dst: &Path, overwrite: bool) -> Result<(), CopyError> {

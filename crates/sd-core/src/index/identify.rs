@@ -86,7 +86,7 @@ pub(crate) fn run(
     drop(reader);
 
     let loc_id = loc.id;
-    let db = lib.db_path();
+    let db = lib.db();
     let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Work>| {
         produce_unidentified(&db, loc_id, dirs, &tx, control)
     })?;
@@ -121,7 +121,7 @@ pub(crate) fn run(
     let reader = lib.reader()?;
     let dirs = DirPaths::load(&reader, loc.id, loc.root_entry_id, &loc.path.0)?;
     drop(reader);
-    let db = lib.db_path();
+    let db = lib.db();
     let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Work>| {
         produce_candidates(&db, loc_id, dirs, &tx, control)
     })?;
@@ -304,13 +304,13 @@ fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Outcome>) -> Resul
 
 /// Sends every non-empty file of the location that has no content identity yet, in id order.
 fn produce_unidentified(
-    db: &std::path::Path,
+    db: &crate::store::DbFile,
     loc: i64,
     mut dirs: DirPaths,
     tx: &Sender<Work>,
     control: &Control,
 ) -> Result<()> {
-    let conn = crate::store::open_reader(db)?;
+    let conn = db.reader()?;
     let mut q = conn.prepare(
         "SELECT id, parent_id, name, size, mtime FROM entries
          WHERE id > ?1 AND location_id = ?2 AND kind = 0 AND size > 0
@@ -361,13 +361,13 @@ fn produce_unidentified(
 /// hash is not known yet (one per inode). Files up to 100 KiB need none: their cas_id covers
 /// every byte.
 fn produce_candidates(
-    db: &std::path::Path,
+    db: &crate::store::DbFile,
     loc: i64,
     mut dirs: DirPaths,
     tx: &Sender<Work>,
     control: &Control,
 ) -> Result<()> {
-    let conn = crate::store::open_reader(db)?;
+    let conn = db.reader()?;
     let mut q = conn.prepare(
         "SELECT e.id, e.parent_id, e.name, e.size, e.inode FROM content_identities c
            JOIN entry_content ec ON ec.content_id = c.id

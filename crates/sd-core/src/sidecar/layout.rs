@@ -6,6 +6,10 @@
 //! the writing process's id, fsynced, then renamed into place: a sidecar at its final path is
 //! always whole. A killed process leaves at most temporaries, which the next sidecar job of
 //! another process removes.
+//!
+//! An encrypted library keeps its sidecars in `sidecars-<key id>/` instead, each file sealed
+//! (XChaCha20-Poly1305 under a key derived from the library key, its path as associated data)
+//! before it is written, temporaries included: nothing of it is on disk in the clear.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,10 +19,11 @@ use uuid::Uuid;
 
 use crate::content;
 
-/// The sidecar folder of one library.
-#[derive(Debug, Clone)]
+/// The sidecar folder of one library, and the sealer of an encrypted one.
+#[derive(Clone)]
 pub struct Layout {
     root: PathBuf,
+    sealer: Option<crate::crypt::Sealer>,
 }
 
 /// The folder name of a content's sidecars: the UUID of its row's key. For a content identity
@@ -31,11 +36,43 @@ pub fn storage_uuid(content_id: i64) -> Uuid {
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Layout {
-    /// The layout under the library folder `library_dir`.
-    pub fn of(library_dir: &Path) -> Layout {
+    /// The layout of `lib`.
+    pub fn of(lib: &crate::library::Library) -> Layout {
+        Layout {
+            root: lib.sidecar_dir(),
+            sealer: lib.key().map(crate::crypt::LibraryKey::sealer),
+        }
+    }
+
+    /// The layout of a plain library under the folder `library_dir` (for tools and benches
+    /// that make sidecars outside a library).
+    pub fn plain(library_dir: &Path) -> Layout {
         Layout {
             root: library_dir.join("sidecars"),
+            sealer: None,
         }
+    }
+
+    /// What seals `dest` is bound to: its path under the sidecar folder.
+    fn place(&self, dest: &Path) -> String {
+        dest.strip_prefix(&self.root)
+            .unwrap_or(dest)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// The bytes of the sidecar file at `path` (opened, for an encrypted library).
+    pub fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let bytes = std::fs::read(path)?;
+        match &self.sealer {
+            Some(s) => s.open(&self.place(path), &bytes),
+            None => Ok(bytes),
+        }
+    }
+
+    /// Whether files are sealed (the library is encrypted).
+    pub fn sealed(&self) -> bool {
+        self.sealer.is_some()
     }
 
     /// The folder holding every sidecar of one content.
@@ -59,17 +96,26 @@ impl Layout {
         self.root.join("tmp")
     }
 
-    /// A fresh path in the temporary folder (created), for a file or an outside program's
-    /// output; the caller removes it.
-    pub fn temp_path(&self) -> std::io::Result<PathBuf> {
+    /// A fresh path in the temporary folder (created), for a file being written whole
+    /// (see [`Layout::write`]); the caller removes it.
+    fn temp_path(&self) -> std::io::Result<PathBuf> {
         let dir = self.tmp_dir();
         std::fs::create_dir_all(&dir)?;
         let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
         Ok(dir.join(format!("{}-{n}", std::process::id())))
     }
 
-    /// Writes `bytes` at `dest` whole or not at all: temporary file, fsync, rename.
+    /// Writes `bytes` at `dest` whole or not at all: temporary file, fsync, rename. Sealed first
+    /// in an encrypted library.
     pub fn write(&self, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let sealed;
+        let bytes = match &self.sealer {
+            Some(s) => {
+                sealed = s.seal(&self.place(dest), bytes)?;
+                &sealed[..]
+            }
+            None => bytes,
+        };
         let tmp = self.temp_path()?;
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
@@ -141,7 +187,7 @@ mod tests {
 
     #[test]
     fn paths_follow_the_content_uuid() {
-        let l = Layout::of(Path::new("/lib/My.sdlibrary"));
+        let l = Layout::plain(Path::new("/lib/My.sdlibrary"));
         // A content's key is its cas_id read as a big-endian integer.
         let key = i64::from_be_bytes(*b"\x01\x23\x45\x67\x89\xab\xcd\xef");
         let uuid = content::content_uuid("0123456789abcdef");
@@ -160,7 +206,7 @@ mod tests {
     #[test]
     fn writes_are_whole_and_stale_temporaries_swept() {
         let dir = tempfile::tempdir().unwrap();
-        let l = Layout::of(dir.path());
+        let l = Layout::plain(dir.path());
         let dest = l.file(7, "thumbnail", "grid-256", "webp");
         l.write(&dest, b"one").unwrap();
         l.write(&dest, b"two").unwrap();
@@ -174,5 +220,30 @@ mod tests {
         l.remove_content(7).unwrap();
         assert!(!dest.exists());
         l.remove_content(7).unwrap();
+    }
+
+    #[test]
+    fn an_encrypted_librarys_sidecars_are_sealed_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let kdf = crate::crypt::Kdf {
+            memory_kib: 64,
+            iterations: 1,
+            ..crate::crypt::Kdf::fresh().unwrap()
+        };
+        let key = kdf.derive("p").unwrap();
+        let l = Layout {
+            root: dir.path().join(key.sidecar_folder()),
+            sealer: Some(key.sealer()),
+        };
+        let dest = l.file(7, "thumbnail", "grid-256", "webp");
+        l.write(&dest, b"RIFF webp bytes").unwrap();
+        let raw = std::fs::read(&dest).unwrap();
+        assert!(!raw.windows(4).any(|w| w == b"RIFF" || w == b"webp"));
+        assert_eq!(l.read(&dest).unwrap(), b"RIFF webp bytes");
+        // Put in another content's place, it does not open.
+        let other = l.file(8, "thumbnail", "grid-256", "webp");
+        std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+        std::fs::copy(&dest, &other).unwrap();
+        assert!(l.read(&other).is_err());
     }
 }

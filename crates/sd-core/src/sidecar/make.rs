@@ -250,7 +250,7 @@ pub fn make(work: &Work, layout: &Layout, tools: &Tools, limits: &Limits) -> Out
                 t
             })
         } else if work.kind == ContentKind::Video || pdf {
-            from_tool(work, pdf, layout, tools, limits)
+            from_tool(work, pdf, tools, limits)
         } else {
             Err(ImageError::Unsupported("no thumbnail for this kind".into()))
         };
@@ -411,7 +411,6 @@ pub fn make(work: &Work, layout: &Layout, tools: &Tools, limits: &Limits) -> Out
 fn from_tool(
     work: &Work,
     pdf: bool,
-    layout: &Layout,
     tools: &Tools,
     limits: &Limits,
 ) -> Result<Vec<img::Thumb>, ImageError> {
@@ -426,22 +425,13 @@ fn from_tool(
             "{tool} is not installed; install it, then `spacedrive sidecar regenerate --kind thumbnail`"
         )));
     }
-    let tmp = layout
-        .temp_path()
-        .map_err(|e| ImageError::Failed(format!("temporary file: {e}")))?;
     let png = if pdf {
-        tools::pdf_page(tools, &work.path, &tmp)
+        tools::pdf_page(tools, &work.path)
     } else {
-        let out = tmp.with_extension("png");
-        tools::video_frame(tools, &work.path, &out).map(|()| out)
+        tools::video_frame(tools, &work.path)
     };
-    let result = png.map_err(ImageError::Failed).and_then(|png| {
-        let bytes = std::fs::read(&png).map_err(|e| ImageError::Failed(e.to_string()));
-        let _ = std::fs::remove_file(&png);
-        img::thumbnails(&bytes?, &img::VARIANTS, limits).map(|(t, _)| t)
-    });
-    let _ = std::fs::remove_file(&tmp);
-    result
+    png.map_err(ImageError::Failed)
+        .and_then(|png| img::thumbnails(&png, &img::VARIANTS, limits).map(|(t, _)| t))
 }
 
 /// The generator versions rows are made with, by kind.

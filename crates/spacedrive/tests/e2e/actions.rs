@@ -57,7 +57,7 @@ fn db(sd: &Sd) -> PathBuf {
 
 /// (op, src, dst) of a job's items in a state, read from the library database.
 fn items(sd: &Sd, job: i64, states: &[&str]) -> BTreeSet<(String, PathBuf, Option<PathBuf>)> {
-    let c = rusqlite::Connection::open(db(sd)).unwrap();
+    let c = super::open_db(&db(sd));
     let mut q = c
         .prepare("SELECT op, src, dst, state FROM fileop_items WHERE job_id = ?1")
         .unwrap();
@@ -435,7 +435,7 @@ fn audit_verify_detects_an_edited_or_removed_row() {
     sd.ok(["stop"]);
 
     // Someone edits row 2 directly in the database.
-    let c = rusqlite::Connection::open(db(&sd)).unwrap();
+    let c = super::open_db(&db(&sd));
     let original: String = c
         .query_row("SELECT targets FROM audit_log WHERE id = 2", [], |r| {
             r.get(0)
@@ -453,7 +453,7 @@ fn audit_verify_detects_an_edited_or_removed_row() {
     sd.ok(["stop"]);
 
     // Put it back, then delete a row instead: the gap is found.
-    let c = rusqlite::Connection::open(db(&sd)).unwrap();
+    let c = super::open_db(&db(&sd));
     c.execute(
         "UPDATE audit_log SET targets = ?1 WHERE id = 2",
         [&original],
@@ -462,7 +462,7 @@ fn audit_verify_detects_an_edited_or_removed_row() {
     drop(c);
     assert_eq!(sd.json(["audit", "verify"])["ok"], true);
     sd.ok(["stop"]);
-    let c = rusqlite::Connection::open(db(&sd)).unwrap();
+    let c = super::open_db(&db(&sd));
     c.execute("DELETE FROM audit_log WHERE id = 3", []).unwrap();
     drop(c);
     let v: Value = first_line(&sd.cmd(["--json", "audit", "verify"]).stdout);

@@ -33,7 +33,7 @@ fn sigkill_mid_index_resumes_from_checkpoint() {
         // Read the checkpoint straight from the database while no daemon runs.
         let db = sd.data.join("libraries/Crash.sdlibrary/library.db");
         assert_eq!(integrity(&db), "ok");
-        let c = rusqlite::Connection::open(&db).unwrap();
+        let c = super::open_db(&db);
         let p: String = c
             .query_row("SELECT progress FROM jobs WHERE id = ?1", [job], |r| {
                 r.get(0)
@@ -191,8 +191,7 @@ fn sigkill_mid_identification_resumes_without_rehashing() {
     sd.kill_daemon(LIMIT);
     let db = sd.data.join("libraries/Ids.sdlibrary/library.db");
     assert_eq!(integrity(&db), "ok");
-    let identified_at_kill: i64 = rusqlite::Connection::open(&db)
-        .unwrap()
+    let identified_at_kill: i64 = super::open_db(&db)
         .query_row("SELECT count(*) FROM entry_content", [], |r| r.get(0))
         .unwrap();
     assert!(identified_at_kill >= 100);
@@ -220,7 +219,7 @@ fn sigkill_mid_identification_resumes_without_rehashing() {
     let cold = sd.json(["dupes".as_ref(), root.as_os_str()]);
     assert_eq!(lib["redundant_files"], cold["redundant_files"]);
     assert_eq!(lib["wasted_bytes"], cold["wasted_bytes"]);
-    let c = rusqlite::Connection::open(&db).unwrap();
+    let c = super::open_db(&db);
     let (rows, copies, pointing): (i64, i64, i64) = c
         .query_row(
             "SELECT (SELECT count(*) FROM content_identities), (SELECT sum(copies) FROM content_identities),

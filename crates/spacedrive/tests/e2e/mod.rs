@@ -7,6 +7,7 @@ mod cdp;
 mod cli_output;
 mod content;
 mod crash;
+mod encryption;
 mod fileop_outcomes;
 mod http;
 mod index;
@@ -36,6 +37,8 @@ pub struct Sd {
     env: Vec<(String, String)>,
     /// Network namespace the CLI (and so its daemon) runs in, if not this one.
     netns: Option<String>,
+    /// Whether the libraries the daemon creates are encrypted: the suite's encrypted mode.
+    encrypt_new: bool,
 }
 
 impl Sd {
@@ -50,7 +53,15 @@ impl Sd {
             data,
             env: Vec::new(),
             netns: None,
+            encrypt_new: encrypted_mode(),
         }
+    }
+
+    /// Libraries are created as asked, plain unless `--encrypt`, in the encrypted mode too (for
+    /// the tests of encryption itself).
+    pub fn plain_by_default(mut self) -> Sd {
+        self.encrypt_new = false;
+        self
     }
 
     /// Runs the CLI (and the daemon it starts) in network namespace `ns`.
@@ -93,6 +104,14 @@ impl Sd {
         c.env("SPACEDRIVE_MDNS", "0");
         // The web UI on any free port: tests run side by side and never take the default one.
         c.env("SPACEDRIVE_HTTP_PORT", "0");
+        // The encrypted mode of the suite (`SPACEDRIVE_TEST_ENCRYPTED=1`): every library the
+        // daemon creates is encrypted, its key remembered so it opens at start-up.
+        if self.encrypt_new {
+            c.env(
+                "SPACEDRIVE_DEBUG_ENCRYPT_NEW_LIBRARIES",
+                "e2e suite passphrase",
+            );
+        }
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -296,10 +315,86 @@ pub fn expected_counts(root: &Path, extra: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("counts JSON")
 }
 
+/// Whether the suite runs in its encrypted mode: as the `encrypted` test target (the whole
+/// suite again, `tests/encrypted.rs`), or with `SPACEDRIVE_TEST_ENCRYPTED=1`.
+pub fn encrypted_mode() -> bool {
+    env!("CARGO_CRATE_NAME") == "encrypted"
+        || std::env::var_os("SPACEDRIVE_TEST_ENCRYPTED").is_some_and(|v| v == "1")
+}
+
+/// Opens a library database the way a test inspects it: read-write, with its key when the
+/// library is encrypted (the remembered key in `<data>/keys/`).
+pub fn open_db(db: &Path) -> rusqlite::Connection {
+    open_db_with(db, rusqlite::OpenFlags::default())
+}
+
+/// [`open_db`] with `flags`.
+pub fn open_db_with(db: &Path, flags: rusqlite::OpenFlags) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open_with_flags(db, flags).expect("open db");
+    let lib = db.parent().expect("library folder");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(lib.join("library.json")).expect("library.json"))
+            .expect("library.json is JSON");
+    if !config["encryption"].is_null() {
+        let data = lib
+            .parent()
+            .and_then(Path::parent)
+            .expect("<data>/libraries/<library>");
+        let id = config["id"].as_str().expect("library id");
+        let key = std::fs::read_to_string(data.join("keys").join(format!("{id}.key")))
+            .expect("the encrypted library's key is remembered");
+        c.execute_batch(&format!("PRAGMA key = \"x'{}'\";", key.trim()))
+            .expect("PRAGMA key");
+    }
+    c
+}
+
+/// The folder the library at `lib` keeps its sidecars in: `sidecars/`, or an encrypted library's
+/// `sidecars-<key id>/`.
+pub fn sidecar_dir(lib: &Path) -> PathBuf {
+    std::fs::read_dir(lib)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("sidecars-"))
+        })
+        .unwrap_or_else(|| lib.join("sidecars"))
+}
+
+/// The bytes of a sidecar file: opened with the library's remembered key when it is sealed (an
+/// encrypted library's sidecars live in `sidecars-<key id>/`).
+pub fn read_sidecar(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let Some(root) = path.ancestors().find(|a| {
+        a.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("sidecars-"))
+    }) else {
+        return bytes;
+    };
+    let lib = root.parent().expect("library folder");
+    let data = lib.parent().and_then(Path::parent).expect("data folder");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(lib.join("library.json")).unwrap()).unwrap();
+    let id: uuid::Uuid = config["id"].as_str().unwrap().parse().unwrap();
+    let key = sd_core::crypt::KeyStore::new(data)
+        .get(id)
+        .expect("the encrypted library's key is remembered");
+    let place = path
+        .strip_prefix(root)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    key.sealer()
+        .open(&place, &bytes)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// `PRAGMA integrity_check` of a library database.
 pub fn integrity(db: &Path) -> String {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open db");
+    let c = open_db_with(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY);
     c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("integrity_check")
 }

@@ -41,7 +41,7 @@ fn thumb(info: &Value, variant: &str) -> image::RgbImage {
     let s = sidecar(info, "thumbnail", variant);
     assert_eq!(s["status"], "ready", "{s}");
     let p = json_path(&s["path"]);
-    image::load_from_memory_with_format(&std::fs::read(&p).unwrap(), image::ImageFormat::WebP)
+    image::load_from_memory_with_format(&super::read_sidecar(&p), image::ImageFormat::WebP)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         .to_rgb8()
 }
@@ -270,7 +270,7 @@ fn deep_location_makes_thumbnails_and_metadata_for_every_format() {
         "info".as_ref(),
         root.join("rotated-6.jpg").as_os_str(),
     ]);
-    assert!(shown.contains("thumbnail/grid-256") && shown.contains("sidecars/content/"));
+    assert!(shown.contains("thumbnail/grid-256") && shown.contains("/content/"));
     assert!(
         shown.contains("600×800") && shown.contains("Canon EOS R5"),
         "{shown}"
@@ -321,8 +321,8 @@ fn deep_location_makes_thumbnails_and_metadata_for_every_format() {
         })
         .collect();
     assert!(paths.iter().all(|p| *p == paths[0]), "{paths:?}");
-    assert!(paths[0].starts_with(lib.join("sidecars/content")));
-    let before = files_under(&lib.join("sidecars/content")).len();
+    assert!(paths[0].starts_with(super::sidecar_dir(&lib).join("content")));
+    let before = files_under(&super::sidecar_dir(&lib).join("content")).len();
     // Nothing was written next to the pictures.
     let beside: Vec<PathBuf> = files_under(&root)
         .into_iter()
@@ -340,8 +340,11 @@ fn deep_location_makes_thumbnails_and_metadata_for_every_format() {
         "the thumbnail of a content no file has is removed"
     );
     assert!(!paths[0].parent().unwrap().parent().unwrap().exists());
-    assert_eq!(files_under(&lib.join("sidecars/content")).len(), before - 3);
-    let c = rusqlite::Connection::open(lib.join("library.db")).unwrap();
+    assert_eq!(
+        files_under(&super::sidecar_dir(&lib).join("content")).len(),
+        before - 3
+    );
+    let c = super::open_db(&lib.join("library.db"));
     let orphans: i64 = c
         .query_row(
             "SELECT count(*) FROM sidecars s WHERE NOT EXISTS
@@ -649,8 +652,7 @@ fn sigkill_mid_sidecar_job_resumes_without_duplicates_or_half_files() {
     let lib = sd.data.join("libraries/K.sdlibrary");
     let db = lib.join("library.db");
     assert_eq!(integrity(&db), "ok");
-    let done_at_kill: i64 = rusqlite::Connection::open(&db)
-        .unwrap()
+    let done_at_kill: i64 = super::open_db(&db)
         .query_row("SELECT count(DISTINCT content_id) FROM sidecars", [], |r| {
             r.get(0)
         })
@@ -669,7 +671,7 @@ fn sigkill_mid_sidecar_job_resumes_without_duplicates_or_half_files() {
         "{done}"
     );
     settled(&sd);
-    let c = rusqlite::Connection::open(&db).unwrap();
+    let c = super::open_db(&db);
     let (rows, contents): (i64, i64) = c
         .query_row(
             "SELECT count(*), count(DISTINCT content_id) FROM sidecars WHERE kind = 'thumbnail' AND status = 'ready'",
@@ -683,13 +685,13 @@ fn sigkill_mid_sidecar_job_resumes_without_duplicates_or_half_files() {
         "every content once, three variants each"
     );
     // No half files: no temporaries left, every thumbnail whole.
-    let files = files_under(&lib.join("sidecars/content"));
+    let files = files_under(&super::sidecar_dir(&lib).join("content"));
     assert_eq!(files.len(), 180);
     for f in &files {
-        image::load_from_memory_with_format(&std::fs::read(f).unwrap(), image::ImageFormat::WebP)
+        image::load_from_memory_with_format(&super::read_sidecar(f), image::ImageFormat::WebP)
             .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
-    assert!(files_under(&lib.join("sidecars/tmp")).is_empty());
+    assert!(files_under(&super::sidecar_dir(&lib).join("tmp")).is_empty());
     sd.ok(["stop"]);
     assert_eq!(integrity(&db), "ok");
 }
