@@ -37,6 +37,6 @@ echo "tree: $tree ($files files); largest folder: $folder ($(ls -A "$folder" | w
 "$sd" --data-dir "$data" --json search report >/dev/null   # build the search index once
 cd "$here"
 SD_BENCH_DATA=$data SD_BENCH_FOLDER=$folder SD_BENCH_QUERY=${QUERY:-report} \
-  cargo test --release -q -p spacedrive --test tests ui_bench -- --ignored --nocapture 2>&1 |
+  cargo test --release -q --workspace --test tests ui_bench -- --ignored --nocapture 2>&1 |
   grep -E "first render|p50|error|panicked"
 "$sd" --data-dir "$data" stop >/dev/null

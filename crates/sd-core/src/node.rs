@@ -88,6 +88,9 @@ pub struct Node {
     /// Held while a library is created, so two concurrent creations (two first `location add`s
     /// on a fresh data folder) cannot both create one, or clash over its folder.
     creating: Mutex<()>,
+    /// Held while a library is unlocked, locked or converted, so two such calls on one library
+    /// cannot both reopen it (the second would find it claimed by the first).
+    keying: Mutex<()>,
     /// The network, lent by the daemon for transfers between devices.
     transport: RwLock<Option<Arc<dyn crate::transfer::Transport>>>,
     _lock: File,
@@ -130,6 +133,7 @@ impl Node {
             settings: Mutex::new(settings),
             watch: Mutex::new(None),
             creating: Mutex::new(()),
+            keying: Mutex::new(()),
             transport: RwLock::new(None),
             _lock: lock,
         };
@@ -409,6 +413,7 @@ impl Node {
         passphrase: &str,
         remember: bool,
     ) -> Result<(Arc<Library>, Option<PathBuf>)> {
+        let _keying = self.keying.lock().unwrap_or_else(|p| p.into_inner());
         let (lib, key) = self.unlocked(selector, passphrase, remember)?;
         let remembered = if remember {
             Some(self.keys().put(lib.id, &key)?)
@@ -458,6 +463,7 @@ impl Node {
     /// Locks an encrypted library: closes it (jobs stop, resumable) and forgets a remembered
     /// key, so it needs its passphrase again, after a restart too.
     pub fn lock_library(&self, selector: &str) -> Result<String> {
+        let _keying = self.keying.lock().unwrap_or_else(|p| p.into_inner());
         let lib = match self.slot(selector)? {
             Slot::Open(lib) => lib,
             Slot::Locked(l) => {
@@ -493,6 +499,7 @@ impl Node {
         passphrase: &str,
         remember: bool,
     ) -> Result<(Arc<Library>, Option<PathBuf>)> {
+        let _keying = self.keying.lock().unwrap_or_else(|p| p.into_inner());
         let lib = self.library(Some(selector))?;
         if lib.is_encrypted() {
             return Err(Error::Conflict(format!(
@@ -524,6 +531,7 @@ impl Node {
 
     /// Decrypts an encrypted library (its passphrase confirms the intent) and forgets its key.
     pub fn decrypt_library(&self, selector: &str, passphrase: &str) -> Result<Arc<Library>> {
+        let _keying = self.keying.lock().unwrap_or_else(|p| p.into_inner());
         let (lib, key) = self.unlocked(selector, passphrase, false)?;
         let converted = lib.close_and_convert(library::Target::Plain);
         let reopened = self.reopen(
@@ -547,6 +555,7 @@ impl Node {
     /// Changes an encrypted library's passphrase: a new salt and key, the database and sidecars
     /// rewritten under it (crash-safe). A remembered key is replaced by the new one.
     pub fn change_passphrase(&self, selector: &str, old: &str, new: &str) -> Result<Arc<Library>> {
+        let _keying = self.keying.lock().unwrap_or_else(|p| p.into_inner());
         let (lib, old_key) = self.unlocked(selector, old, false)?;
         let kdf = crate::crypt::Kdf::fresh()?;
         let key = kdf.derive(new)?;
@@ -658,6 +667,7 @@ impl Node {
 
     /// Renames a library (its config and its folder). Refused while it has running jobs.
     pub fn rename_library(&self, selector: &str, new_name: &str) -> Result<Arc<Library>> {
+        let _keying = self.keying.lock().unwrap_or_else(|p| p.into_inner());
         let new_name = library::validate_name(new_name)?;
         let lib = self.library(Some(selector))?;
         self.check_name_free(&new_name, Some(lib.id))?;
@@ -700,6 +710,7 @@ impl Node {
 
     /// Deletes a library folder: its index, jobs and settings. Files in its locations are not touched.
     pub fn delete_library(&self, selector: &str) -> Result<String> {
+        let _keying = self.keying.lock().unwrap_or_else(|p| p.into_inner());
         if let Slot::Locked(l) = self.slot(selector)? {
             // Deleting needs no key: the folder goes whole, remembered key too.
             let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());

@@ -501,6 +501,72 @@ mod tests {
         assert!(e.message.contains("UTF-8"), "{}", e.message);
     }
 
+    /// Property: a method route's body, whatever its bytes, is parsed exactly as the socket
+    /// parses the same request — the same request, or `bad_request` — and never panics.
+    #[test]
+    fn method_bodies_parse_as_on_the_socket_whatever_their_bytes() {
+        let samples = [
+            r#"{"method":"library.create","params":{"name":"x","passphrase":"p","remember":true}}"#,
+            r#"{"method":"location.list","params":{"library":null}}"#,
+            r#"{"method":"library.rename","params":{"library":"L","new_name":"M"}}"#,
+            r#"{"method":"library.unlock","params":{"library":"L","passphrase":"p"}}"#,
+            r#"{"method":"tag.list","params":{"library":"Photos"}}"#,
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut parsed = 0;
+        for i in 0..20_000 {
+            let whole: serde_json::Value =
+                serde_json::from_str(samples[i % samples.len()]).unwrap();
+            let method = whole["method"].as_str().unwrap().to_owned();
+            let mut body = serde_json::to_vec(&whole["params"]).unwrap();
+            for _ in 0..(next() % 6) {
+                let r = next();
+                match r % 3 {
+                    0 if !body.is_empty() => {
+                        let at = (r >> 8) as usize % body.len();
+                        body[at] = (r >> 16) as u8;
+                    }
+                    1 => {
+                        let at = (r >> 8) as usize % (body.len() + 1);
+                        body.insert(at, (r >> 16) as u8);
+                    }
+                    _ => body.truncate((r >> 8) as usize % (body.len() + 1)),
+                }
+            }
+            let over_http = request_of(&method, &body);
+            // What the socket makes of the same method with these params.
+            let on_socket = std::str::from_utf8(&body)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                .map(|p| {
+                    let line = serde_json::json!({"method": method, "params": p}).to_string();
+                    sd_api::parse_request(line.as_bytes())
+                });
+            match (&over_http, on_socket) {
+                (Ok(a), Some(Ok(b))) => {
+                    parsed += 1;
+                    assert_eq!(
+                        serde_json::to_value(a).unwrap(),
+                        serde_json::to_value(&b).unwrap()
+                    );
+                }
+                (Err(e), _) => assert_eq!(e.code, ErrorCode::BadRequest, "{e:?}"),
+                // An empty or all-space body leaves every parameter out.
+                (Ok(_), _) => assert!(body.iter().all(u8::is_ascii_whitespace), "{body:?}"),
+            }
+        }
+        assert!(
+            parsed > 1000,
+            "too few bodies survived the mutations: {parsed}"
+        );
+    }
+
     #[test]
     fn every_error_code_has_a_status() {
         assert_eq!(status_of(ErrorCode::NotFound), StatusCode::NOT_FOUND);
