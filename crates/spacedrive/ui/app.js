@@ -117,7 +117,20 @@ const app = {
 
 const searchBox = document.getElementById("search");
 
+// A press on the sidebar holds its re-rendering until the click is through: a job's event that
+// re-rendered it between the press and the release would make the click land nowhere.
+let sidebarHeld = false, sidebarStale = false;
+app.sidebar.addEventListener("pointerdown", () => { sidebarHeld = true; });
+document.addEventListener("pointerup", () => {
+  if (!sidebarHeld) return;
+  setTimeout(() => {
+    sidebarHeld = false;
+    if (sidebarStale) { sidebarStale = false; renderSidebar(); }
+  }, 0);
+}, true);
+
 function renderSidebar() {
+  if (sidebarHeld) { sidebarStale = true; return; }
   const r = app.route || {};
   const item = (label, route, active, meta, dot) => el("button", {
     class: "side-item" + (active ? " active" : ""), onclick: () => app.go(route),
@@ -398,13 +411,23 @@ async function start() {
   }
   const sel = document.getElementById("library");
   const def = app.libraries.find((l) => l.default && l.status === "open") || app.libraries.find((l) => l.status === "open");
-  app.library = localStorage.getItem("sd-library") && app.libraries.some((l) => l.id === localStorage.getItem("sd-library"))
+  app.library = localStorage.getItem("sd-library") && app.libraries.some((l) => l.id === localStorage.getItem("sd-library") && l.status === "open")
     ? localStorage.getItem("sd-library") : def ? def.id : null;
-  clear(sel, app.libraries.map((l) => el("option", { value: l.id || "", disabled: l.status !== "open" },
-    l.name + (l.status !== "open" ? ` (${l.status})` : ""))));
-  if (app.library) sel.value = app.library;
+  const fillLibraries = () => {
+    clear(sel, app.libraries.map((l) => el("option", { value: l.id || "", disabled: !["open", "locked"].includes(l.status) },
+      l.name + (l.status === "open" && l.encrypted ? " (encrypted)" : l.status !== "open" ? ` (${l.status})` : ""))));
+    if (app.library) sel.value = app.library;
+  };
+  fillLibraries();
   sel.onchange = async () => {
+    const chosen = app.libraries.find((l) => l.id === sel.value);
+    if (chosen && chosen.status === "locked" && !(await unlock(chosen))) {
+      sel.value = app.library || "";
+      return;
+    }
+    app.libraries = await call("library.list");
     app.library = sel.value;
+    fillLibraries();
     localStorage.setItem("sd-library", app.library);
     await loadLibrary();
     app.go({ view: "home" });
@@ -412,6 +435,38 @@ async function start() {
   await loadLibrary();
   events(onEvent);
   app.show(routeFromHash());
+}
+
+// Asks for an encrypted library's passphrase and unlocks it; true once it is open.
+async function unlock(lib) {
+  const pass = el("input", { type: "password", autocomplete: "current-password", "aria-label": "Passphrase" });
+  const remember = el("input", { type: "checkbox" });
+  const problem = el("p", { class: "problem", hidden: true });
+  const done = await act.modal({
+    title: `Unlock ${lib.name}`,
+    body: el("div", {},
+      el("p", {}, "This library is encrypted. Its passphrase opens it until the daemon stops."),
+      el("label", { class: "field" }, "Passphrase", pass),
+      el("label", {}, remember, " Remember its key on this device (a file only you can read)"),
+      problem),
+    buttons: [{ label: "Cancel", value: null }, {
+      label: "Unlock", value: true, check: async () => {
+        try {
+          await call("library.unlock", { library: lib.id, passphrase: pass.value, remember: remember.checked });
+          return true;
+        } catch (e) {
+          problem.hidden = false;
+          problem.textContent = e.message;
+          pass.select();
+          return false;
+        }
+      },
+    }],
+    onOpen: (box, close, btns) => {
+      pass.addEventListener("keydown", (e) => { if (e.key === "Enter") btns[btns.length - 1].click(); });
+    },
+  });
+  return done === true;
 }
 
 function routeFromHash() {

@@ -322,3 +322,64 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn a_locked_library_is_unlocked_from_the_browser() {
+    let Some(bin) = chromium() else {
+        eprintln!(
+            "SKIPPED: no chromium on PATH (apt-get install chromium) — the browser test did not run"
+        );
+        return;
+    };
+    let sd = Sd::new().plain_by_default();
+    let root = sd.tmp.path().join("Private");
+    write(&root.join("diary.txt"), b"dear diary");
+    let pass = sd.tmp.path().join("pass");
+    std::fs::write(&pass, "open sesame\n").unwrap();
+    let vault = sd.json([
+        "library".as_ref(),
+        "create".as_ref(),
+        "Vault".as_ref(),
+        "--encrypt".as_ref(),
+        "--passphrase-file".as_ref(),
+        pass.as_os_str(),
+    ]);
+    let id = vault["id"].as_str().unwrap().to_owned();
+    sd.ok(["-L", "Vault", "location", "add", root.to_str().unwrap()]);
+    sd.ok(["stop"]);
+
+    let h = Http::of(&sd);
+    let mut b = Browser::launch(&bin, 1366, 820);
+    b.goto(&h.login_url);
+    b.wait_for(
+        "the locked library in the picker",
+        "[...document.querySelectorAll('#library option')].some(o => o.textContent === 'Vault (locked)')",
+    );
+    b.eval(&format!(
+        "const s = document.getElementById('library'); s.value = '{id}'; s.dispatchEvent(new Event('change'))"
+    ));
+    b.wait_for(
+        "the passphrase dialog",
+        "document.querySelector('.modal input[type=password]')",
+    );
+    // A wrong passphrase: the dialog stays and says so.
+    b.click(".modal input[type=password]");
+    b.type_text("open sesame!");
+    b.click(".modal button[data-value=\"true\"]");
+    b.wait_for(
+        "the refusal",
+        "document.querySelector('.modal .problem') && !document.querySelector('.modal .problem').hidden && document.querySelector('.modal .problem').textContent.includes('wrong passphrase')",
+    );
+    assert_eq!(sd.json(["library", "list"])[0]["status"], "locked");
+    b.screenshot(&shots().join("8-unlock.png"));
+    // The right one opens it: its location shows.
+    b.eval("document.querySelector('.modal input[type=password]').value = ''");
+    b.click(".modal input[type=password]");
+    b.type_text("open sesame");
+    b.click(".modal button[data-value=\"true\"]");
+    b.wait_for(
+        "the unlocked library's location",
+        "!document.querySelector('.modal') && document.querySelector('[data-location]')",
+    );
+    assert_eq!(sd.json(["library", "list"])[0]["status"], "open");
+}
