@@ -89,6 +89,9 @@ pub struct Library {
     /// search's in-memory index — compare it with the generation they were built at.
     generation: Mutex<u64>,
     changed: Condvar,
+    /// Ids of the entries written (rows of `entries` and `entry_content`), for caches that
+    /// follow the entries without reading them all again.
+    entry_changes: Arc<store::ChangeLog>,
     /// Bumped by every organising action (tags, favourites, hidden, notes).
     meta_generation: std::sync::atomic::AtomicU64,
     /// This library's own handle, for threads that must outlive a call (search's refresher).
@@ -272,7 +275,13 @@ impl Library {
             [device.id.to_string()],
             |r| r.get(0),
         )?;
-        let writer = Writer::spawn(&config.name, conn)?;
+        let entry_changes = Arc::new(store::ChangeLog::default());
+        let writer = Writer::spawn(
+            &config.name,
+            conn,
+            &["entries", "entry_content"],
+            entry_changes.clone(),
+        )?;
         Ok(Arc::new_cyclic(|me| Library {
             me: me.clone(),
             id: config.id,
@@ -287,6 +296,7 @@ impl Library {
             key,
             generation: Mutex::new(0),
             changed: Condvar::new(),
+            entry_changes,
             meta_generation: std::sync::atomic::AtomicU64::new(0),
             extensions: Mutex::new(HashMap::new()),
             file_ops: Mutex::new(HashMap::new()),
@@ -344,6 +354,11 @@ impl Library {
     pub fn meta_generation(&self) -> u64 {
         self.meta_generation
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The entries written, in commit order (see [`store::ChangeLog`]).
+    pub fn entry_changes(&self) -> &store::ChangeLog {
+        &self.entry_changes
     }
 
     /// The current entries generation.

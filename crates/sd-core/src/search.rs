@@ -1,18 +1,26 @@
 //! Filename search over every indexed entry of a library (all locations, offline ones included).
 //!
-//! The structure is an in-memory index per library, built from the database the first time it is
-//! needed after the entries changed: every name, lowercased with diacritics removed, in one byte
-//! buffer (NUL-separated), searched with SIMD substring search (`memchr::memmem`), plus a compact
-//! row per entry for the filters. On 1M entries that is ~50 MB and a scan of ~20 MB per query;
-//! ARCHITECTURE.md has the measurements against SQLite FTS5 that chose it.
+//! The structure is an in-memory index per library, read from the database the first time it is
+//! needed: every name, lowercased with diacritics removed, in one byte buffer (NUL-separated),
+//! searched with SIMD substring search (`memchr::memmem`), plus a compact row per entry for the
+//! filters. On 1M entries that is ~50 MB and a scan of ~20 MB per query; ARCHITECTURE.md has the
+//! measurements against SQLite FTS5 that chose it.
+//!
+//! After that the index follows the entries without reading them all again: the library's change
+//! log ([`crate::store::ChangeLog`], filled by SQLite's update hook) says which entries were
+//! written, and the next query (or the refresher thread, once writes pause) reads just those and
+//! lays them over the whole read (`SearchIndex::update`). The whole read is redone only when the
+//! log has dropped changes the index has not seen (more than its capacity since), and in the
+//! background once many entries lie over it.
 //!
 //! Query language: whitespace-separated terms, all of which must occur in the file name
 //! (substring, case- and accent-insensitive); a double-quoted span is one term with its spaces.
 //! Every other character is literal: `*`, `-`, `:`, a lone `"` have no special meaning.
 //! Ranking: exact name, then name prefix, then word start, then anywhere; shorter names first.
 
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +34,7 @@ use crate::filetype::{self, ContentKind};
 use crate::index::walk::EntryKind;
 use crate::library::Library;
 use crate::names::{JsonName, JsonPath};
-use crate::tree::DirPaths;
+use crate::tree::{self, Link};
 use crate::{Error, Result, names};
 
 /// Lowercase, compatibility-decomposed, without combining marks: `Café` → `cafe`.
@@ -141,8 +149,12 @@ pub struct Results {
     pub hits: Vec<Hit>,
     /// Time spent in the engine, microseconds (index build excluded, reported apart).
     pub took_us: u64,
-    /// Set when this query had to (re)build the in-memory index first.
+    /// Set when this query had to build the in-memory index first (read every entry).
     pub index_built_ms: Option<u64>,
+    /// Set when this query brought the in-memory index up to date first, reading only the
+    /// entries changed since it was built, microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_updated_us: Option<u64>,
 }
 
 const NO_KIND: u8 = u8::MAX;
@@ -161,13 +173,14 @@ struct Cache {
     refreshing: std::sync::atomic::AtomicBool,
 }
 
-/// How long entries must stay unchanged before the refresher rebuilds the index (an index job
-/// commits a batch at least every 250 ms, so a running scan is not rebuilt after every batch).
+/// How long entries must stay unchanged before the refresher brings the index up to date (an
+/// index job commits a batch at least every 250 ms, so a running scan is not followed batch by
+/// batch; a query in the meantime brings it up to date itself).
 const QUIET: Duration = Duration::from_millis(500);
 
 /// Keeps a searched library's index current: waits for the entries generation to move, then for
-/// it to stay still for [`QUIET`], and rebuilds — so the next query finds it ready. Ends when the
-/// library closes.
+/// it to stay still for [`QUIET`], and updates it (reading it whole again in the background when
+/// many changes lie over it) — so the next query finds it ready. Ends when the library closes.
 fn refresh(lib: std::sync::Weak<Library>, mut seen: u64) {
     loop {
         let Some(l) = lib.upgrade() else { return };
@@ -188,14 +201,15 @@ fn refresh(lib: std::sync::Weak<Library>, mut seen: u64) {
         if !l.is_open() {
             return;
         }
-        if let Err(e) = index_of(&l) {
-            tracing::warn!(error = %e, "rebuilding the search index");
+        if let Err(e) = index_of(&l).and_then(|_| compact(&l)) {
+            tracing::warn!(error = %e, "bringing the search index up to date");
         }
         seen = g;
     }
 }
 
 /// 40 bytes per entry. Times use `NO_TIME` for "unknown".
+#[derive(Clone)]
 struct Row {
     id: u32,
     parent: u32,
@@ -213,9 +227,24 @@ fn opt_time(t: i64) -> Option<i64> {
     (t != NO_TIME).then_some(t)
 }
 
-/// The in-memory index of one library at one generation.
-pub struct SearchIndex {
-    generation: u64,
+fn kind_code(k: ContentKind) -> u8 {
+    ContentKind::ALL
+        .iter()
+        .position(|x| *x == k)
+        .unwrap_or(NO_KIND as usize) as u8
+}
+
+fn small(v: i64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| {
+        Error::Invalid(
+            "the library has more entries than the search index can hold (4 billion)".into(),
+        )
+    })
+}
+
+/// The names and rows of a set of entries, in the order they were added.
+#[derive(Default)]
+struct Names {
     /// Normalized names, each followed by a NUL.
     text: Vec<u8>,
     /// Start offset of each row's name in `text`.
@@ -224,80 +253,20 @@ pub struct SearchIndex {
     /// Raw names (for results), concatenated; `raw_starts[i]..raw_starts[i + 1]`.
     raw: Vec<u8>,
     raw_starts: Vec<u32>,
-    /// Directory paths (location roots and every directory's link), for the hits' paths.
-    dirs: DirPaths,
 }
 
-fn kind_code(k: ContentKind) -> u8 {
-    ContentKind::ALL
-        .iter()
-        .position(|x| *x == k)
-        .unwrap_or(NO_KIND as usize) as u8
-}
+impl Names {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
 
-impl SearchIndex {
-    fn build(conn: &Connection, generation: u64) -> Result<SearchIndex> {
-        let mut idx = SearchIndex {
-            generation,
-            text: Vec::new(),
-            starts: Vec::new(),
-            rows: Vec::new(),
-            raw: Vec::new(),
-            raw_starts: Vec::new(),
-            dirs: DirPaths::new(),
-        };
-        for loc in crate::location::row::list_with(conn)? {
-            idx.dirs.add_root(loc.root_entry_id, loc.path.0.clone());
-        }
-        let mut q = conn.prepare(
-            "SELECT e.id, e.parent_id, e.location_id, e.name, e.kind, e.size, e.mtime, e.btime, c.kind
-               FROM entries e
-               LEFT JOIN entry_content ec ON ec.entry_id = e.id
-               LEFT JOIN content_identities c ON c.id = ec.content_id",
-        )?;
-        let mut rows = q.query([])?;
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let parent: Option<i64> = r.get(1)?;
-            let name = names::from_sql(r.get_ref(3)?)?;
-            let kind = EntryKind::from_i64(r.get(4)?);
-            if kind == EntryKind::Dir {
-                idx.dirs.add_dir(id, parent, name.clone());
-            }
-            let Some(parent) = parent else { continue }; // location roots are not results
-            let content_kind = match (kind, r.get::<_, Option<String>>(8)?) {
-                (EntryKind::File, Some(k)) => {
-                    ContentKind::parse(&k).map(kind_code).unwrap_or(NO_KIND)
-                }
-                (EntryKind::File, None) => kind_code(filetype::detect(&name, &[]).kind),
-                _ => NO_KIND,
-            };
-            let lossy = name.to_string_lossy();
-            idx.starts.push(idx.text.len() as u32);
-            idx.text.extend_from_slice(normalize(&lossy).as_bytes());
-            idx.text.push(0);
-            let small = |v: i64| {
-                u32::try_from(v).map_err(|_| {
-                    Error::Invalid(
-                        "the library has more entries than the search index can hold (4 billion)"
-                            .into(),
-                    )
-                })
-            };
-            idx.rows.push(Row {
-                id: small(id)?,
-                parent: small(parent)?,
-                location: small(r.get(2)?)?,
-                kind,
-                content_kind,
-                size: r.get::<_, i64>(5)? as u64,
-                mtime: r.get::<_, Option<i64>>(6)?.unwrap_or(NO_TIME),
-                btime: r.get::<_, Option<i64>>(7)?.unwrap_or(NO_TIME),
-            });
-            idx.raw_starts.push(idx.raw.len() as u32);
-            idx.raw.extend_from_slice(name.as_encoded_bytes());
-        }
-        Ok(idx)
+    fn push(&mut self, row: Row, normalized: &[u8], raw: &[u8]) {
+        self.starts.push(self.text.len() as u32);
+        self.text.extend_from_slice(normalized);
+        self.text.push(0);
+        self.rows.push(row);
+        self.raw_starts.push(self.raw.len() as u32);
+        self.raw.extend_from_slice(raw);
     }
 
     fn name(&self, row: usize) -> &[u8] {
@@ -310,14 +279,14 @@ impl SearchIndex {
         &self.text[start..end]
     }
 
-    fn raw_name(&self, row: usize) -> OsString {
+    fn raw_bytes(&self, row: usize) -> &[u8] {
         let start = self.raw_starts[row] as usize;
         let end = self
             .raw_starts
             .get(row + 1)
             .map(|s| *s as usize)
             .unwrap_or(self.raw.len());
-        <OsString as std::os::unix::ffi::OsStringExt>::from_vec(self.raw[start..end].to_vec())
+        &self.raw[start..end]
     }
 
     /// Calls `f(row, score)` for every row whose name contains every term, in row order.
@@ -417,6 +386,241 @@ impl SearchIndex {
     }
 }
 
+/// What a whole read of the entries gives: every result row and every directory's link.
+#[derive(Default)]
+struct Base {
+    names: Names,
+    links: HashMap<i64, Link>,
+}
+
+/// The in-memory index of one library at one generation: the entries as a whole read left them
+/// (`base`, shared between generations) and, over it, the entries changed since, read again one
+/// by one from the library's change log.
+pub struct SearchIndex {
+    generation: u64,
+    /// Where the library's change log stood before this index read the database: the changes
+    /// after it are not in the index yet.
+    position: u64,
+    base: Arc<Base>,
+    /// Entries changed since `base` was read, as they are now (a gone entry has no row).
+    recent: Names,
+    /// Ids of those entries: their rows in `base` are out of date.
+    stale: HashSet<u32>,
+    /// Their directory links now (`None`: gone, or no longer a directory), over `base.links`.
+    links: HashMap<i64, Option<Link>>,
+    /// Location roots: entry id → path.
+    roots: HashMap<i64, PathBuf>,
+}
+
+/// Most changed entries an index carries over its base; past it, a query reads everything again.
+const MAX_CHANGED: usize = 200_000;
+/// Changed entries past which the refresher reads everything again in the background, so
+/// queries keep scanning mostly the compact base.
+const COMPACT_AT: usize = 20_000;
+
+/// Reads entries (those `filter` selects, or all) and hands each to `f` with its result row,
+/// if it is one (location roots are not), and its name normalized.
+fn read_entries(
+    conn: &Connection,
+    filter: &str,
+    mut f: impl FnMut(i64, Option<i64>, OsString, EntryKind, Option<(Row, String)>),
+) -> Result<()> {
+    let mut q = conn.prepare(&format!(
+        "SELECT e.id, e.parent_id, e.location_id, e.name, e.kind, e.size, e.mtime, e.btime, c.kind
+           FROM entries e
+           LEFT JOIN entry_content ec ON ec.entry_id = e.id
+           LEFT JOIN content_identities c ON c.id = ec.content_id {filter}"
+    ))?;
+    let mut rows = q.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let parent: Option<i64> = r.get(1)?;
+        let name = names::from_sql(r.get_ref(3)?)?;
+        let kind = EntryKind::from_i64(r.get(4)?);
+        let row = match parent {
+            None => None, // location roots are not results
+            Some(parent) => {
+                let content_kind = match (kind, r.get::<_, Option<String>>(8)?) {
+                    (EntryKind::File, Some(k)) => {
+                        ContentKind::parse(&k).map(kind_code).unwrap_or(NO_KIND)
+                    }
+                    (EntryKind::File, None) => kind_code(filetype::detect(&name, &[]).kind),
+                    _ => NO_KIND,
+                };
+                let row = Row {
+                    id: small(id)?,
+                    parent: small(parent)?,
+                    location: small(r.get(2)?)?,
+                    kind,
+                    content_kind,
+                    size: r.get::<_, i64>(5)? as u64,
+                    mtime: r.get::<_, Option<i64>>(6)?.unwrap_or(NO_TIME),
+                    btime: r.get::<_, Option<i64>>(7)?.unwrap_or(NO_TIME),
+                };
+                Some((row, normalize(&name.to_string_lossy())))
+            }
+        };
+        f(id, parent, name, kind, row);
+    }
+    Ok(())
+}
+
+fn read_roots(conn: &Connection) -> Result<HashMap<i64, PathBuf>> {
+    Ok(crate::location::row::list_with(conn)?
+        .into_iter()
+        .map(|loc| (loc.root_entry_id, loc.path.0))
+        .collect())
+}
+
+impl SearchIndex {
+    /// Reads every entry. `position` is the change log's, taken before.
+    fn build(conn: &Connection, generation: u64, position: u64) -> Result<SearchIndex> {
+        let snapshot = conn.unchecked_transaction()?;
+        let mut base = Base::default();
+        read_entries(&snapshot, "", |id, parent, name, kind, row| {
+            if let Some((row, normalized)) = row {
+                base.names
+                    .push(row, normalized.as_bytes(), name.as_encoded_bytes());
+            }
+            if kind == EntryKind::Dir {
+                base.links.insert(id, (parent, name));
+            }
+        })?;
+        let roots = read_roots(&snapshot)?;
+        Ok(SearchIndex {
+            generation,
+            position,
+            base: Arc::new(base),
+            recent: Names::default(),
+            stale: HashSet::new(),
+            links: HashMap::new(),
+            roots,
+        })
+    }
+
+    /// This index brought to `generation` by reading again the entries the change log says were
+    /// written since (`changed`, up to `position`); `None` when they are too many, so reading
+    /// everything is better.
+    fn update(
+        &self,
+        conn: &Connection,
+        changed: Vec<i64>,
+        position: u64,
+        generation: u64,
+    ) -> Result<Option<SearchIndex>> {
+        let changed: HashSet<i64> = changed.into_iter().collect();
+        let mut stale = self.stale.clone();
+        for id in &changed {
+            match u32::try_from(*id) {
+                Ok(id) => stale.insert(id),
+                Err(_) => return Ok(None), // the whole read says why
+            };
+        }
+        if stale.len() > MAX_CHANGED {
+            return Ok(None);
+        }
+        // The entries changed before and not since keep their rows.
+        let mut recent = Names::default();
+        for i in 0..self.recent.len() {
+            let row = &self.recent.rows[i];
+            if !changed.contains(&i64::from(row.id)) {
+                recent.push(row.clone(), self.recent.name(i), self.recent.raw_bytes(i));
+            }
+        }
+        let mut links = self.links.clone();
+        let snapshot = conn.unchecked_transaction()?;
+        let ids: Vec<i64> = changed.into_iter().collect();
+        for chunk in ids.chunks(5000) {
+            for id in chunk {
+                links.insert(*id, None); // gone, unless read below as a directory
+            }
+            let list = chunk
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            read_entries(
+                &snapshot,
+                &format!("WHERE e.id IN ({list})"),
+                |id, parent, name, kind, row| {
+                    if let Some((row, normalized)) = row {
+                        recent.push(row, normalized.as_bytes(), name.as_encoded_bytes());
+                    }
+                    if kind == EntryKind::Dir {
+                        links.insert(id, Some((parent, name)));
+                    }
+                },
+            )?;
+        }
+        let roots = read_roots(&snapshot)?;
+        Ok(Some(SearchIndex {
+            generation,
+            position,
+            base: self.base.clone(),
+            recent,
+            stale,
+            links,
+            roots,
+        }))
+    }
+
+    /// How many entries this index carries over its base.
+    fn changed(&self) -> usize {
+        self.stale.len()
+    }
+
+    /// Rows are numbered through the base, then the recent ones.
+    fn part(&self, i: usize) -> (&Names, usize) {
+        let n = self.base.names.len();
+        if i < n {
+            (&self.base.names, i)
+        } else {
+            (&self.recent, i - n)
+        }
+    }
+
+    fn row(&self, i: usize) -> &Row {
+        let (names, r) = self.part(i);
+        &names.rows[r]
+    }
+
+    fn name(&self, i: usize) -> &[u8] {
+        let (names, r) = self.part(i);
+        names.name(r)
+    }
+
+    fn raw_name(&self, i: usize) -> OsString {
+        let (names, r) = self.part(i);
+        <OsString as std::os::unix::ffi::OsStringExt>::from_vec(names.raw_bytes(r).to_vec())
+    }
+
+    /// Whether row `i` is the entry as it is now (not a base row changed since).
+    fn is_current(&self, i: usize) -> bool {
+        i >= self.base.names.len()
+            || self.stale.is_empty()
+            || !self.stale.contains(&self.base.names.rows[i].id)
+    }
+
+    /// Path of directory `id`, if it hangs under a location root.
+    fn dir_path(&self, id: i64) -> Option<PathBuf> {
+        let path = tree::climb(
+            id,
+            |cur| self.roots.get(&cur).cloned(),
+            |cur| {
+                Ok::<_, std::convert::Infallible>(match self.links.get(&cur) {
+                    Some(link) => link.clone(),
+                    None => self.base.links.get(&cur).cloned(),
+                })
+            },
+            |_, _| {},
+        );
+        match path {
+            Ok(p) => p,
+            Err(never) => match never {},
+        }
+    }
+}
+
 /// Entry ids carrying any of `tag_ids`, directly or through their content.
 fn tagged(conn: &Connection, tag_ids: &[i64]) -> Result<HashSet<i64>> {
     let list = tag_ids
@@ -451,9 +655,20 @@ fn flagged(conn: &Connection, column: &str) -> Result<HashSet<i64>> {
     Ok(ids)
 }
 
-/// The library's index at its current generation, building it if needed.
-/// Returns the index and the build time when it was built now.
-fn index_of(lib: &Library) -> Result<(Arc<SearchIndex>, Option<u64>)> {
+/// How a query found the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    /// Current already.
+    Ready,
+    /// Brought up to date from the change log, in this many microseconds.
+    Updated(u64),
+    /// Read whole, in this many milliseconds.
+    Built(u64),
+}
+
+/// The library's index at its current generation: as it was, brought up to date from the
+/// change log, or read whole when there is none yet or it is too far behind.
+fn index_of(lib: &Library) -> Result<(Arc<SearchIndex>, Freshness)> {
     let cache = lib.extension::<Cache>();
     let mut slot = cache.index.lock().unwrap_or_else(|p| p.into_inner());
     let generation = lib.generation();
@@ -467,15 +682,48 @@ fn index_of(lib: &Library) -> Result<(Arc<SearchIndex>, Option<u64>)> {
             .spawn(move || refresh(weak, generation))
             .map_err(|e| Error::io("<search refresh thread>", e))?;
     }
-    if let Some(idx) = slot.as_ref()
-        && idx.generation == generation
-    {
-        return Ok((idx.clone(), None));
-    }
     let started = Instant::now();
-    let idx = Arc::new(SearchIndex::build(&lib.reader()?, generation)?);
+    if let Some(idx) = slot.as_ref() {
+        if idx.generation == generation {
+            return Ok((idx.clone(), Freshness::Ready));
+        }
+        // Everything committed before `generation` moved is in the log by now.
+        if let Some((changed, position)) = lib.entry_changes().since(idx.position)
+            && let Some(next) = idx.update(&lib.reader()?, changed, position, generation)?
+        {
+            let next = Arc::new(next);
+            *slot = Some(next.clone());
+            return Ok((
+                next,
+                Freshness::Updated(started.elapsed().as_micros() as u64),
+            ));
+        }
+    }
+    let position = lib.entry_changes().position();
+    let idx = Arc::new(SearchIndex::build(&lib.reader()?, generation, position)?);
     *slot = Some(idx.clone());
-    Ok((idx, Some(started.elapsed().as_millis() as u64)))
+    Ok((idx, Freshness::Built(started.elapsed().as_millis() as u64)))
+}
+
+/// Reads the whole index again when it carries many changed entries over its base, without
+/// holding up queries: they go on with the current one meanwhile, and the next one brings the
+/// new one up to date from the change log.
+fn compact(lib: &Library) -> Result<()> {
+    let cache = lib.extension::<Cache>();
+    let behind = cache
+        .index
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|idx| idx.changed() > COMPACT_AT);
+    if !behind {
+        return Ok(());
+    }
+    let generation = lib.generation();
+    let position = lib.entry_changes().position();
+    let idx = SearchIndex::build(&lib.reader()?, generation, position)?;
+    *cache.index.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(idx));
+    Ok(())
 }
 
 /// Keeps `key` if it is among the `want` smallest seen so far (`best` is a max-heap of them).
@@ -562,7 +810,7 @@ pub fn warm(lib: &Library) -> Result<()> {
 /// Runs a query.
 pub fn search(lib: &Library, q: &Query) -> Result<Results> {
     let terms = check(q)?;
-    let (idx, built) = index_of(lib)?;
+    let (idx, fresh) = index_of(lib)?;
     let started = Instant::now();
     let media_filter = crate::sidecar::MediaFilter {
         taken_after: q.taken_after,
@@ -630,10 +878,13 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
         || q.hidden == Some(true)
         || (q.hidden.is_none() && !hidden.is_empty());
     let keep = |i: usize| -> bool {
+        if !idx.is_current(i) {
+            return false;
+        }
         if !filtering {
             return true;
         }
-        let r = &idx.rows[i];
+        let r = idx.row(i);
         let id = i64::from(r.id);
         if !kinds.is_empty() && !kinds.contains(&r.content_kind) {
             return false;
@@ -690,30 +941,38 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
             Some(false) => true,
         }
     };
-    // One pass: match, filter, rank — on two threads, each over half the names. Relevance keeps
-    // only the best `offset + limit` in a heap per thread; the heaps are merged after.
+    // One pass: match, filter, rank — on two threads, each over half the base's names (the
+    // first also over the recent ones). Relevance keeps only the best `offset + limit` in a heap
+    // per thread; the heaps are merged after.
     let want = q.offset.saturating_add(q.limit.unwrap_or(usize::MAX));
-    let half = idx.rows.len() / 2;
-    let scan = |rows: std::ops::Range<usize>| {
+    let based = idx.base.names.len();
+    let half = based / 2;
+    let scan = |parts: &[(&Names, usize, std::ops::Range<usize>)]| {
         let mut total = 0usize;
         let mut best: BinaryHeap<(u8, usize, usize)> = BinaryHeap::new();
         let mut all: Vec<usize> = Vec::new();
-        idx.each_match(&terms, rows, |i, score| {
-            if !keep(i) {
-                return;
-            }
-            total += 1;
-            if q.order == Order::Relevance {
-                offer(&mut best, want, (score, idx.name(i).len(), i));
-            } else {
-                all.push(i);
-            }
-        });
+        for (names, first, rows) in parts {
+            names.each_match(&terms, rows.clone(), |r, score| {
+                let i = first + r;
+                if !keep(i) {
+                    return;
+                }
+                total += 1;
+                if q.order == Order::Relevance {
+                    offer(&mut best, want, (score, names.name(r).len(), i));
+                } else {
+                    all.push(i);
+                }
+            });
+        }
         (total, best, all)
     };
     let ((t0, b0, mut all), (t1, b1, a1)) = std::thread::scope(|s| {
-        let second = s.spawn(|| scan(half..idx.rows.len()));
-        let first = scan(0..half);
+        let second = s.spawn(|| scan(&[(&idx.base.names, 0, half..based)]));
+        let first = scan(&[
+            (&idx.base.names, 0, 0..half),
+            (&idx.recent, based, 0..idx.recent.len()),
+        ]);
         (first, second.join().expect("search thread"))
     });
     let total = t0 + t1;
@@ -729,11 +988,11 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
             all
         }
         Order::Size => {
-            all.sort_by_key(|i| (std::cmp::Reverse(idx.rows[*i].size), *i));
+            all.sort_by_key(|i| (std::cmp::Reverse(idx.row(*i).size), *i));
             all
         }
         Order::Modified => {
-            all.sort_by_key(|i| (std::cmp::Reverse(idx.rows[*i].mtime), *i));
+            all.sort_by_key(|i| (std::cmp::Reverse(idx.row(*i).mtime), *i));
             all
         }
     };
@@ -742,8 +1001,8 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
         .skip(q.offset)
         .take(q.limit.unwrap_or(usize::MAX))
         .filter_map(|i| {
-            let r = &idx.rows[i];
-            let dir = idx.dirs.dir_shared(i64::from(r.parent))?;
+            let r = idx.row(i);
+            let dir = idx.dir_path(i64::from(r.parent))?;
             let name = idx.raw_name(i);
             Some(Hit {
                 id: i64::from(r.id),
@@ -764,7 +1023,14 @@ pub fn search(lib: &Library, q: &Query) -> Result<Results> {
         total,
         hits,
         took_us: started.elapsed().as_micros() as u64,
-        index_built_ms: built,
+        index_built_ms: match fresh {
+            Freshness::Built(ms) => Some(ms),
+            _ => None,
+        },
+        index_updated_us: match fresh {
+            Freshness::Updated(us) => Some(us),
+            _ => None,
+        },
     })
 }
 

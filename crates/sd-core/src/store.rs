@@ -6,7 +6,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crossbeam_channel::{Sender, bounded};
@@ -210,6 +210,72 @@ enum Msg {
     Close(Sender<()>),
 }
 
+/// The row ids written in some tables, in commit order, for caches kept beside the database
+/// (the search index follows `entries`): a cache remembers the [`ChangeLog::position`] it was
+/// built at and later reads what changed since instead of everything.
+///
+/// Filled by SQLite's update hook on the writer's connection, which reports every row inserted,
+/// updated or deleted — by a statement, a trigger or a foreign-key action — in a rowid table (it
+/// does not see `INSERT OR REPLACE` deleting a conflicting row, and no code here writes that
+/// into a followed table). Ids are published when the writer's closure returns, so everything
+/// published is committed (or rolled back: an id too many only costs a re-read). The log holds
+/// at most [`ChangeLog::CAPACITY`] ids; a cache further behind than that reads everything again.
+#[derive(Debug, Default)]
+pub struct ChangeLog {
+    /// Ids reported by the hook during the writer's current closure.
+    pending: Mutex<Vec<i64>>,
+    log: Mutex<Log>,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    /// The newest ids published, oldest first.
+    ids: std::collections::VecDeque<i64>,
+    /// How many ids were ever published: the position after the newest.
+    end: u64,
+}
+
+impl ChangeLog {
+    /// The most ids kept.
+    pub const CAPACITY: usize = 1 << 18;
+
+    /// The position now: what is published so far is before it.
+    pub fn position(&self) -> u64 {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).end
+    }
+
+    /// The ids published since `position` (with repeats) and the position after them, or `None`
+    /// when some of them were already dropped.
+    pub fn since(&self, position: u64) -> Option<(Vec<i64>, u64)> {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let start = log.end - log.ids.len() as u64;
+        if position < start || position > log.end {
+            return None;
+        }
+        let skip = (position - start) as usize;
+        Some((log.ids.iter().skip(skip).copied().collect(), log.end))
+    }
+
+    fn note(&self, id: i64) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id);
+    }
+
+    fn publish(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.is_empty() {
+            return;
+        }
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.end += pending.len() as u64;
+        log.ids.extend(pending.drain(..));
+        let over = log.ids.len().saturating_sub(Self::CAPACITY);
+        log.ids.drain(..over);
+    }
+}
+
 /// Handle to the thread that owns a library's read-write connection. Cloneable; the thread ends
 /// on [`Writer::close`] or when the last handle is dropped.
 #[derive(Clone)]
@@ -218,16 +284,33 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on an opened, migrated connection.
-    pub fn spawn(name: &str, mut conn: Connection) -> Result<Writer> {
+    /// Starts the writer thread on an opened, migrated connection. Rows written in the tables
+    /// `follow` names are noted in `changes`.
+    pub fn spawn(
+        name: &str,
+        mut conn: Connection,
+        follow: &'static [&'static str],
+        changes: Arc<ChangeLog>,
+    ) -> Result<Writer> {
         let (tx, rx) = bounded::<Msg>(64);
+        let noted = changes.clone();
+        conn.update_hook(Some(
+            move |_: rusqlite::hooks::Action, _db: &str, table: &str, rowid: i64| {
+                if follow.contains(&table) {
+                    noted.note(rowid);
+                }
+            },
+        ))?;
         thread::Builder::new()
             .name(format!("sd-writer-{name}"))
             .spawn(move || {
                 let mut ack = None;
                 for msg in rx {
                     match msg {
-                        Msg::Run(job) => job(&mut conn),
+                        Msg::Run(job) => {
+                            job(&mut conn);
+                            changes.publish();
+                        }
                         Msg::Close(done) => {
                             ack = Some(done);
                             break;

@@ -4,9 +4,9 @@
 //! update. A path is rebuilt by walking up the parent links to a directory whose path is known
 //! (a location root) and joining the names on the way down. [`climb`] is that walk, the only
 //! one in the crate; it reads its links either from the database ([`entry_path`], for a few
-//! entries) or from the directories loaded once into a [`DirPaths`] (for many: the content
-//! phase, duplicate reports, subtree listings, search results), which remembers every path it
-//! built so a directory's path is built once however many files it holds.
+//! entries), from the directories loaded once into a [`DirPaths`] (for many: the content phase,
+//! duplicate reports, subtree listings), which remembers every path it built so a directory's
+//! path is built once however many files it holds, or from the search index's own links.
 //!
 //! Names are raw bytes (`OsString`): a non-UTF-8 name is joined like any other.
 
@@ -149,8 +149,7 @@ impl DirPaths {
         }
     }
 
-    /// Path of directory `id`, without remembering it: for a set shared by several threads
-    /// (the search index), where a query rebuilds only the paths of the hits it returns.
+    /// Path of directory `id`, without remembering it: for a set shared by several threads.
     pub fn dir_shared(&self, id: i64) -> Option<PathBuf> {
         let path = climb(
             id,

@@ -169,9 +169,14 @@ pub fn run(client: &Client, library: Option<String>, a: SearchArgs, json: bool) 
             String::new()
         },
         r.took_us as f64 / 1000.0,
-        r.index_built_ms
-            .map(|b| format!(", after building the search index in {b} ms"))
-            .unwrap_or_default()
+        match (r.index_built_ms, r.index_updated_us) {
+            (Some(b), _) => format!(", after building the search index in {b} ms"),
+            (None, Some(u)) => format!(
+                ", after bringing the search index up to date in {:.1} ms",
+                u as f64 / 1000.0
+            ),
+            (None, None) => String::new(),
+        }
     );
     Ok(())
 }

@@ -355,6 +355,7 @@ fn steady(mut v: Value) -> Value {
                 for k in [
                     "took_us",
                     "index_built_ms",
+                    "index_updated_us",
                     "duration_ms",
                     "uptime_ms",
                     "free",

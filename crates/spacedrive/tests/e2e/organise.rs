@@ -1,7 +1,8 @@
 //! Search and organisation: results against an independent filter, tags, favourites, notes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use super::{Sd, corpus, json_path, write};
 
@@ -162,6 +163,127 @@ fn search_equals_an_independent_filter() {
     assert_eq!(
         r["hits"][0]["id"], hit["hits"][0]["id"],
         "a rename keeps the entry"
+    );
+}
+
+/// Searches for `query` right away and again until `check` holds on the result (bounded);
+/// returns every answer it got on the way.
+fn search_until(
+    sd: &Sd,
+    query: &str,
+    step: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answers = Vec::new();
+    loop {
+        let r = sd.json(["search", query, "--limit", "100", "--include-hidden"]);
+        let done = check(&r);
+        answers.push(r);
+        if done {
+            return answers;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {step}: the search for {query:?} never showed it: {}",
+            answers.last().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn hit_paths(r: &serde_json::Value) -> Vec<PathBuf> {
+    r["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| json_path(&h["path"]))
+        .collect()
+}
+
+#[test]
+fn search_follows_changes_on_disk_without_reading_everything_again() {
+    let sd = Sd::new();
+    let root = corpus(sd.tmp.path(), 3000);
+    sd.json([
+        "location".as_ref(),
+        "add".as_ref(),
+        root.as_os_str(),
+        "--no-default-rules".as_ref(),
+        "--no-gitignore".as_ref(),
+    ]);
+    let first = sd.json(["search", "invoice"]);
+    assert!(
+        first["index_built_ms"].is_u64(),
+        "the first search reads every entry: {first}"
+    );
+
+    // A folder holding files, and one of them: renamed below, its files' paths must follow.
+    let (folder, inner) = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && p.file_name().unwrap().to_str().is_some())
+        .find_map(|d| {
+            let file = std::fs::read_dir(&d)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.is_file() && p.file_name().unwrap().to_str().is_some())?;
+            Some((d, file))
+        })
+        .expect("a top folder with a file");
+    let inner_name = inner.file_name().unwrap().to_str().unwrap().to_owned();
+    let mut answers = Vec::new();
+
+    // Each change is looked for right after it is made, as a user would.
+    let created = root.join("zqv needle one.txt");
+    write(&created, b"new");
+    answers.extend(search_until(&sd, "zqv needle", "a new file", |r| {
+        hit_paths(r) == [created.clone()]
+    }));
+
+    let renamed = root.join("zqv folder renamed");
+    std::fs::rename(&folder, &renamed).unwrap();
+    let moved_inner = renamed.join(&inner_name);
+    answers.extend(search_until(
+        &sd,
+        &format!("\"{inner_name}\""),
+        "renaming its folder",
+        |r| hit_paths(r).contains(&moved_inner) && !hit_paths(r).contains(&inner),
+    ));
+
+    let moved = renamed.join("zqv needle moved.txt");
+    std::fs::rename(&created, &moved).unwrap();
+    answers.extend(search_until(&sd, "zqv needle", "a move", |r| {
+        hit_paths(r) == [moved.clone()]
+    }));
+
+    std::fs::write(&moved, vec![b'x'; 70_000]).unwrap();
+    answers.extend(search_until(&sd, "zqv needle", "a write", |r| {
+        r["hits"][0]["size"] == 70_000
+    }));
+
+    std::fs::remove_file(&moved).unwrap();
+    answers.extend(search_until(&sd, "zqv needle", "a delete", |r| {
+        r["total"] == 0
+    }));
+
+    // None of that read every entry again; and the index now answers as a fresh one would.
+    for r in &answers {
+        assert!(
+            r["index_built_ms"].is_null(),
+            "a search after a change read every entry again: {r}"
+        );
+    }
+    for q in ["invoice", "zqv", &inner_name, "e", "2019 beach"] {
+        assert_eq!(
+            ours(&sd, &root, q, &[]),
+            truth(&root, q, &[]),
+            "query {q:?}"
+        );
+    }
+    assert_eq!(
+        ours(&sd, &root, "", &["--larger-than", "60000"]),
+        truth(&root, "", &["--larger-than", "60000"])
     );
 }
 
