@@ -8,9 +8,10 @@
 //! up at the first item not yet recorded as done.
 //!
 //! Strategy by situation: a move within one filesystem is one `rename(2)` per top-level item;
-//! copies use a reflink where the filesystem has them, else a streaming copy that hashes the source
-//! from the bytes it writes (in-kernel `copy_file_range` on network filesystems); every copied file
-//! is read back and hashed (BLAKE3) and compared with its source before it gets its final name. A move across filesystems removes a source only after its copy is verified and recorded.
+//! copies use a reflink where the filesystem has them, else a streaming copy that hashes the
+//! source from the bytes it writes (in-kernel `copy_file_range` on network filesystems); every
+//! copied file is read back, hashed (BLAKE3) and compared with its source before it gets its final
+//! name. A move across filesystems removes a source only after its copy is verified and recorded.
 
 pub mod copy;
 mod follow;

@@ -265,8 +265,9 @@ pub struct Staged {
 
 /// Copies `src` for `dst` and verifies it (see the module doc); the caller makes it durable
 /// ([`sync_fs`]) and then gives it its name ([`place`]). `tmp` is the hidden temporary name used
-/// where a copy cannot be unnamed (a leftover there of an interrupted run is replaced). Writeback of the copy is started at once so that the later sync has little left to
-/// wait for. Errors name `dst`, the path the user asked for, not the temporary.
+/// where a copy cannot be unnamed (a leftover there of an interrupted run is replaced).
+/// Writeback of the copy is started at once so that the later sync has little left to wait for.
+/// Errors name `dst`, the path the user asked for, not the temporary.
 pub fn prepare(
     src: &Path,
     dst: &Path,

@@ -313,8 +313,8 @@ fn copy_worker(
     }
 }
 
-/// The publisher: every batch (`batch` files — at most 512 —, 256 MiB or half a second) syncs the
-/// destination filesystems once, then gives the batch's copies their final names and reports
+/// The publisher: every batch (`batch` files — at most 512 —, 256 MiB or half a second) syncs
+/// the destination filesystems once, then gives the batch's copies their final names and reports
 /// them. A name taken meanwhile by a file with exactly the copy's bytes (ours, or an identical
 /// one) counts as already done, as on a resumed job.
 fn publisher(rx: Receiver<Handoff>, tx: Sender<CopyDone>, batch: usize) {
