@@ -16,9 +16,9 @@ gen_tree() {
   if [ -f "$root.stats.json" ] && grep -q '"sampled_near_dup_groups"' "$root.stats.json"; then
     return 0
   fi
-  (cd "$repo" && cargo build --release -q -p sd-treegen)
+  (cd "$repo" && cargo build --release -q --workspace)
   rm -rf "$root" "$root.stats.json"
-  "$repo/target/release/sd-treegen" "$root" "$@" >/dev/null
+  "${CARGO_TARGET_DIR:-$repo/target}/release/sd-treegen" "$root" "$@" >/dev/null
 }
 
 # Where each tool comes from: a Debian package, else a crate.

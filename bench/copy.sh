@@ -18,7 +18,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/sd-bench}
 runs=${RUNS:-3}
-sd=$here/target/release/spacedrive
+target_dir=${CARGO_TARGET_DIR:-$here/target}
+sd=$target_dir/release/spacedrive
 files=${FILES:-100000}   # FILES=2000 RUNS=1 for a quick run
 tree=$work/real$((files / 1000))k
 samefs=${SAMEFS:-$work/copy-dst}
@@ -30,7 +31,7 @@ export XDG_DATA_HOME
 
 . "$here/bench/common.sh"
 need rsync
-(cd "$here" && cargo build --release -q -p spacedrive)
+(cd "$here" && cargo build --release -q --workspace)
 gen_tree "$tree" -n "$files"
 
 name=$(basename "$tree")

@@ -8,8 +8,9 @@
 //! up at the first item not yet recorded as done.
 //!
 //! Strategy by situation: a move within one filesystem is one `rename(2)` per top-level item;
-//! copies use a reflink where the filesystem has them, else in-kernel `copy_file_range`, else a
-//! streaming copy; every copied file is hashed (BLAKE3) on both sides before it gets its final
+//! copies use a reflink where the filesystem has them, else a streaming copy that hashes the
+//! source from the bytes it writes (in-kernel `copy_file_range` on network filesystems); every
+//! copied file is read back, hashed (BLAKE3) and compared with its source before it gets its final
 //! name. A move across filesystems removes a source only after its copy is verified and recorded.
 
 pub mod copy;
@@ -427,6 +428,7 @@ struct Planner<'t> {
     tree: &'t dyn Tree,
     policy: ConflictPolicy,
     steps: Vec<Step>,
+    /// Destinations planned so far, for keep-both's free names (the only policy that asks).
     planned: HashSet<PathBuf>,
     links: HashMap<(u64, u64), i64>,
     files: u64,
@@ -468,7 +470,9 @@ fn new_step(op: StepOp, src: &Path, dst: Option<&Path>, size: u64) -> Step {
 impl Planner<'_> {
     fn push(&mut self, mut s: Step) -> i64 {
         s.seq = self.steps.len() as i64 + 1;
-        if let Some(d) = &s.dst {
+        if self.policy == ConflictPolicy::KeepBoth
+            && let Some(d) = &s.dst
+        {
             self.planned.insert(d.0.clone());
         }
         let seq = s.seq;
@@ -857,9 +861,9 @@ pub fn plan(req: &Request) -> Result<Plan> {
                     p.plan_rename(src, dst, &sm)?;
                 } else {
                     p.strategies.push(if dev == sm.dev {
-                        "reflink where the filesystem supports it, else in-kernel copy (copy_file_range)"
+                        "reflink where the filesystem supports it, else a streaming copy (server-side copy_file_range on a network filesystem)"
                     } else {
-                        "in-kernel copy (copy_file_range) where the kernel allows it across these filesystems, else a streaming copy"
+                        "a streaming copy (server-side copy_file_range on a network filesystem)"
                     });
                     p.plan_copy(src, dst, &sm, false, dev)?;
                 }

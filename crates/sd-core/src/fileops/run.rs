@@ -248,27 +248,39 @@ struct CopyDone {
     result: std::result::Result<(copy::Copied, bool), CopyError>,
 }
 
-/// What a copy thread hands the publisher: a verified temporary file waiting for its name, or a
-/// result that needs no renaming.
+/// What a copy thread hands the publisher: a verified copy waiting for its name, or a result
+/// that needs no naming.
 enum Handoff {
-    Ready(CopyWork, PathBuf, copy::Copied),
+    Ready(CopyWork, copy::Staged, copy::Copied),
     Done(CopyDone),
 }
 
-/// A copy thread: copies and verifies into temporary files and hands them to the publisher. It
-/// never waits for the disk, so copying overlaps with the syncs.
-fn copy_worker(job: i64, caps: Arc<Capabilities>, rx: Receiver<CopyWork>, tx: Sender<Handoff>) {
+/// Whether `dst` holds exactly the bytes hashed as `hash` (`len` bytes).
+fn holds(dst: &Path, hash: &[u8; 32], len: u64) -> bool {
+    matches!(copy::hash_path(dst), Ok((h, n)) if h == *hash && n == len)
+}
+
+/// A copy thread: copies and verifies (unnamed, or into temporary files) and hands the copies to
+/// the publisher. It never waits for the disk, so copying overlaps with the syncs. On a resumed
+/// job it first looks for a destination an earlier run already placed.
+fn copy_worker(
+    job: i64,
+    resumed: bool,
+    caps: Arc<Capabilities>,
+    rx: Receiver<CopyWork>,
+    tx: Sender<Handoff>,
+) {
     let throttle = crate::index::debug_throttle();
     for w in rx {
         if let Some(t) = throttle {
             std::thread::sleep(t); // tests: make a crash land mid-copy
         }
-        let handoff = if !w.overwrite && std::fs::symlink_metadata(&w.dst).is_ok() {
+        let handoff = if resumed && !w.overwrite && std::fs::symlink_metadata(&w.dst).is_ok() {
             // Already there: a copy finished just before an interruption, or a file that
             // appeared since the preview. Identical bytes mean it is ours.
             let _ = std::fs::remove_file(copy::temp_path(&w.dst, job, w.seq));
-            let result = match (copy::hash_path(&w.src), copy::hash_path(&w.dst)) {
-                (Ok((a, alen)), Ok((b, blen))) if a == b && alen == blen => Ok((
+            let result = match copy::hash_path(&w.src) {
+                Ok((a, alen)) if holds(&w.dst, &a, alen) => Ok((
                     copy::Copied {
                         hash: a,
                         bytes: alen,
@@ -276,8 +288,8 @@ fn copy_worker(job: i64, caps: Arc<Capabilities>, rx: Receiver<CopyWork>, tx: Se
                     },
                     true,
                 )),
-                (Err(e), _) => Err(CopyError::Io(w.src.clone(), e)),
-                _ => Err(CopyError::Exists),
+                Ok(_) => Err(CopyError::Exists),
+                Err(e) => Err(CopyError::Io(w.src.clone(), e)),
             };
             Handoff::Done(CopyDone {
                 seq: w.seq,
@@ -286,8 +298,8 @@ fn copy_worker(job: i64, caps: Arc<Capabilities>, rx: Receiver<CopyWork>, tx: Se
             })
         } else {
             let tmp = copy::temp_path(&w.dst, job, w.seq);
-            match copy::prepare(&w.src, &w.dst, &tmp, &caps) {
-                Ok(c) => Handoff::Ready(w, tmp, c),
+            match copy::prepare(&w.src, &w.dst, tmp, &caps) {
+                Ok((staged, c)) => Handoff::Ready(w, staged, c),
                 Err(e) => Handoff::Done(CopyDone {
                     seq: w.seq,
                     dst: w.dst,
@@ -301,10 +313,12 @@ fn copy_worker(job: i64, caps: Arc<Capabilities>, rx: Receiver<CopyWork>, tx: Se
     }
 }
 
-/// The publisher: every batch (512 files, 256 MiB or half a second) syncs the destination
-/// filesystems once, then renames the batch's temporaries to their final names and reports them.
-fn publisher(rx: Receiver<Handoff>, tx: Sender<CopyDone>) {
-    let mut ready: Vec<(CopyWork, PathBuf, copy::Copied)> = Vec::new();
+/// The publisher: every batch (`batch` files — at most 512 —, 256 MiB or half a second) syncs
+/// the destination filesystems once, then gives the batch's copies their final names and reports
+/// them. A name taken meanwhile by a file with exactly the copy's bytes (ours, or an identical
+/// one) counts as already done, as on a resumed job.
+fn publisher(rx: Receiver<Handoff>, tx: Sender<CopyDone>, batch: usize) {
+    let mut ready: Vec<(CopyWork, copy::Staged, copy::Copied)> = Vec::new();
     let mut bytes = 0u64;
     let mut since = Instant::now();
     loop {
@@ -321,28 +335,32 @@ fn publisher(rx: Receiver<Handoff>, tx: Sender<CopyDone>) {
                 }
                 true
             }
-            Ok(Handoff::Ready(w, tmp, c)) => {
+            Ok(Handoff::Ready(w, staged, c)) => {
                 if ready.is_empty() {
                     since = Instant::now();
                 }
                 bytes += c.bytes;
-                ready.push((w, tmp, c));
+                ready.push((w, staged, c));
                 true
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => true,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => false,
         };
-        let due = ready.len() >= 512
+        let due = ready.len() >= batch
             || bytes >= 256 << 20
             || since.elapsed() >= Duration::from_millis(500);
         if !ready.is_empty() && (due || !open) {
             sync_filesystems(
                 ready
                     .iter()
-                    .map(|(w, _, _)| w.dst.parent().unwrap_or(&w.dst)),
+                    .map(|(w, s, _)| (s.dev, w.dst.parent().unwrap_or(&w.dst))),
             );
-            for (w, tmp, c) in ready.drain(..) {
-                let result = copy::publish(&tmp, &w.dst, w.overwrite).map(|()| (c, false));
+            for (w, staged, c) in ready.drain(..) {
+                let result = match copy::place(staged, &w.dst, w.overwrite) {
+                    Ok(()) => Ok((c, false)),
+                    Err(CopyError::Exists) if holds(&w.dst, &c.hash, c.bytes) => Ok((c, true)),
+                    Err(e) => Err(e),
+                };
                 let done = CopyDone {
                     seq: w.seq,
                     dst: w.dst,
@@ -360,22 +378,27 @@ fn publisher(rx: Receiver<Handoff>, tx: Sender<CopyDone>) {
     }
 }
 
-/// Syncs each filesystem holding one of `dirs`, once.
-fn sync_filesystems<'a>(dirs: impl Iterator<Item = &'a Path>) {
-    use std::os::unix::fs::MetadataExt;
+/// Syncs each filesystem (device) once, through the first folder named on it.
+fn sync_filesystems<'a>(dirs: impl Iterator<Item = (u64, &'a Path)>) {
     let mut synced: Vec<u64> = Vec::new();
-    for d in dirs {
-        let Ok(m) = std::fs::metadata(d) else {
-            continue;
-        };
-        if synced.contains(&m.dev()) {
+    for (dev, d) in dirs {
+        if synced.contains(&dev) {
             continue;
         }
-        synced.push(m.dev());
+        synced.push(dev);
         if let Err(e) = copy::sync_fs(d) {
             tracing::warn!(dir = %d.display(), error = %e, "syncing a destination");
         }
     }
+}
+
+/// Syncs each filesystem holding one of `dirs`, once.
+fn sync_dirs<'a>(dirs: impl Iterator<Item = &'a Path>) {
+    use std::os::unix::fs::MetadataExt;
+    let with_dev: Vec<(u64, &Path)> = dirs
+        .filter_map(|d| Some((std::fs::metadata(d).ok()?.dev(), d)))
+        .collect();
+    sync_filesystems(with_dev.into_iter());
 }
 
 /// The state of one run of a job.
@@ -390,9 +413,12 @@ struct Runner<'a> {
     /// Sources renamed to destinations since the last flush, whose entries it re-links.
     renamed: Vec<(PathBuf, PathBuf)>,
     dirty_dirs: BTreeSet<PathBuf>,
+    last_dirty: PathBuf,
     last_flush: Instant,
     on_progress: &'a dyn Fn(&FileOpProgress),
     fatal: Option<String>,
+    /// Whether an earlier run of this job did some of it (its copies may be in place already).
+    resumed: bool,
 }
 
 impl Runner<'_> {
@@ -416,7 +442,7 @@ impl Runner<'_> {
     fn done(&mut self, seq: i64, dirty: &[&Path]) {
         for d in dirty {
             if let Some(p) = d.parent() {
-                self.dirty_dirs.insert(p.to_path_buf());
+                self.dirty(p);
             }
         }
         self.record(Update {
@@ -450,11 +476,21 @@ impl Runner<'_> {
         });
     }
 
+    /// Notes a folder whose entries changed (for [`Self::sync_destinations`]); consecutive items
+    /// mostly share one, which is then not looked up again.
+    fn dirty(&mut self, dir: &Path) {
+        if self.last_dirty.as_os_str() != dir.as_os_str() {
+            self.dirty_dirs.insert(dir.to_path_buf());
+            self.last_dirty = dir.to_path_buf();
+        }
+    }
+
     /// Makes every rename and folder made so far durable: one sync per destination filesystem.
     /// Done before a move removes any source and before the job reports completion.
     fn sync_destinations(&mut self) {
         let dirs = std::mem::take(&mut self.dirty_dirs);
-        sync_filesystems(dirs.iter().map(|d| d.as_path()));
+        self.last_dirty = PathBuf::new();
+        sync_dirs(dirs.iter().map(|d| d.as_path()));
     }
 
     fn maybe_flush(&mut self) -> Result<()> {
@@ -552,7 +588,6 @@ impl Runner<'_> {
         let Some(&i) = self.index.get(&d.seq) else {
             return Ok(false);
         };
-        let src = self.items[i].step.src.0.clone();
         match d.result {
             Ok((c, already)) => {
                 if already {
@@ -563,9 +598,9 @@ impl Runner<'_> {
                     self.strategy(c.strategy);
                 }
                 self.progress.bytes_done += c.bytes;
-                self.dirty_dirs
-                    .insert(d.dst.parent().unwrap_or(&d.dst).to_path_buf());
-                let changed_dst = self.items[i].step.dst.as_ref().map(|x| &x.0) != Some(&d.dst);
+                self.dirty(d.dst.parent().unwrap_or(&d.dst));
+                let changed_dst = self.items[i].step.dst.as_ref().map(|x| x.0.as_os_str())
+                    != Some(d.dst.as_os_str());
                 self.record(Update {
                     seq: d.seq,
                     state: ItemState::Done,
@@ -578,7 +613,7 @@ impl Runner<'_> {
                 if let Some((to, overwrite)) = self.runtime_conflict(d.seq, &d.dst) {
                     work.send(CopyWork {
                         seq: d.seq,
-                        src,
+                        src: self.items[i].step.src.0.clone(),
                         dst: to,
                         overwrite,
                     })
@@ -674,9 +709,11 @@ pub(crate) fn run(
         pending: Vec::new(),
         renamed: Vec::new(),
         dirty_dirs: BTreeSet::new(),
+        last_dirty: PathBuf::new(),
         last_flush: Instant::now(),
         on_progress,
         fatal: None,
+        resumed,
     };
     let outcome = work(&mut r, control);
     let flushed = r.flush();
@@ -717,31 +754,72 @@ pub(crate) fn run(
     }
 }
 
+/// How many verified copies may wait for their names at once. Each holds an open file (an
+/// unnamed copy has no other handle), in the publisher's batch or on its way there, so this is
+/// bounded by the open-file limit, which is first raised to its hard maximum (a desktop session's
+/// default soft limit is 1024; the hard one far higher).
+fn staged_max() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        // SAFETY: `rlimit` is plain old data; get/setrlimit read and write only the struct.
+        let soft = unsafe {
+            let mut l: libc::rlimit = std::mem::zeroed();
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+                return 64;
+            }
+            if l.rlim_cur < l.rlim_max {
+                let want = libc::rlimit {
+                    rlim_cur: l.rlim_max.min(1 << 20),
+                    rlim_max: l.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                    l.rlim_cur = want.rlim_cur;
+                }
+            }
+            l.rlim_cur
+        };
+        // Keep 256 for the rest of the daemon; half of what is left for the batch, half for
+        // the copies on their way to it.
+        (soft.saturating_sub(256) / 2).clamp(16, 512) as usize
+    })
+}
+
+const COPY_THREADS: usize = 2;
+
 fn work(r: &mut Runner<'_>, control: &Control) -> Result<std::result::Result<(), Stop>> {
     let caps = Arc::new(Capabilities::default());
-    let (work_tx, work_rx) = bounded::<CopyWork>(256);
-    let (hand_tx, hand_rx) = bounded::<Handoff>(1024);
+    let staged = staged_max();
+    let (work_tx, work_rx) = bounded::<CopyWork>(1024);
+    // The channel and the batch together hold at most `2 * staged` (+ one per copy thread).
+    let (hand_tx, hand_rx) = bounded::<Handoff>(staged);
     let (done_tx, done_rx) = unbounded::<CopyDone>();
-    let mut threads: Vec<_> = (0..2)
+    let mut threads: Vec<_> = (0..COPY_THREADS)
         .map(|i| {
             let (c, rx, tx) = (caps.clone(), work_rx.clone(), hand_tx.clone());
-            let job = r.job;
+            let (job, resumed) = (r.job, r.resumed);
             std::thread::Builder::new()
                 .name(format!("sd-copy-{job}-{i}"))
-                .spawn(move || copy_worker(job, c, rx, tx))
+                .spawn(move || copy_worker(job, resumed, c, rx, tx))
         })
         .collect::<std::io::Result<_>>()
         .map_err(|e| Error::io("<copy thread>", e))?;
     drop(hand_tx);
     let publish = std::thread::Builder::new()
         .name(format!("sd-publish-{}", r.job))
-        .spawn(move || publisher(hand_rx, done_tx))
+        .spawn(move || publisher(hand_rx, done_tx, staged))
         .map_err(|e| Error::io("<publisher thread>", e))?;
     threads.push(publish);
     let stopped = phase_one(r, control, &work_tx, &done_rx);
+    let mut in_flight = stopped.as_ref().map(|(n, _)| *n).unwrap_or(0);
+    if matches!(stopped, Ok((_, Some(_)))) || r.fatal.is_some() {
+        // Stopping: copies not started yet stay pending (the queue is deep so that the copy
+        // threads never wait for a checkpoint).
+        while work_rx.try_recv().is_ok() {
+            in_flight -= 1;
+        }
+    }
     // Let the copies in flight finish (each is short) so every result is recorded, with
     // checkpoints as they come in.
-    let mut in_flight = stopped.as_ref().map(|(n, _)| *n).unwrap_or(0);
     while in_flight > 0 {
         let Ok(d) = done_rx.recv() else { break };
         r.take(d, &work_tx, &mut in_flight)?;
