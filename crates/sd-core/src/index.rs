@@ -15,7 +15,7 @@ mod identify;
 pub(crate) mod scan;
 pub mod walk;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -394,6 +394,12 @@ pub fn run(
         progress.expected = Some(loc.files + loc.dirs);
     }
     let fresh = params.initial && progress.dirs_listed == 0 && progress.phase == Phase::Discovery;
+    // A run over a few folders that starts now sums again only around them; a resumed one cannot
+    // know what it listed before, and sums the whole location.
+    let around = (!params.subtrees.is_empty()
+        && progress.dirs_listed == 0
+        && progress.phase == Phase::Discovery)
+        .then(HashSet::new);
 
     let tokens = Arc::new(AtomicU64::new(1));
     let reader = lib.reader()?;
@@ -419,6 +425,7 @@ pub fn run(
         tokens: token_map,
         missing: missing.into_iter().collect(),
         direct: HashMap::new(),
+        around,
         inodes: None,
         dev: loc.dev,
         departed_waiting: None,

@@ -49,6 +49,11 @@ pub(crate) struct ScanState {
     pub missing: HashSet<i64>,
     /// Direct-children sums of every directory listed in this run (for aggregation).
     pub direct: HashMap<i64, Sums>,
+    /// For a run over a few folders of a location that all happened in this process (a watched
+    /// change, not resumed): every directory whose children it changed — those it listed and
+    /// those it took a moved entry from — so aggregation sums again only them and their
+    /// ancestors. `None`: aggregation sums the whole location.
+    pub around: Option<HashSet<i64>>,
     /// inode → entry ids of the location, loaded the first time a rescan meets an unknown name.
     pub inodes: Option<InodeMap>,
     /// The location's filesystem (`st_dev`): with the inode, a file's identity across locations.
@@ -258,6 +263,9 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
         }
     }
     st.direct.insert(dir_id, sums);
+    if let Some(around) = st.around.as_mut() {
+        around.insert(dir_id);
+    }
     Ok(())
 }
 
@@ -354,6 +362,7 @@ struct Candidate {
     btime: Option<i64>,
     mtime: Option<i64>,
     size: i64,
+    parent: Option<i64>,
 }
 
 /// A name new to `parent`: is it an indexed entry that moved here? Returns its id, re-parented.
@@ -373,7 +382,7 @@ fn find_moved(
         .unwrap_or_default();
     let mut candidates: Vec<(i64, Candidate)> = Vec::with_capacity(ids.len());
     let mut row = tx.prepare_cached(
-        "SELECT kind, btime, mtime, size FROM entries WHERE id = ?1 AND inode = ?2",
+        "SELECT kind, btime, mtime, size, parent_id FROM entries WHERE id = ?1 AND inode = ?2",
     )?;
     for id in ids.into_iter().filter(|&id| id != st.root_id) {
         // The map can be stale (entries deleted or given new inodes since): check the row.
@@ -384,6 +393,7 @@ fn find_moved(
                     btime: r.get(1)?,
                     mtime: r.get(2)?,
                     size: r.get(3)?,
+                    parent: r.get(4)?,
                 })
             })
             .optional()?
@@ -398,6 +408,7 @@ fn find_moved(
             btime,
             mtime,
             size,
+            parent: was_under,
         },
     ) in candidates
     {
@@ -445,6 +456,9 @@ fn find_moved(
                 .execute(params![st.job_id, id])?;
         }
         st.progress.moved += 1;
+        if let (Some(around), Some(old)) = (st.around.as_mut(), was_under) {
+            around.insert(old);
+        }
         return Ok(Some(id));
     }
     Ok(None)
@@ -489,40 +503,167 @@ pub(crate) fn drop_orphan_content(tx: &Transaction<'_>) -> Result<()> {
 /// Directories listed in this run use the sums gathered then; the others are summed from the index.
 /// Returns the root's totals.
 pub(crate) fn aggregate(tx: &Transaction<'_>, st: &ScanState) -> Result<Sums> {
+    let root = match &st.around {
+        Some(around) => aggregate_around(tx, st, around)?,
+        None => {
+            let totals = sum_location(tx, st)?;
+            let mut upd = tx.prepare(
+                "UPDATE entries SET size = ?2, files = ?3, dirs = ?4
+                 WHERE id = ?1 AND (size IS NOT ?2 OR files IS NOT ?3 OR dirs IS NOT ?4)",
+            )?;
+            for (id, s) in &totals {
+                upd.execute(params![id, s.bytes as i64, s.files as i64, s.dirs as i64])?;
+            }
+            totals.get(&st.root_id).copied().unwrap_or_default()
+        }
+    };
+    if cfg!(debug_assertions) && st.around.is_some() {
+        // Tests run debug builds: every partial sum is checked against the whole one.
+        let whole = sum_location(tx, st)?;
+        let mut q = tx.prepare("SELECT size, files, dirs FROM entries WHERE id = ?1")?;
+        for (id, want) in &whole {
+            // A folder never summed (a new one that could not be listed) holds NULL counts.
+            let got: (i64, i64, i64) = q.query_row([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                    r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                ))
+            })?;
+            let want = (want.bytes as i64, want.files as i64, want.dirs as i64);
+            assert_eq!(got, want, "directory {id}: partial aggregation differs");
+        }
+    }
+    Ok(root)
+}
+
+/// Direct-children sums of directory `id`, read from the index.
+fn direct_sums(tx: &Transaction<'_>, id: i64) -> Result<Sums> {
+    let mut q = tx.prepare_cached(
+        "SELECT kind, count(*), total(size) FROM entries WHERE parent_id = ?1 GROUP BY kind",
+    )?;
+    let mut s = Sums::default();
+    let rows = q.query_map([id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, f64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (kind, n, bytes) = row?;
+        match EntryKind::from_i64(kind) {
+            EntryKind::File => {
+                s.files += n as u64;
+                s.bytes += bytes as u64;
+            }
+            EntryKind::Dir => s.dirs += n as u64,
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+/// [`aggregate`] for a run that changed the children of a few directories (`around`): sums
+/// again only those and their ancestors, deepest first, each from its direct children (the
+/// sums gathered when it was listed, else the index) plus its child directories' stored totals —
+/// which are current, as a child either is summed again before it or kept its whole subtree.
+/// A watched change to one folder of a 1M-entry location costs a few queries instead of one per
+/// directory of the location.
+fn aggregate_around(tx: &Transaction<'_>, st: &ScanState, around: &HashSet<i64>) -> Result<Sums> {
+    // Each directory's parent, up to the root, for the changed ones and their ancestors (a
+    // directory deleted in this run has no row and nothing to sum).
+    let mut up: HashMap<i64, Option<i64>> = HashMap::new();
+    let mut parent_q = tx.prepare_cached("SELECT parent_id FROM entries WHERE id = ?1")?;
+    let mut todo: Vec<i64> = around.iter().copied().collect();
+    while let Some(id) = todo.pop() {
+        if up.contains_key(&id) || up.len() > tree::MAX_DEPTH * around.len().max(1) {
+            continue;
+        }
+        if let Some(parent) = parent_q
+            .query_row([id], |r| r.get::<_, Option<i64>>(0))
+            .optional()?
+        {
+            up.insert(id, parent);
+            todo.extend(parent);
+        }
+    }
+    let mut depth: HashMap<i64, usize> = HashMap::with_capacity(up.len());
+    for &id in up.keys() {
+        let mut chain = vec![id];
+        let mut base = 0;
+        while let Some(Some(p)) = up.get(chain.last().expect("non-empty")) {
+            if let Some(&d) = depth.get(p) {
+                base = d + 1;
+                break;
+            }
+            if chain.len() > tree::MAX_DEPTH {
+                break; // a cycle in the links would be a bug; never loop on it
+            }
+            chain.push(*p);
+        }
+        for (i, c) in chain.iter().rev().enumerate() {
+            depth.insert(*c, base + i);
+        }
+    }
+    let mut order: Vec<i64> = up.keys().copied().collect();
+    order.sort_by_key(|id| std::cmp::Reverse(depth[id]));
+    let mut below = tx.prepare_cached(
+        "SELECT coalesce(sum(size), 0), coalesce(sum(files), 0), coalesce(sum(dirs), 0)
+           FROM entries WHERE parent_id = ?1 AND kind = 1",
+    )?;
+    let mut upd = tx.prepare_cached(
+        "UPDATE entries SET size = ?2, files = ?3, dirs = ?4
+         WHERE id = ?1 AND (size IS NOT ?2 OR files IS NOT ?3 OR dirs IS NOT ?4)",
+    )?;
+    let mut root = None;
+    for id in order {
+        let mut s = match st.direct.get(&id) {
+            Some(s) => *s,
+            None => direct_sums(tx, id)?,
+        };
+        let (bytes, files, dirs): (i64, i64, i64) =
+            below.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        s.bytes += bytes as u64;
+        s.files += files as u64;
+        s.dirs += dirs as u64;
+        upd.execute(params![id, s.bytes as i64, s.files as i64, s.dirs as i64])?;
+        if id == st.root_id {
+            root = Some(s);
+        }
+    }
+    match root {
+        Some(s) => Ok(s),
+        None => Ok(tx
+            .query_row(
+                "SELECT size, coalesce(files, 0), coalesce(dirs, 0) FROM entries WHERE id = ?1",
+                [st.root_id],
+                |r| {
+                    Ok(Sums {
+                        bytes: r.get::<_, i64>(0)? as u64,
+                        files: r.get::<_, i64>(1)? as u64,
+                        dirs: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default()),
+    }
+}
+
+/// Recursive sums of every directory of the location, bottom-up (nothing written). Directories
+/// listed in this run use the sums gathered then; the others are summed from the index.
+fn sum_location(tx: &Transaction<'_>, st: &ScanState) -> Result<HashMap<i64, Sums>> {
     let dirs: Vec<(i64, Option<i64>)> = tx
         .prepare("SELECT id, parent_id FROM entries WHERE location_id = ?1 AND kind = 1")?
         .query_map([st.location_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let parent: HashMap<i64, Option<i64>> = dirs.iter().copied().collect();
     let mut totals: HashMap<i64, Sums> = HashMap::with_capacity(dirs.len());
-    let mut direct_q = tx.prepare(
-        "SELECT kind, count(*), total(size) FROM entries WHERE parent_id = ?1 GROUP BY kind",
-    )?;
     for &(id, _) in &dirs {
         let s = match st.direct.get(&id) {
             Some(s) => *s,
-            None => {
-                let mut s = Sums::default();
-                let rows = direct_q.query_map([id], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, f64>(2)?,
-                    ))
-                })?;
-                for row in rows {
-                    let (kind, n, bytes) = row?;
-                    match EntryKind::from_i64(kind) {
-                        EntryKind::File => {
-                            s.files += n as u64;
-                            s.bytes += bytes as u64;
-                        }
-                        EntryKind::Dir => s.dirs += n as u64,
-                        _ => {}
-                    }
-                }
-                s
-            }
+            None => direct_sums(tx, id)?,
         };
         totals.insert(id, s);
     }
@@ -557,14 +698,7 @@ pub(crate) fn aggregate(tx: &Transaction<'_>, st: &ScanState) -> Result<Sums> {
             t.dirs += s.dirs;
         }
     }
-    let mut upd = tx.prepare(
-        "UPDATE entries SET size = ?2, files = ?3, dirs = ?4
-         WHERE id = ?1 AND (size IS NOT ?2 OR files IS NOT ?3 OR dirs IS NOT ?4)",
-    )?;
-    for (id, s) in &totals {
-        upd.execute(params![id, s.bytes as i64, s.files as i64, s.dirs as i64])?;
-    }
-    Ok(totals.get(&st.root_id).copied().unwrap_or_default())
+    Ok(totals)
 }
 
 /// Loads the scan state of a job from its checkpoint tables.
