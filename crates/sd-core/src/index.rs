@@ -427,6 +427,7 @@ pub fn run(
         direct: HashMap::new(),
         around,
         inodes: None,
+        inode_queries: 0,
         dev: loc.dev,
         departed_waiting: None,
         progress,

@@ -54,8 +54,11 @@ pub(crate) struct ScanState {
     /// those it took a moved entry from — so aggregation sums again only them and their
     /// ancestors. `None`: aggregation sums the whole location.
     pub around: Option<HashSet<i64>>,
-    /// inode → entry ids of the location, loaded the first time a rescan meets an unknown name.
+    /// inode → entry ids of the location, loaded the first time a rescan meets an unknown name
+    /// (after [`INODE_QUERIES`] of them in a run over a few folders).
     pub inodes: Option<InodeMap>,
+    /// Unknown names looked up by inode with a query of their own in this run.
+    pub inode_queries: u32,
     /// The location's filesystem (`st_dev`): with the inode, a file's identity across locations.
     pub dev: u64,
     /// Whether organisation waits in `departed` for a file of this filesystem (asked once).
@@ -356,6 +359,12 @@ fn mark_missing(tx: &Transaction<'_>, st: &mut ScanState, id: i64) -> Result<()>
     Ok(())
 }
 
+/// Unknown names a run over a few folders (a watched change) looks up by inode one query each
+/// — a scan of the rows that builds nothing — before it loads the location's whole
+/// [`InodeMap`]: a file saved in a 1M-entry location costs one scan, a burst of new files
+/// a few scans and one load.
+const INODE_QUERIES: u32 = 4;
+
 /// What move detection needs to know about an indexed entry sharing the new name's inode.
 struct Candidate {
     kind: i64,
@@ -372,14 +381,21 @@ fn find_moved(
     parent: i64,
     c: &Child,
 ) -> Result<Option<i64>> {
-    if st.inodes.is_none() {
-        st.inodes = Some(InodeMap::load(tx, st.location_id)?);
-    }
-    let ids = st
-        .inodes
-        .as_ref()
-        .map(|m| m.get(c.inode))
-        .unwrap_or_default();
+    let ids = match st.inodes.as_ref() {
+        Some(map) => map.get(c.inode),
+        None if st.around.is_some() && st.inode_queries < INODE_QUERIES => {
+            st.inode_queries += 1;
+            tx.prepare_cached("SELECT id FROM entries WHERE location_id = ?1 AND inode = ?2")?
+                .query_map(params![st.location_id, c.inode as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?
+        }
+        None => {
+            let map = InodeMap::load(tx, st.location_id)?;
+            let ids = map.get(c.inode);
+            st.inodes = Some(map);
+            ids
+        }
+    };
     let mut candidates: Vec<(i64, Candidate)> = Vec::with_capacity(ids.len());
     let mut row = tx.prepare_cached(
         "SELECT kind, btime, mtime, size, parent_id FROM entries WHERE id = ?1 AND inode = ?2",
