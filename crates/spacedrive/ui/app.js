@@ -362,10 +362,10 @@ function applyTheme(theme) {
 }
 
 async function loadLibrary() {
-  // One round trip for the three: the first render waits on them.
-  const jobs = call("job.list", { library: app.library, limit: 50 }).catch(() => [] /* no library yet */);
-  const [, , list] = await Promise.all([app.refreshLocations(), app.refreshTags(), jobs]);
-  for (const j of list) app.jobs.set(j.id, j);
+  await Promise.all([app.refreshLocations(), app.refreshTags()]);
+  try {
+    for (const j of await call("job.list", { library: app.library, limit: 50 })) app.jobs.set(j.id, j);
+  } catch (e) { /* no library yet */ }
   renderSidebar();
 }
 
@@ -397,8 +397,6 @@ async function start() {
   window.addEventListener("popstate", () => app.show(routeFromHash()));
 
   clear(app.details, el("p", { class: "muted" }, "Select a file to see its details."));
-  // The session and the libraries in one round trip.
-  const libraries = call("library.list").catch(() => []);
   const s = await session();
   app.session = s;
   if (s && s.beyond_loopback) {
@@ -406,7 +404,11 @@ async function start() {
     b.hidden = false;
     b.textContent = `This daemon listens on ${s.listen}, reachable from other machines. Every request needs the token; keep the login URL private.`;
   }
-  app.libraries = await libraries;
+  try {
+    app.libraries = await call("library.list");
+  } catch (e) {
+    app.libraries = [];
+  }
   const sel = document.getElementById("library");
   const def = app.libraries.find((l) => l.default && l.status === "open") || app.libraries.find((l) => l.status === "open");
   app.library = localStorage.getItem("sd-library") && app.libraries.some((l) => l.id === localStorage.getItem("sd-library") && l.status === "open")
