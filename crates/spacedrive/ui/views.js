@@ -200,6 +200,12 @@ export async function jobs(app, main) {
   await render();
 }
 
+// Shows the history again after an undo, unless the user has gone elsewhere meanwhile (a
+// delayed redraw must never take them back).
+function stillOnHistory(app) {
+  if (app.route && app.route.view === "history") app.go({ view: "history" }, true);
+}
+
 export async function history(app, main) {
   let rows;
   try {
@@ -218,7 +224,7 @@ export async function history(app, main) {
   clear(main, el("div", { class: "page" },
     el("h1", {}, "History"),
     el("p", {}, el("button", { id: "undo-last", disabled: !next, onclick: async () => {
-      if (await act.undo(app, null, next ? `${next.kind} #${next.id}` : "")) setTimeout(() => app.go({ view: "history" }, true), 300);
+      if (await act.undo(app, null, next ? `${next.kind} #${next.id}` : "")) setTimeout(() => stillOnHistory(app), 300);
     } }, next ? `Undo last: ${next.kind} #${next.id}` : "Nothing to undo"), " ", el("span", { class: "muted" }, "Every action, newest first; the log is hash-chained (audit.verify).")),
     el("table", { class: "plain" },
       el("thead", {}, el("tr", {}, ["#", "When", "Action", "What", "Result", ""].map((h) => el("th", {}, h)))),
@@ -228,7 +234,7 @@ export async function history(app, main) {
         el("td", {}, describe(r)),
         el("td", {}, el("span", { class: `state ${r.result}` }, r.result.replace(/_/g, " ")), r.undone_by ? el("span", { class: "muted" }, ` undone by #${r.undone_by}`) : null),
         el("td", {}, r.undoable ? el("button", { class: "ghost", "data-undo": r.id, onclick: async () => {
-          if (await act.undo(app, r.id, `${r.kind} #${r.id}`)) setTimeout(() => app.go({ view: "history" }, true), 300);
+          if (await act.undo(app, r.id, `${r.kind} #${r.id}`)) setTimeout(() => stillOnHistory(app), 300);
         } }, r.role === "undo" ? "Redo" : "Undo") : null)))))));
 }
 
