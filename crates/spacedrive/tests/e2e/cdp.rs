@@ -234,9 +234,9 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
-    /// Polls `expr` until it is truthy (15 s at most).
+    /// Polls `expr` until it is truthy (30 s at most: a loaded 2-core machine running the suite in parallel can take that long for a preview).
     pub fn wait_for(&mut self, what: &str, expr: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let v = self.eval(&format!(
                 "(() => {{ try {{ return {expr}; }} catch (e) {{ return null; }} }})()"
