@@ -182,8 +182,19 @@ fn follow_up(lib: &Arc<Library>, id: i64, cancelled: bool) -> Result<Option<i64>
         return Ok(None);
     }
     let loc = location::get(lib, id)?;
-    if !loc.online || location::active_job(lib, &loc)?.is_some() {
-        return Ok(None); // offline: rescanned when back; busy: that job's end comes here again
+    if !loc.online {
+        // Rescanned when it is back; until then it reads as the scan left it.
+        lib.writer.transaction(move |tx| {
+            tx.execute(
+                "UPDATE locations SET state = 'ready' WHERE id = ?1 AND state = 'indexing'",
+                [id],
+            )?;
+            Ok(())
+        })?;
+        return Ok(None);
+    }
+    if location::active_job(lib, &loc)?.is_some() {
+        return Ok(None); // busy: that job's end comes here again
     }
     let job = queue(lib, &loc, Vec::new())?;
     tracing::info!(
@@ -515,11 +526,14 @@ pub fn run(
     Ok(Ok(result))
 }
 
-/// Persists the progress; once the job is done, marks the location ready.
+/// Persists the progress; once the job is done, marks the location ready — unless a rules change
+/// made while it ran asks for a follow-up scan (`follow_up`): the location stays `indexing` in
+/// between, so nobody reads `ready` in the moment before that scan is queued.
 fn finish_tx(tx: &rusqlite::Transaction<'_>, st: &ScanState, loc_id: i64) -> Result<()> {
     if st.progress.phase == Phase::Done {
         tx.execute(
-            "UPDATE locations SET state = 'ready', last_scan_at = ?2 WHERE id = ?1",
+            "UPDATE locations SET state = CASE WHEN rescan_after THEN state ELSE 'ready' END,
+                 last_scan_at = ?2 WHERE id = ?1",
             rusqlite::params![loc_id, crate::store::now_ms()],
         )?;
     }
