@@ -117,20 +117,30 @@ const app = {
 
 const searchBox = document.getElementById("search");
 
-// A press on the sidebar holds its re-rendering until the click is through: a job's event that
-// re-rendered it between the press and the release would make the click land nowhere.
-let sidebarHeld = false, sidebarStale = false;
-app.sidebar.addEventListener("pointerdown", () => { sidebarHeld = true; });
-document.addEventListener("pointerup", () => {
-  if (!sidebarHeld) return;
+// A press anywhere holds the redraws that events cause (a job's progress, a job that ended)
+// until its click is through: a redraw between the press and the release would remove the
+// pressed node and make the click land nowhere. Held redraws run once, in order, after it.
+let pressed = false;
+const held = new Map();
+document.addEventListener("pointerdown", () => { pressed = true; }, true);
+const release = () => {
+  if (!pressed) return;
+  // After the click that this release makes has been handled.
   setTimeout(() => {
-    sidebarHeld = false;
-    if (sidebarStale) { sidebarStale = false; renderSidebar(); }
+    pressed = false;
+    const run = [...held.values()];
+    held.clear();
+    for (const fn of run) fn();
   }, 0);
-}, true);
+};
+document.addEventListener("pointerup", release, true);
+document.addEventListener("pointercancel", release, true);
+app.whenReleased = (key, fn) => {
+  if (pressed) held.set(key, fn); else fn();
+};
 
 function renderSidebar() {
-  if (sidebarHeld) { sidebarStale = true; return; }
+  if (pressed) { held.set("sidebar", renderSidebar); return; }
   const r = app.route || {};
   const item = (label, route, active, meta, dot) => el("button", {
     class: "side-item" + (active ? " active" : ""), onclick: () => app.go(route),
@@ -251,7 +261,10 @@ function updateTracked(job) {
     if (job.state !== "completed") t.node.classList.add("error");
     setTimeout(() => t.node.remove(), 6000);
     // What the job changed shows now: the folder, the locations' sizes, the history.
-    if (app.route && ["browse", "search", "history", "dupes"].includes(app.route.view)) app.show(app.route);
+    const route = app.route;
+    if (route && ["browse", "search", "history", "dupes"].includes(route.view)) {
+      app.whenReleased("show", () => { if (app.route === route) app.show(route); });
+    }
     app.refreshLocations();
   }
 }
@@ -362,10 +375,10 @@ function applyTheme(theme) {
 }
 
 async function loadLibrary() {
-  await Promise.all([app.refreshLocations(), app.refreshTags()]);
-  try {
-    for (const j of await call("job.list", { library: app.library, limit: 50 })) app.jobs.set(j.id, j);
-  } catch (e) { /* no library yet */ }
+  // One round trip for the three: the first render waits on them.
+  const jobs = call("job.list", { library: app.library, limit: 50 }).catch(() => [] /* no library yet */);
+  const [, , list] = await Promise.all([app.refreshLocations(), app.refreshTags(), jobs]);
+  for (const j of list) app.jobs.set(j.id, j);
   renderSidebar();
 }
 
@@ -397,6 +410,8 @@ async function start() {
   window.addEventListener("popstate", () => app.show(routeFromHash()));
 
   clear(app.details, el("p", { class: "muted" }, "Select a file to see its details."));
+  // The session and the libraries in one round trip.
+  const libraries = call("library.list").catch(() => []);
   const s = await session();
   app.session = s;
   if (s && s.beyond_loopback) {
@@ -404,11 +419,7 @@ async function start() {
     b.hidden = false;
     b.textContent = `This daemon listens on ${s.listen}, reachable from other machines. Every request needs the token; keep the login URL private.`;
   }
-  try {
-    app.libraries = await call("library.list");
-  } catch (e) {
-    app.libraries = [];
-  }
+  app.libraries = await libraries;
   const sel = document.getElementById("library");
   const def = app.libraries.find((l) => l.default && l.status === "open") || app.libraries.find((l) => l.status === "open");
   app.library = localStorage.getItem("sd-library") && app.libraries.some((l) => l.id === localStorage.getItem("sd-library") && l.status === "open")

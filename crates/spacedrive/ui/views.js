@@ -193,17 +193,20 @@ export async function jobs(app, main) {
       .sort((a, b) => b.id - a.id);
     clear(holder, all.length ? all.map((j) => jobRow(app, j)) : el("p", { class: "empty" }, "No jobs yet."));
   };
-  app.onJob = (j) => {
+  app.onJob = (j) => app.whenReleased(`job ${j.id}`, () => {
+    if (!holder.isConnected) return; // the user has gone elsewhere meanwhile
     const old = holder.querySelector(`[data-job="${j.id}"]`);
-    if (old) old.replaceWith(jobRow(app, j)); else render();
-  };
+    if (old) old.replaceWith(jobRow(app, app.jobs.get(j.id) || j)); else render();
+  });
   await render();
 }
 
 // Shows the history again after an undo, unless the user has gone elsewhere meanwhile (a
 // delayed redraw must never take them back).
 function stillOnHistory(app) {
-  if (app.route && app.route.view === "history") app.go({ view: "history" }, true);
+  app.whenReleased("history", () => {
+    if (app.route && app.route.view === "history") app.go({ view: "history" }, true);
+  });
 }
 
 export async function history(app, main) {
