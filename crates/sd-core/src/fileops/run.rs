@@ -313,7 +313,7 @@ fn copy_worker(
     }
 }
 
-/// The publisher: every batch (`batch` files — at most 512 —, 256 MiB or half a second) syncs
+/// The publisher: every batch (`batch` files — at most 4,096 —, 256 MiB or half a second) syncs
 /// the destination filesystems once, then gives the batch's copies their final names and reports
 /// them. A name taken meanwhile by a file with exactly the copy's bytes (ours, or an identical
 /// one) counts as already done, as on a resumed job.
@@ -780,7 +780,7 @@ fn staged_max() -> usize {
         };
         // Keep 256 for the rest of the daemon; half of what is left for the batch, half for
         // the copies on their way to it.
-        (soft.saturating_sub(256) / 2).clamp(16, 512) as usize
+        (soft.saturating_sub(256) / 2).clamp(16, 4096) as usize
     })
 }
 
