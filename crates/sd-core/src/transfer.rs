@@ -5,11 +5,12 @@
 //! sources through the transport ([`Listing`]), plans against its own disk with the planner a
 //! local copy uses ([`fileops::plan_copy_from`]: the same conflict policies, merges, hard links,
 //! free-space and writability checks) and stores that plan as a durable job ([`PullKind`]). Each
-//! file arrives under a temporary name beside its destination, hashed (BLAKE3, the whole file) as
-//! it is written, and is compared with the hash the sender computed over the bytes it read; only
-//! then is it synced and renamed into place. A job stopped, killed or cut off at any point
-//! resumes from the bytes already in its temporary files: it sends their length and hash, and
-//! the sender continues after them when its own prefix hashes the same (else from zero).
+//! file arrives unnamed (a big one under a temporary name beside its destination), hashed
+//! (BLAKE3, the whole file) as it is written, and is compared with the hash the sender computed
+//! over the bytes it read; only then is it synced and given its name. A job stopped, killed or
+//! cut off at any point resumes from the bytes already in its temporary files: it sends their
+//! length and hash, and the sender continues after them when its own prefix hashes the same
+//! (else from zero); a small file is sent again whole.
 //!
 //! A push is the receiving device pulling, at the sender's request, what the sender granted it
 //! for that push: [`PushKind`] on the sender grants, asks, and follows the receiver's job.
@@ -258,7 +259,7 @@ pub fn resolve_within(roots: &[PathBuf], asked: &Path) -> Result<PathBuf> {
 pub fn real_path(p: &Path) -> Result<PathBuf> {
     let clean = fileops::absolute(p)?;
     Ok(match (clean.parent(), clean.file_name()) {
-        (Some(parent), Some(name)) => match std::fs::canonicalize(parent) {
+        (Some(parent), Some(name)) => match canonical_dir(parent) {
             Ok(p) => p.join(name),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::NotFound(format!(
@@ -270,6 +271,22 @@ pub fn real_path(p: &Path) -> Result<PathBuf> {
         },
         _ => clean,
     })
+}
+
+/// `dir` with every symlink in it resolved, as `canonicalize` gives it, but in one lookup: the
+/// folder is opened (`O_PATH`, the kernel resolving the whole path once) and its descriptor
+/// read back from `/proc` — `realpath(3)` walks the path again for each of its components,
+/// which a sender pays for every file it sends.
+fn canonical_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)?;
+    match std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())) {
+        Ok(p) if p.is_absolute() && !p.as_os_str().as_bytes().ends_with(b" (deleted)") => Ok(p),
+        _ => std::fs::canonicalize(dir),
+    }
 }
 
 /// The library whose location holds `path` (resolved), if any.
@@ -797,6 +814,11 @@ mod tests {
                 real(&bad)
             );
         }
+        // A folder is resolved as `canonicalize` resolves it.
+        assert_eq!(
+            canonical_dir(&root.join("out")).unwrap(),
+            std::fs::canonicalize(root.join("out")).unwrap()
+        );
         // The link itself is inside: it is sent as a link, never followed.
         assert!(real(&root.join("out")).is_ok());
         assert!(matches!(

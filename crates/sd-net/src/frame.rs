@@ -34,19 +34,33 @@ pub async fn write<W: AsyncWrite + Unpin, T: Serialize>(
     msg: &T,
     cap: usize,
 ) -> Result<(), FrameError> {
-    let body = serde_json::to_vec(msg)?;
-    if body.len() > cap {
+    let mut buf = Vec::new();
+    encode(&mut buf, msg, cap)?;
+    w.write_all(&buf).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Appends one frame holding `msg` to `out` (for a writer that batches frames and other bytes
+/// into one write); `out` is unchanged when the message is over `cap`.
+pub fn encode<T: Serialize>(out: &mut Vec<u8>, msg: &T, cap: usize) -> Result<(), FrameError> {
+    let start = out.len();
+    out.push(VERSION);
+    out.extend_from_slice(&[0; 4]);
+    let body = serde_json::to_writer(&mut *out, msg);
+    let len = out.len() - start - 5;
+    if let Err(e) = body {
+        out.truncate(start);
+        return Err(e.into());
+    }
+    if len > cap {
+        out.truncate(start);
         return Err(FrameError::TooLarge {
-            len: body.len() as u64,
+            len: len as u64,
             cap,
         });
     }
-    let mut buf = Vec::with_capacity(body.len() + 5);
-    buf.push(VERSION);
-    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    buf.extend_from_slice(&body);
-    w.write_all(&buf).await?;
-    w.flush().await?;
+    out[start + 1..start + 5].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(())
 }
 

@@ -7,7 +7,8 @@
 //! - `read`: the request, then one `want` frame per file, all written without waiting for an
 //!   answer. The sender answers in order: `start`, the bytes as `[u32 BE length][bytes]` pieces
 //!   ended by a zero length, then `end` with the BLAKE3 of the whole file (or `failed`). Many
-//!   small files share the stream with no round trip each;
+//!   small files share the stream with no round trip each, and the sender gathers their frames
+//!   and bytes into few writes;
 //! - `call`: one request, one answer.
 //!
 //! Everything a peer sends is length-capped: frames at [`CAP`], pieces at [`PIECE`]; a peer
@@ -16,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use iroh::EndpointId;
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use iroh::protocol::{AcceptError, ProtocolHandler};
@@ -287,7 +289,10 @@ impl TransferServer {
         Ok(())
     }
 
-    /// Answers wants until the peer has sent them all.
+    /// Answers wants until the peer has sent them all. The files are opened, read and hashed
+    /// on a thread of their own ([`read_files`]), ahead of the network: it hands this task the
+    /// stream's bytes in batches (many small files' frames and bytes in one), which go out
+    /// without another copy. Nothing on the wire differs from one write per frame and piece.
     async fn serve_read(
         &self,
         peer: EndpointId,
@@ -295,48 +300,166 @@ impl TransferServer {
         tx: &mut SendStream,
         rx: &mut RecvStream,
     ) -> Result<(), Broke> {
-        let mut buf = vec![0u8; PIECE];
+        let (want_tx, want_rx) = tokio::sync::mpsc::channel::<Want>(WANTS_AHEAD);
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Bytes>(OUT_AHEAD);
+        let h = self.handler.clone();
+        // Ends when the wants end (all answered) or the bytes have nowhere to go.
+        tokio::task::spawn_blocking(move || read_files(&*h, peer, grant, want_rx, out_tx));
+        let forward = async move {
+            loop {
+                let want = match frame::read::<_, Msg>(rx, CAP).await {
+                    Ok(Msg::Want(w)) => w,
+                    Ok(other) => {
+                        return Err(Broke::Protocol(format!("unexpected {}", kind(&other))));
+                    }
+                    Err(frame::FrameError::Closed) => return Ok(()), // all asked
+                    Err(e) => return Err(e.into()),
+                };
+                if want_tx.send(want).await.is_err() {
+                    return Ok(()); // the reader stopped: the writer reports why
+                }
+            }
+        };
+        let write = async move {
+            while let Some(b) = out_rx.recv().await {
+                tx.write_chunk(b).await.map_err(|_| Broke::Gone)?;
+            }
+            Ok(())
+        };
+        tokio::pin!(forward, write);
+        let mut forwarding = true;
         loop {
-            let want = match frame::read::<_, Msg>(rx, CAP).await {
-                Ok(Msg::Want(w)) => w,
-                Ok(other) => return Err(Broke::Protocol(format!("unexpected {}", kind(&other)))),
-                Err(frame::FrameError::Closed) => return Ok(()), // all asked
-                Err(e) => return Err(e.into()),
+            tokio::select! {
+                r = &mut forward, if forwarding => {
+                    r?;
+                    forwarding = false;
+                }
+                r = &mut write => return r,
+            }
+        }
+    }
+}
+
+/// Wants read ahead of the file being sent.
+const WANTS_AHEAD: usize = 1024;
+/// Batches of the stream's bytes read ahead of the network.
+const OUT_AHEAD: usize = 8;
+/// Small files' frames and bytes are gathered into batches of about this size.
+const OUT_BATCH: usize = 256 * 1024;
+/// The room of the read that finds a file's end (it may have grown since it was opened).
+const READ_PROBE: usize = 4096;
+
+/// The bytes of a read stream, gathered into batches.
+struct Out {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+}
+
+/// The stream's bytes have nowhere to go (the peer left).
+struct Gone;
+
+impl Out {
+    fn send(&mut self) -> Result<(), Gone> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let b = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx.blocking_send(b).map_err(|_| Gone)
+    }
+
+    fn frame(&mut self, m: &Msg) -> Result<(), Gone> {
+        if let Err(e) = frame::encode(&mut self.buf, m, CAP) {
+            // Only a refusal's words can be this long: say so in fewer.
+            tracing::warn!(error = %e, "a transfer message could not be framed");
+            let short = Msg::Failed {
+                reason: "the sender could not describe why this file failed".into(),
             };
-            let h = self.handler.clone();
-            let g = grant.clone();
-            let opened = tokio::task::spawn_blocking(move || h.open(peer, g.as_deref(), &want))
-                .await
-                .map_err(|e| Broke::Protocol(format!("opening: {e}")))?;
-            let mut src = match opened {
+            frame::encode(&mut self.buf, &short, CAP).map_err(|_| Gone)?;
+        }
+        self.full()
+    }
+
+    fn full(&mut self) -> Result<(), Gone> {
+        if self.buf.len() >= OUT_BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    /// Reads the next piece of `src` into the batch as `[u32 BE length][bytes]`, at most
+    /// `room` bytes; 0 at the end (nothing added).
+    fn piece(&mut self, src: &mut dyn Source, room: usize) -> std::io::Result<usize> {
+        let at = self.buf.len();
+        let room = room.clamp(1, PIECE);
+        self.buf.resize(at + 4 + room, 0);
+        let n = match src.read(&mut self.buf[at + 4..]) {
+            Ok(n) => n,
+            Err(e) => {
+                self.buf.truncate(at);
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            self.buf.truncate(at);
+        } else {
+            self.buf.truncate(at + 4 + n);
+            self.buf[at..at + 4].copy_from_slice(&(n as u32).to_be_bytes());
+        }
+        Ok(n)
+    }
+}
+
+/// Answers `wants` in order into `out` (see [`TransferServer::serve_read`]): each file's
+/// `start`, its pieces, a zero length and its `end` (or `failed`). What is gathered goes out
+/// whenever no further want is waiting, so a last small file is never held back.
+fn read_files(
+    h: &dyn Handler,
+    peer: EndpointId,
+    grant: Option<String>,
+    mut wants: tokio::sync::mpsc::Receiver<Want>,
+    out: tokio::sync::mpsc::Sender<Bytes>,
+) {
+    let mut out = Out {
+        buf: Vec::new(),
+        tx: out,
+    };
+    let _ = (|| -> Result<(), Gone> {
+        while let Some(want) = wants.blocking_recv() {
+            let mut src = match h.open(peer, grant.as_deref(), &want) {
                 Ok(s) => s,
                 Err(reason) => {
-                    send(tx, &Msg::Failed { reason }).await?;
+                    out.frame(&Msg::Failed { reason })?;
                     continue;
                 }
             };
-            let start = Msg::Start {
-                offset: src.offset(),
-                len: src.size(),
+            let (offset, len) = (src.offset(), src.size());
+            out.frame(&Msg::Start {
+                offset,
+                len,
                 mode: src.mode(),
-            };
-            send(tx, &start).await?;
+            })?;
+            let mut sent = offset;
+            let mut grew = false;
             let failed = loop {
-                // Reads from the page cache are short; a slow disk only holds this stream.
-                match tokio::task::block_in_place(|| src.read(&mut buf)) {
+                // What is left as opened, then a small read to find the end (whole pieces
+                // when the file grew meanwhile): the buffer is zeroed only where bytes go.
+                let room = match usize::try_from(len.saturating_sub(sent)) {
+                    Ok(0) if !grew => READ_PROBE,
+                    Ok(0) => PIECE,
+                    Ok(n) => n.min(PIECE),
+                    Err(_) => PIECE,
+                };
+                match out.piece(&mut *src, room) {
                     Ok(0) => break None,
                     Ok(n) => {
-                        tx.write_all(&(n as u32).to_be_bytes())
-                            .await
-                            .map_err(|_| Broke::Gone)?;
-                        tx.write_all(&buf[..n]).await.map_err(|_| Broke::Gone)?;
+                        grew |= sent >= len;
+                        sent += n as u64;
+                        out.full()?;
                     }
                     Err(e) => break Some(e.to_string()),
                 }
             };
-            tx.write_all(&0u32.to_be_bytes())
-                .await
-                .map_err(|_| Broke::Gone)?;
+            out.buf.extend_from_slice(&0u32.to_be_bytes());
             let end = match failed {
                 None => Msg::End {
                     hash: hex(&src.finish()),
@@ -345,9 +468,13 @@ impl TransferServer {
                     reason: format!("read failed midway: {reason}"),
                 },
             };
-            send(tx, &end).await?;
+            out.frame(&end)?;
+            if wants.is_empty() {
+                out.send()?;
+            }
         }
-    }
+        out.send()
+    })();
 }
 
 fn kind(m: &Msg) -> String {
@@ -636,6 +763,176 @@ async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves files from memory; a name starting with `bad` cannot be opened, one starting
+    /// with `cut` fails to read after its first 100 bytes.
+    struct Memory;
+
+    struct Mem {
+        bytes: Vec<u8>,
+        pos: usize,
+        cut: bool,
+        hasher: blake3::Hasher,
+    }
+
+    impl Source for Mem {
+        fn offset(&self) -> u64 {
+            0
+        }
+        fn size(&self) -> u64 {
+            self.bytes.len() as u64
+        }
+        fn mode(&self) -> u32 {
+            0o644
+        }
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.cut && self.pos >= 100 {
+                return Err(std::io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(self.bytes.len() - self.pos);
+            buf[..n].copy_from_slice(&self.bytes[self.pos..self.pos + n]);
+            self.hasher.update(&buf[..n]);
+            self.pos += n;
+            Ok(n)
+        }
+        fn finish(self: Box<Self>) -> [u8; 32] {
+            *self.hasher.finalize().as_bytes()
+        }
+    }
+
+    fn content(name: &str) -> Vec<u8> {
+        let n: usize = name
+            .trim_start_matches(char::is_alphabetic)
+            .parse()
+            .unwrap();
+        (0..n).map(|i| (i * 31 + name.len()) as u8).collect()
+    }
+
+    impl Handler for Memory {
+        fn list(
+            &self,
+            _: EndpointId,
+            _: Option<String>,
+            _: Value,
+        ) -> Result<(Vec<Value>, Value), Refusal> {
+            unreachable!()
+        }
+        fn may_read(&self, _: EndpointId, _: Option<&str>) -> Result<(), Refusal> {
+            Ok(())
+        }
+        fn open(
+            &self,
+            _: EndpointId,
+            _: Option<&str>,
+            w: &Want,
+        ) -> Result<Box<dyn Source>, String> {
+            let name = w.path.as_str().unwrap();
+            if name.starts_with("bad") {
+                return Err(format!("{name}: no"));
+            }
+            Ok(Box::new(Mem {
+                bytes: content(name),
+                pos: 0,
+                cut: name.starts_with("cut"),
+                hasher: blake3::Hasher::new(),
+            }))
+        }
+        fn call(&self, _: EndpointId, _: Value) -> Result<Value, Refusal> {
+            unreachable!()
+        }
+    }
+
+    /// One want's answer: its bytes and hash, or why not.
+    type Answer = Result<(Vec<u8>, [u8; 32]), String>;
+
+    /// What the receiving side reads from `wire`, per want.
+    fn parse(mut wire: &[u8], count: usize) -> Vec<Answer> {
+        fn msg(wire: &mut &[u8]) -> Msg {
+            let len = u32::from_be_bytes(wire[1..5].try_into().unwrap()) as usize;
+            let m = frame::decode(&wire[..5 + len], CAP).unwrap();
+            *wire = &wire[5 + len..];
+            m
+        }
+        let mut out = Vec::new();
+        for _ in 0..count {
+            match msg(&mut wire) {
+                Msg::Start { .. } => {}
+                Msg::Failed { reason } => {
+                    out.push(Err(reason));
+                    continue;
+                }
+                other => panic!("unexpected {}", kind(&other)),
+            }
+            let mut bytes = Vec::new();
+            loop {
+                let n = u32::from_be_bytes(wire[..4].try_into().unwrap()) as usize;
+                wire = &wire[4..];
+                if n == 0 {
+                    break;
+                }
+                assert!(n <= PIECE);
+                bytes.extend_from_slice(&wire[..n]);
+                wire = &wire[n..];
+            }
+            out.push(match msg(&mut wire) {
+                Msg::End { hash } => Ok((bytes, unhex(&hash).unwrap())),
+                Msg::Failed { reason } => Err(reason),
+                other => panic!("unexpected {}", kind(&other)),
+            });
+        }
+        assert!(
+            wire.is_empty(),
+            "{} bytes after the last answer",
+            wire.len()
+        );
+        out
+    }
+
+    #[test]
+    fn many_files_are_answered_in_order_in_few_writes() {
+        let names: Vec<String> = (0..2000)
+            .map(|i| format!("f{}", i % 700))
+            .chain(["big3000000", "bad1", "f0", "cut5000", "f10"].map(String::from))
+            .collect();
+        // Every want waits before the reader starts, so how it gathers does not depend on timing.
+        let (want_tx, want_rx) = tokio::sync::mpsc::channel(names.len());
+        for n in &names {
+            let w = Want {
+                path: Value::String(n.clone()),
+                offset: 0,
+                prefix: None,
+            };
+            want_tx.blocking_send(w).unwrap();
+        }
+        drop(want_tx);
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(OUT_AHEAD);
+        let peer = iroh::SecretKey::generate().public();
+        let reader = std::thread::spawn(move || read_files(&Memory, peer, None, want_rx, out_tx));
+        let mut wire = Vec::new();
+        let mut writes = 0;
+        while let Some(b) = out_rx.blocking_recv() {
+            wire.extend_from_slice(&b);
+            writes += 1;
+        }
+        reader.join().unwrap();
+        let got = parse(&wire, names.len());
+        for (name, r) in names.iter().zip(got) {
+            if name.starts_with("bad") {
+                assert_eq!(r, Err(format!("{name}: no")));
+            } else if name.starts_with("cut") {
+                assert!(matches!(&r, Err(e) if e.contains("disk on fire")), "{r:?}");
+            } else {
+                let want = content(name);
+                assert_eq!(
+                    r,
+                    Ok((want.clone(), *blake3::hash(&want).as_bytes())),
+                    "{name}"
+                );
+            }
+        }
+        // ~4 MB, three of them in the big file's 1 MiB pieces: the small files share writes.
+        assert!(writes < 40, "{writes} writes");
+    }
 
     #[test]
     fn hashes_round_trip_and_junk_is_refused() {

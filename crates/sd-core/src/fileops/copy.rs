@@ -263,6 +263,19 @@ pub struct Staged {
     pub dev: u64,
 }
 
+impl Staged {
+    /// A copy its caller wrote and verified itself (a file received from another device):
+    /// `file` as [`open_copy`] opened it (`named`: at `tmp`), on device `dev`.
+    pub(crate) fn written(file: File, tmp: PathBuf, named: bool, dev: u64) -> Staged {
+        Staged {
+            file,
+            tmp,
+            named,
+            dev,
+        }
+    }
+}
+
 /// Copies `src` for `dst` and verifies it (see the module doc); the caller makes it durable
 /// ([`sync_fs`]) and then gives it its name ([`place`]). `tmp` is the hidden temporary name used
 /// where a copy cannot be unnamed (a leftover there of an interrupted run is replaced).
@@ -420,8 +433,13 @@ pub(crate) fn cstr(p: &Path) -> std::io::Result<std::ffi::CString> {
 }
 
 /// Opens the file the copy is written to: unnamed in `dst`'s folder where that works, else
-/// `tmp`. Returns it and whether it is named.
-fn open_copy(dst: &Path, tmp: &Path, caps: &Capabilities) -> Result<(File, bool), CopyError> {
+/// `tmp`, with permissions `mode` (less the umask). Returns it and whether it is named.
+pub(crate) fn open_copy(
+    dst: &Path,
+    tmp: &Path,
+    caps: &Capabilities,
+    mode: u32,
+) -> Result<(File, bool), CopyError> {
     let dir = match dst.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -430,7 +448,7 @@ fn open_copy(dst: &Path, tmp: &Path, caps: &Capabilities) -> Result<(File, bool)
         std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .mode(0o600)
+            .mode(mode)
             .custom_flags(libc::O_TMPFILE)
             .open(dir)
     };
@@ -468,7 +486,7 @@ fn open_copy(dst: &Path, tmp: &Path, caps: &Capabilities) -> Result<(File, bool)
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .open(tmp)
     };
     let mut r = create();
@@ -493,7 +511,7 @@ fn copy_once(src: &Path, dst: &Path, tmp: &Path, caps: &Capabilities) -> Attempt
     let before = from
         .metadata()
         .map_err(|e| (false, CopyError::Io(src.to_path_buf(), e)))?;
-    let (mut to, named) = open_copy(dst, tmp, caps).map_err(|e| (false, e))?;
+    let (mut to, named) = open_copy(dst, tmp, caps, 0o600).map_err(|e| (false, e))?;
     let fail = |e: CopyError| (named, e);
     let dev = to
         .metadata()

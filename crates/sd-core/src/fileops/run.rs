@@ -758,7 +758,7 @@ pub(crate) fn run(
 /// unnamed copy has no other handle), in the publisher's batch or on its way there, so this is
 /// bounded by the open-file limit, which is first raised to its hard maximum (a desktop session's
 /// default soft limit is 1024; the hard one far higher).
-fn staged_max() -> usize {
+pub(crate) fn staged_max() -> usize {
     static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| {
         // SAFETY: `rlimit` is plain old data; get/setrlimit read and write only the struct.
