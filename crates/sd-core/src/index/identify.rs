@@ -4,7 +4,7 @@
 //! Work is whatever files still have no `content_id`, so the phase resumes by itself after a
 //! crash. Hashing runs on two threads; results are committed in batches by the job thread.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -230,46 +230,23 @@ fn hasher(rx: &Receiver<Work>, tx: &Sender<Outcome>, control: &Control) {
     }
 }
 
+/// Writes a batch. Identities are written once per distinct cas_id and in key order, links in
+/// content-id order: both B-trees are keyed by hash, so a batch in hashing order would touch
+/// their pages at random, and files with the same bytes would each cost a statement.
 fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Outcome>) -> Result<()> {
+    let now = now_ms();
+    // cas key → (the first file hashed with it, how many files of the batch have it).
+    let mut identities: BTreeMap<i64, (usize, i64)> = BTreeMap::new();
+    let mut links: Vec<(i64, i64)> = Vec::new();
+    let mut hashed_rows: Vec<(Work, Hashed, FileType)> = Vec::new();
     for o in batch {
         match o {
             Outcome::Hashed { work, hashed, ft } => {
-                // Count the copy here: a new identity is born with copies = 1, a known one gains one.
                 let cid = content::cas_key(&hashed.id.digest);
-                let inserted = tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO content_identities (id, digest, size, kind, mime, copies, first_seen)
-                         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
-                    )?
-                    .execute(params![
-                        cid,
-                        hashed.id.digest.as_slice(),
-                        hashed.size as i64,
-                        ft.kind.as_str(),
-                        ft.mime,
-                        now_ms()
-                    ])?;
-                if inserted == 0 {
-                    tx.prepare_cached(
-                        "UPDATE content_identities SET copies = copies + 1 WHERE id = ?1",
-                    )?
-                    .execute([cid])?;
-                }
-                let p = &mut st.progress;
-                if hashed.size != work.size || Some(hashed.mtime_ns) != work.mtime {
-                    // Changed since the scan saw it: record what was actually hashed.
-                    p.modified += 1;
-                    p.changed_while_identifying += 1;
-                    tx.prepare_cached("UPDATE entries SET size = ?2, mtime = ?3 WHERE id = ?1")?
-                        .execute(params![work.id, hashed.size as i64, hashed.mtime_ns])?;
-                }
-                // The work list holds only files without a link, so this appends (in entry order).
-                tx.prepare_cached(
-                    "INSERT INTO entry_content (entry_id, content_id) VALUES (?1, ?2)",
-                )?
-                .execute(params![work.id, cid])?;
-                p.content_done += 1;
-                p.content_bytes += hashed.size.min(content::WHOLE_FILE_LIMIT);
+                let at = hashed_rows.len();
+                identities.entry(cid).or_insert((at, 0)).1 += 1;
+                links.push((cid, work.id));
+                hashed_rows.push((work, hashed, ft));
             }
             Outcome::Integrity {
                 id,
@@ -296,6 +273,44 @@ fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Outcome>) -> Resul
                 }
             }
         }
+    }
+    // Count the copies here: a new identity is born with the batch's count, a known one gains it.
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO content_identities (id, digest, size, kind, mime, copies, first_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET copies = copies + excluded.copies",
+    )?;
+    for (cid, (at, copies)) in &identities {
+        let (_, hashed, ft) = &hashed_rows[*at];
+        upsert.execute(params![
+            cid,
+            hashed.id.digest.as_slice(),
+            hashed.size as i64,
+            ft.kind.as_str(),
+            ft.mime,
+            copies,
+            now
+        ])?;
+    }
+    let p = &mut st.progress;
+    let mut resized =
+        tx.prepare_cached("UPDATE entries SET size = ?2, mtime = ?3 WHERE id = ?1")?;
+    for (work, hashed, _) in &hashed_rows {
+        if hashed.size != work.size || Some(hashed.mtime_ns) != work.mtime {
+            // Changed since the scan saw it: record what was actually hashed.
+            p.modified += 1;
+            p.changed_while_identifying += 1;
+            resized.execute(params![work.id, hashed.size as i64, hashed.mtime_ns])?;
+        }
+        p.content_done += 1;
+        p.content_bytes += hashed.size.min(content::WHOLE_FILE_LIMIT);
+    }
+    // The work list holds only files without a link.
+    links.sort_unstable();
+    let mut link =
+        tx.prepare_cached("INSERT INTO entry_content (entry_id, content_id) VALUES (?1, ?2)")?;
+    for (cid, entry) in links {
+        link.execute(params![entry, cid])?;
     }
     tx.prepare_cached("UPDATE jobs SET progress = ?2 WHERE id = ?1")?
         .execute(params![st.job_id, serde_json::to_string(&st.progress)?])?;
