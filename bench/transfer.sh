@@ -14,11 +14,13 @@
 #
 #   bench/transfer.sh [WORKDIR]            # default /tmp/sd-bench
 #   FILES=20000 SIZE_MB=512 bench/transfer.sh
+#   PARTS=file bench/transfer.sh           # only the big file (PARTS="file tree" by default)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/sd-bench}
 files=${FILES:-100000}
 size_mb=${SIZE_MB:-2048}
+parts=${PARTS:-"file tree"}
 tree=$work/real$((files / 1000))k
 big=$work/big-${size_mb}m.bin
 run=$(mktemp -d /tmp/sd-bench-transfer.XXXXXX)
@@ -59,6 +61,7 @@ ida=$("$sd" "${a[@]}" --json network status | python3 -c 'import json,sys; print
 secs() { python3 -c 'import sys,time; t=time.monotonic(); import subprocess; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); print(f"{time.monotonic()-t:.3f}")' "$@"; }
 warm() { cat "$1" >/dev/null 2>&1 || tar -cf /dev/null "$1" 2>/dev/null || true; }
 
+if [[ " $parts " == *" file "* ]]; then
 echo "== one ${size_mb} MiB file"
 warm "$big"
 c=$("$ceiling" "$big" "$run/ceiling.bin" | awk '{print $1}')
@@ -72,6 +75,9 @@ mb, c, o = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 print(f"plain iroh stream {c:.2f} s ({mb*1.048576/c:.0f} MB/s)   spacedrive cp {o:.2f} s ({mb*1.048576/o:.0f} MB/s)")
 print(f"spacedrive reaches {100*c/o:.0f}% of the plain stream (target >= 80%)")
 PY
+fi
+
+[[ " $parts " == *" tree "* ]] || exit 0
 
 echo "== the $(basename "$tree") tree"
 cat >"$run/rsyncd.conf" <<CONF

@@ -28,13 +28,17 @@ use crate::{Error, Result};
 /// Hashing attempts for a file that keeps changing under the reader.
 const ATTEMPTS: usize = 3;
 /// 20,000 files or a second.
-const BATCHES: Batches<Outcome> = Batches {
+const BATCHES: Batches<Vec<Outcome>> = Batches {
     max: 20_000,
     age: Duration::from_millis(1000),
-    weight: |_| 1,
+    weight: |chunk| chunk.len(),
     apply,
 };
 const HASH_THREADS: usize = 2;
+/// Files pass between the threads in chunks of this many: one channel hand-over (and at most
+/// one wake-up) per chunk instead of two per file, which for small files cost the job thread as
+/// much as the database writes.
+const CHUNK: usize = 64;
 
 struct Work {
     id: i64,
@@ -87,7 +91,7 @@ pub(crate) fn run(
 
     let loc_id = loc.id;
     let db = lib.db();
-    let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Work>| {
+    let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Vec<Work>>| {
         produce_unidentified(&db, loc_id, dirs, &tx, control)
     })?;
     // Queue the kinds later jobs want, in one statement rather than one per file.
@@ -122,7 +126,7 @@ pub(crate) fn run(
     let dirs = DirPaths::load(&reader, loc.id, loc.root_entry_id, &loc.path.0)?;
     drop(reader);
     let db = lib.db();
-    let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Work>| {
+    let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Vec<Work>>| {
         produce_candidates(&db, loc_id, dirs, &tx, control)
     })?;
     // Hash what the pass could not reach (copies in other locations) and split identities
@@ -150,10 +154,12 @@ fn pipeline(
     state: &Arc<Mutex<ScanState>>,
     control: &Control,
     hooks: &RunHooks<'_>,
-    produce: impl FnOnce(Sender<Work>) -> Result<()> + Send,
+    produce: impl FnOnce(Sender<Vec<Work>>) -> Result<()> + Send,
 ) -> Result<Result<(), Stop>> {
-    let (work_tx, work_rx) = bounded::<Work>(1024);
-    let (out_tx, out_rx) = bounded::<Outcome>(1024);
+    let (work_tx, work_rx) = bounded::<Vec<Work>>(16);
+    // Deep enough to hold a whole batch: the hashers go on while the job thread waits for the
+    // writer to commit the previous one (with a shallow queue they stopped at every commit).
+    let (out_tx, out_rx) = bounded::<Vec<Outcome>>(BATCHES.max / CHUNK + 1);
     std::thread::scope(|s| -> Result<Result<(), Stop>> {
         let producer = s.spawn(|| produce(work_tx));
         for i in 0..HASH_THREADS {
@@ -179,12 +185,24 @@ fn pipeline(
     })
 }
 
-fn hasher(rx: &Receiver<Work>, tx: &Sender<Outcome>, control: &Control) {
-    for work in rx {
-        if control.check().is_err() {
+fn hasher(rx: &Receiver<Vec<Work>>, tx: &Sender<Vec<Outcome>>, control: &Control) {
+    for chunk in rx {
+        let mut out = Vec::with_capacity(chunk.len());
+        for work in chunk {
+            if control.check().is_err() {
+                return;
+            }
+            out.push(hash_one(work));
+        }
+        if tx.send(out).is_err() {
             return;
         }
-        let outcome = if work.mtime.is_none() {
+    }
+}
+
+fn hash_one(work: Work) -> Outcome {
+    {
+        if work.mtime.is_none() {
             // Integrity pass (the producer marks its work with no mtime).
             match content::integrity_of_file(&work.path) {
                 Ok((digest, size)) => match std::fs::metadata(&work.path) {
@@ -223,29 +241,26 @@ fn hasher(rx: &Receiver<Work>, tx: &Sender<Outcome>, control: &Control) {
                     message: e.to_string(),
                 },
             }
-        };
-        if tx.send(outcome).is_err() {
-            return;
         }
     }
 }
 
-/// Writes a batch. Identities are written once per distinct cas_id and in key order, links in
-/// content-id order: both B-trees are keyed by hash, so a batch in hashing order would touch
-/// their pages at random, and files with the same bytes would each cost a statement.
-fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Outcome>) -> Result<()> {
+/// Writes a batch. Identities are written once per distinct cas_id, in key order (the table is
+/// keyed by hash: a batch in hashing order would touch its pages at random, and files with the
+/// same bytes would each cost a statement); links in entry order, so they append.
+fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Vec<Outcome>>) -> Result<()> {
     let now = now_ms();
     // cas key → (the first file hashed with it, how many files of the batch have it).
     let mut identities: BTreeMap<i64, (usize, i64)> = BTreeMap::new();
     let mut links: Vec<(i64, i64)> = Vec::new();
     let mut hashed_rows: Vec<(Work, Hashed, FileType)> = Vec::new();
-    for o in batch {
+    for o in batch.into_iter().flatten() {
         match o {
             Outcome::Hashed { work, hashed, ft } => {
                 let cid = content::cas_key(&hashed.id.digest);
                 let at = hashed_rows.len();
                 identities.entry(cid).or_insert((at, 0)).1 += 1;
-                links.push((cid, work.id));
+                links.push((work.id, cid));
                 hashed_rows.push((work, hashed, ft));
             }
             Outcome::Integrity {
@@ -309,7 +324,7 @@ fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Outcome>) -> Resul
     links.sort_unstable();
     let mut link =
         tx.prepare_cached("INSERT INTO entry_content (entry_id, content_id) VALUES (?1, ?2)")?;
-    for (cid, entry) in links {
+    for (entry, cid) in links {
         link.execute(params![entry, cid])?;
     }
     tx.prepare_cached("UPDATE jobs SET progress = ?2 WHERE id = ?1")?
@@ -317,14 +332,43 @@ fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Outcome>) -> Resul
     Ok(())
 }
 
+/// Hands work to the hashers `size` files at a time.
+struct Feed<'a> {
+    tx: &'a Sender<Vec<Work>>,
+    size: usize,
+    chunk: Vec<Work>,
+}
+
+impl<'a> Feed<'a> {
+    fn new(tx: &'a Sender<Vec<Work>>, size: usize) -> Feed<'a> {
+        Feed {
+            tx,
+            size,
+            chunk: Vec::with_capacity(size),
+        }
+    }
+
+    /// `false` once the hashers are gone.
+    fn push(&mut self, work: Work) -> bool {
+        self.chunk.push(work);
+        self.chunk.len() < self.size || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.size));
+        chunk.is_empty() || self.tx.send(chunk).is_ok()
+    }
+}
+
 /// Sends every non-empty file of the location that has no content identity yet, in id order.
 fn produce_unidentified(
     db: &crate::store::DbFile,
     loc: i64,
     mut dirs: DirPaths,
-    tx: &Sender<Work>,
+    tx: &Sender<Vec<Work>>,
     control: &Control,
 ) -> Result<()> {
+    let mut feed = Feed::new(tx, CHUNK);
     let conn = db.reader()?;
     let mut q = conn.prepare(
         "SELECT id, parent_id, name, size, mtime FROM entries
@@ -349,6 +393,7 @@ fn produce_unidentified(
         }
         drop(rows);
         if chunk.is_empty() {
+            feed.flush();
             return Ok(());
         }
         for (id, parent, name, size, mtime) in chunk {
@@ -365,7 +410,7 @@ fn produce_unidentified(
                 size: size as u64,
                 mtime: Some(mtime.unwrap_or(0)),
             };
-            if tx.send(work).is_err() {
+            if !feed.push(work) {
                 return Ok(());
             }
         }
@@ -379,7 +424,7 @@ fn produce_candidates(
     db: &crate::store::DbFile,
     loc: i64,
     mut dirs: DirPaths,
-    tx: &Sender<Work>,
+    tx: &Sender<Vec<Work>>,
     control: &Control,
 ) -> Result<()> {
     let conn = db.reader()?;
@@ -418,7 +463,9 @@ fn produce_candidates(
             size: size as u64,
             mtime: None,
         };
-        if tx.send(work).is_err() {
+        // One file at a time: these are full hashes of files over 100 KiB, which a chunk
+        // could pile onto one hasher.
+        if tx.send(vec![work]).is_err() {
             break;
         }
     }
