@@ -638,7 +638,7 @@ impl TransferClient {
         on: &mut dyn FnMut(Received<'_>) -> bool,
     ) -> Result<(), TransferError> {
         let count = wants.len();
-        self.on_stream(dev, async move |mut tx, mut rx| {
+        self.on_stream(dev, async move |mut tx, rx| {
             put(&mut tx, &Msg::Read { grant }).await?;
             // Every want goes out at once (flow control paces it); answers come in order.
             let writer = tokio::spawn(async move {
@@ -649,7 +649,7 @@ impl TransferClient {
                 }
                 let _ = tx.finish();
             });
-            let r = receive(&mut rx, count, on).await;
+            let r = receive(rx, count, on).await;
             writer.abort();
             r
         })
@@ -697,38 +697,115 @@ async fn get(rx: &mut RecvStream) -> Result<Msg, Fail> {
     })
 }
 
-/// Reads the answers to `count` wants.
+/// Answers read ahead of the consumer: up to this many events (pieces of at most [`PIECE`]
+/// bytes) wait in memory.
+const AHEAD: usize = 8;
+
+/// One answer's part, owned, on its way from the reading task to the consumer.
+enum Event {
+    Start {
+        index: usize,
+        offset: u64,
+        len: u64,
+        mode: u32,
+    },
+    Data(Vec<u8>),
+    End {
+        hash: [u8; 32],
+    },
+    Failed {
+        index: usize,
+        reason: String,
+    },
+    /// Every want was answered.
+    Done,
+}
+
+/// Reads the answers to `count` wants and hands them to `on`, in order. The stream is read by
+/// a task of its own, up to [`AHEAD`] pieces ahead: `on` (which writes and hashes) runs while
+/// the next pieces arrive, instead of the sender waiting for QUIC's flow-control window (1.25
+/// MB by default, about one piece) to open again after each one. A larger window would do the
+/// same, but the QUIC stack closes a connection whose receive buffer holds too many separate
+/// chunks, which a window of a few MiB reaches on a fast link.
 async fn receive(
-    rx: &mut RecvStream,
+    rx: RecvStream,
     count: usize,
     on: &mut dyn FnMut(Received<'_>) -> bool,
 ) -> Result<(), Fail> {
-    let mut buf = vec![0u8; PIECE];
-    for index in 0..count {
-        let (offset, len, mode) = match get(rx).await? {
-            Msg::Start { offset, len, mode } => (offset, len, mode),
-            Msg::Failed { reason } => {
-                if !on(Received::Failed { index, reason }) {
-                    return Err(Fail::Stopped);
+    let (events, mut arriving) = tokio::sync::mpsc::channel::<Result<Event, Fail>>(AHEAD);
+    // Buffers the consumer is done with go back to the reader.
+    let (spare, spares) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = tokio::spawn(async move {
+        let r = read_answers(rx, count, &events, spares).await;
+        if let Err(e) = r {
+            let _ = events.send(Err(e)).await;
+        }
+    });
+    let delivered = async {
+        while let Some(event) = arriving.recv().await {
+            let keep = match event? {
+                Event::Start {
+                    index,
+                    offset,
+                    len,
+                    mode,
+                } => on(Received::Start {
+                    index,
+                    offset,
+                    len,
+                    mode,
+                }),
+                Event::Data(bytes) => {
+                    let keep = on(Received::Data(&bytes));
+                    let _ = spare.send(bytes);
+                    keep
                 }
-                continue;
+                Event::End { hash } => on(Received::End { hash }),
+                Event::Failed { index, reason } => on(Received::Failed { index, reason }),
+                Event::Done => return Ok(()),
+            };
+            if !keep {
+                return Err(Fail::Stopped);
             }
+        }
+        Err(Fail::Gone("the answers stopped midway".into()))
+    }
+    .await;
+    reader.abort();
+    delivered
+}
+
+/// The reading half of [`receive`]: parses the answers and sends them on as events. A consumer
+/// that has gone away ends it quietly.
+async fn read_answers(
+    mut rx: RecvStream,
+    count: usize,
+    events: &tokio::sync::mpsc::Sender<Result<Event, Fail>>,
+    spares: std::sync::mpsc::Receiver<Vec<u8>>,
+) -> Result<(), Fail> {
+    let gone = |e: iroh::endpoint::ReadExactError| Fail::Gone(e.to_string());
+    for index in 0..count {
+        let start = match get(&mut rx).await? {
+            Msg::Start { offset, len, mode } => Event::Start {
+                index,
+                offset,
+                len,
+                mode,
+            },
+            Msg::Failed { reason } => Event::Failed { index, reason },
             Msg::Refused(r) => return Err(Fail::Refused(r)),
             other => return Err(Fail::Protocol(format!("unexpected {}", kind(&other)))),
         };
-        if !on(Received::Start {
-            index,
-            offset,
-            len,
-            mode,
-        }) {
-            return Err(Fail::Stopped);
+        let failed = matches!(start, Event::Failed { .. });
+        if events.send(Ok(start)).await.is_err() {
+            return Ok(());
+        }
+        if failed {
+            continue;
         }
         loop {
             let mut n = [0u8; 4];
-            rx.read_exact(&mut n)
-                .await
-                .map_err(|e| Fail::Gone(e.to_string()))?;
+            rx.read_exact(&mut n).await.map_err(gone)?;
             let n = u32::from_be_bytes(n) as usize;
             if n == 0 {
                 break;
@@ -738,25 +815,26 @@ async fn receive(
                     "a piece of {n} bytes is over the {PIECE}-byte limit"
                 )));
             }
-            rx.read_exact(&mut buf[..n])
-                .await
-                .map_err(|e| Fail::Gone(e.to_string()))?;
-            if !on(Received::Data(&buf[..n])) {
-                return Err(Fail::Stopped);
+            let mut buf = spares.try_recv().unwrap_or_default();
+            buf.resize(n, 0);
+            rx.read_exact(&mut buf).await.map_err(gone)?;
+            if events.send(Ok(Event::Data(buf))).await.is_err() {
+                return Ok(());
             }
         }
-        let done = match get(rx).await? {
+        let end = match get(&mut rx).await? {
             Msg::End { hash } => match unhex(&hash) {
-                Some(hash) => on(Received::End { hash }),
+                Some(hash) => Event::End { hash },
                 None => return Err(Fail::Protocol(format!("malformed hash {hash:?}"))),
             },
-            Msg::Failed { reason } => on(Received::Failed { index, reason }),
+            Msg::Failed { reason } => Event::Failed { index, reason },
             other => return Err(Fail::Protocol(format!("unexpected {}", kind(&other)))),
         };
-        if !done {
-            return Err(Fail::Stopped);
+        if events.send(Ok(end)).await.is_err() {
+            return Ok(());
         }
     }
+    let _ = events.send(Ok(Event::Done)).await;
     Ok(())
 }
 
