@@ -698,8 +698,9 @@ async fn get(rx: &mut RecvStream) -> Result<Msg, Fail> {
 }
 
 /// Answers read ahead of the consumer: up to this many events (pieces of at most [`PIECE`]
-/// bytes) wait in memory.
-const AHEAD: usize = 8;
+/// bytes, so 32 MiB) wait in memory. Measured on the 2 GiB bench file: 8 pieces ahead, 75–78 %
+/// of the plain stream; 32, 82–86 %.
+const AHEAD: usize = 32;
 
 /// One answer's part, owned, on its way from the reading task to the consumer.
 enum Event {
