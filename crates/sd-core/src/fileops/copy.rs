@@ -498,6 +498,18 @@ pub(crate) fn open_copy(
     r.map(|f| (f, true)).map_err(write(dst))
 }
 
+/// Starts writing `len` bytes of `f` from `from` back to the disk (0: to the end), without
+/// waiting for it.
+pub(crate) fn start_writeback(f: &File, from: u64, len: u64) {
+    let (Ok(from), Ok(len)) = (i64::try_from(from), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: starts asynchronous writeback of a range of an open descriptor; no memory passed.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), from, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
 /// Files from this size on have their writeback started as soon as they are copied.
 const EARLY_WRITEBACK: u64 = 8 << 20;
 
@@ -528,10 +540,7 @@ fn copy_once(src: &Path, dst: &Path, tmp: &Path, caps: &Capabilities) -> Attempt
         // small files are left to that sync, which submits them together (a start per file
         // was a block-queue kick per file: on a VM, an exit each).
         if before.len() >= EARLY_WRITEBACK {
-            // SAFETY: starts asynchronous writeback of the whole file; no memory is passed.
-            unsafe {
-                libc::sync_file_range(to.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-            }
+            start_writeback(&to, 0, 0);
         }
         let src_hash = match src_hash {
             Some(h) => h,

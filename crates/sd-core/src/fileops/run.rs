@@ -256,7 +256,7 @@ enum Handoff {
 }
 
 /// Whether `dst` holds exactly the bytes hashed as `hash` (`len` bytes).
-fn holds(dst: &Path, hash: &[u8; 32], len: u64) -> bool {
+pub(crate) fn holds(dst: &Path, hash: &[u8; 32], len: u64) -> bool {
     matches!(copy::hash_path(dst), Ok((h, n)) if h == *hash && n == len)
 }
 
@@ -313,6 +313,11 @@ fn copy_worker(
     }
 }
 
+/// A publisher's batch (local copies, and files received from another device) is synced and
+/// named once it holds [`staged_max`] files, this many bytes, or this long after its first.
+pub(crate) const BATCH_BYTES: u64 = 256 << 20;
+pub(crate) const BATCH_WAIT: Duration = Duration::from_millis(500);
+
 /// The publisher: every batch (`batch` files — at most 4,096 —, 256 MiB or half a second) syncs
 /// the destination filesystems once, then gives the batch's copies their final names and reports
 /// them. A name taken meanwhile by a file with exactly the copy's bytes (ours, or an identical
@@ -346,9 +351,7 @@ fn publisher(rx: Receiver<Handoff>, tx: Sender<CopyDone>, batch: usize) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => true,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => false,
         };
-        let due = ready.len() >= batch
-            || bytes >= 256 << 20
-            || since.elapsed() >= Duration::from_millis(500);
+        let due = ready.len() >= batch || bytes >= BATCH_BYTES || since.elapsed() >= BATCH_WAIT;
         if !ready.is_empty() && (due || !open) {
             sync_filesystems(
                 ready
@@ -379,7 +382,7 @@ fn publisher(rx: Receiver<Handoff>, tx: Sender<CopyDone>, batch: usize) {
 }
 
 /// Syncs each filesystem (device) once, through the first folder named on it.
-fn sync_filesystems<'a>(dirs: impl Iterator<Item = (u64, &'a Path)>) {
+pub(crate) fn sync_filesystems<'a>(dirs: impl Iterator<Item = (u64, &'a Path)>) {
     let mut synced: Vec<u64> = Vec::new();
     for (dev, d) in dirs {
         if synced.contains(&dev) {

@@ -200,47 +200,46 @@ fn hasher(rx: &Receiver<Vec<Work>>, tx: &Sender<Vec<Outcome>>, control: &Control
     }
 }
 
+/// Hashes one file: its cas_id and file type, or (integrity pass) its full BLAKE3.
 fn hash_one(work: Work) -> Outcome {
-    {
-        if work.mtime.is_none() {
-            // Integrity pass (the producer marks its work with no mtime).
-            match content::integrity_of_file(&work.path) {
-                Ok((digest, size)) => match std::fs::metadata(&work.path) {
-                    Ok(md) => Outcome::Integrity {
-                        id: work.id,
-                        size,
-                        mtime: super::walk::describe(&md).2,
-                        digest,
-                    },
-                    Err(e) => Outcome::Failed {
-                        path: work.path,
-                        message: e.to_string(),
-                    },
+    if work.mtime.is_none() {
+        // Integrity pass (the producer marks its work with no mtime).
+        match content::integrity_of_file(&work.path) {
+            Ok((digest, size)) => match std::fs::metadata(&work.path) {
+                Ok(md) => Outcome::Integrity {
+                    id: work.id,
+                    size,
+                    mtime: super::walk::describe(&md).2,
+                    digest,
                 },
                 Err(e) => Outcome::Failed {
                     path: work.path,
                     message: e.to_string(),
                 },
+            },
+            Err(e) => Outcome::Failed {
+                path: work.path,
+                message: e.to_string(),
+            },
+        }
+    } else {
+        match content::cas_of_file_stable(&work.path, ATTEMPTS, true) {
+            Ok(mut hashed) => {
+                let ft = filetype::detect(&work.name, &hashed.header);
+                // Free the header here, not on the writer thread.
+                hashed.header = Vec::new();
+                Outcome::Hashed { work, hashed, ft }
             }
-        } else {
-            match content::cas_of_file_stable(&work.path, ATTEMPTS, true) {
-                Ok(mut hashed) => {
-                    let ft = filetype::detect(&work.name, &hashed.header);
-                    // Free the header here, not on the writer thread.
-                    hashed.header = Vec::new();
-                    Outcome::Hashed { work, hashed, ft }
-                }
-                Err(HashError::Changed) => Outcome::Failed {
-                    path: work.path,
-                    message: format!(
-                        "kept changing while being read ({ATTEMPTS} attempts); left unidentified"
-                    ),
-                },
-                Err(e) => Outcome::Failed {
-                    path: work.path,
-                    message: e.to_string(),
-                },
-            }
+            Err(HashError::Changed) => Outcome::Failed {
+                path: work.path,
+                message: format!(
+                    "kept changing while being read ({ATTEMPTS} attempts); left unidentified"
+                ),
+            },
+            Err(e) => Outcome::Failed {
+                path: work.path,
+                message: e.to_string(),
+            },
         }
     }
 }
@@ -427,6 +426,9 @@ fn produce_candidates(
     tx: &Sender<Vec<Work>>,
     control: &Control,
 ) -> Result<()> {
+    // One file at a time: these are full hashes of files over 100 KiB, which a chunk could
+    // pile onto one hasher.
+    let mut feed = Feed::new(tx, 1);
     let conn = db.reader()?;
     let mut q = conn.prepare(
         "SELECT e.id, e.parent_id, e.name, e.size, e.inode FROM content_identities c
@@ -463,9 +465,7 @@ fn produce_candidates(
             size: size as u64,
             mtime: None,
         };
-        // One file at a time: these are full hashes of files over 100 KiB, which a chunk
-        // could pile onto one hasher.
-        if tx.send(vec![work]).is_err() {
+        if !feed.push(work) {
             break;
         }
     }

@@ -16,7 +16,9 @@ use super::{Piece, Removal, Transport, Want, push_error, wait_transport};
 use crate::audit::{self, Outcome};
 use crate::control::{Control, Stop};
 use crate::fileops::copy::{self, CopyError};
-use crate::fileops::run::{Item, ItemState, load_items, staged_max};
+use crate::fileops::run::{
+    BATCH_BYTES, BATCH_WAIT, Item, ItemState, holds, load_items, staged_max, sync_filesystems,
+};
 use crate::fileops::{self, ItemKind, OpKind, Plan, StepOp};
 use crate::library::Library;
 use crate::names::JsonPath;
@@ -129,10 +131,6 @@ impl PullProgress {
 /// How long a push's receiver keeps asking a sender that refuses its grant (the sender's
 /// daemon restarting re-grants when its push job resumes).
 const GRANT_PATIENCE: Duration = Duration::from_secs(300);
-/// Verified files waiting for their names are synced and named in batches of at most
-/// [`staged_max`] files, this many bytes or this long after the first.
-const BATCH_BYTES: u64 = 256 << 20;
-const BATCH_WAIT: Duration = Duration::from_millis(500);
 /// Files at least this big are received into a named temporary, which a resumed job continues;
 /// smaller ones unnamed (`O_TMPFILE`, named by `linkat` once verified and synced), sent again
 /// whole after an interruption.
@@ -506,7 +504,7 @@ impl Receiver<'_> {
                         hasher.update(bytes);
                         *written += bytes.len() as u64;
                         if *written - *flushed >= WRITEBACK {
-                            start_writeback(file, *flushed, *written - *flushed);
+                            copy::start_writeback(file, *flushed, *written - *flushed);
                             *flushed = *written;
                         }
                     }
@@ -945,8 +943,7 @@ fn publish(
         let due =
             now || ready.len() >= batch || bytes >= BATCH_BYTES || since.elapsed() >= BATCH_WAIT;
         if due && !ready.is_empty() {
-            let mut synced: Vec<u64> = Vec::new();
-            for r in &ready {
+            sync_filesystems(ready.iter().filter_map(|r| {
                 let dev = match &r.what {
                     Waiting::File(s) => s.dev,
                     Waiting::Link(t) => {
@@ -954,22 +951,12 @@ fn publish(
                         std::fs::symlink_metadata(t).map(|m| m.dev()).unwrap_or(0)
                     }
                 };
-                let Some(dir) = r.dst.parent() else { continue };
-                if !synced.contains(&dev) {
-                    synced.push(dev);
-                    if let Err(e) = copy::sync_fs(dir) {
-                        tracing::warn!(dir = %dir.display(), error = %e, "syncing received files");
-                    }
-                }
-            }
+                Some((dev, r.dst.parent()?))
+            }));
             for r in ready.drain(..) {
                 let result = match r.what {
                     Waiting::File(staged) => match copy::place(staged, &r.dst, r.overwrite) {
-                        Err(CopyError::Exists)
-                            if copy::hash_path(&r.dst).is_ok_and(|d| d == (r.hash, r.len)) =>
-                        {
-                            Ok(())
-                        }
+                        Err(CopyError::Exists) if holds(&r.dst, &r.hash, r.len) => Ok(()),
                         other => other,
                     },
                     Waiting::Link(temp) => copy::publish(&temp, &r.dst, r.overwrite),
@@ -988,18 +975,6 @@ fn publish(
         if !open {
             return;
         }
-    }
-}
-
-/// Starts writing `len` bytes of `f` from `from` back to the disk, without waiting for it.
-fn start_writeback(f: &std::fs::File, from: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(from), Ok(len)) = (i64::try_from(from), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: starts asynchronous writeback of a range of an open descriptor; no memory passed.
-    unsafe {
-        libc::sync_file_range(f.as_raw_fd(), from, len, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 
