@@ -23,6 +23,7 @@ use iroh::endpoint::{Connection, RecvStream, SendStream};
 use iroh::protocol::{AcceptError, ProtocolHandler};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::devices::{Devices, TrustedDevice};
 use crate::frame;
@@ -690,7 +691,7 @@ async fn put(tx: &mut SendStream, m: &Msg) -> Result<(), Fail> {
         .map_err(|e| Fail::Gone(e.to_string()))
 }
 
-async fn get(rx: &mut RecvStream) -> Result<Msg, Fail> {
+async fn get<R: AsyncRead + Unpin>(rx: &mut R) -> Result<Msg, Fail> {
     frame::read(rx, CAP).await.map_err(|e| match e {
         frame::FrameError::Closed | frame::FrameError::Io(_) => Fail::Gone(e.to_string()),
         other => Fail::Protocol(other.to_string()),
@@ -702,22 +703,11 @@ async fn get(rx: &mut RecvStream) -> Result<Msg, Fail> {
 /// of the plain stream; 32, 82–86 %.
 const AHEAD: usize = 32;
 
-/// One answer's part, owned, on its way from the reading task to the consumer.
+/// One answer's part on its way from the reading task to the consumer: a piece's bytes are
+/// owned (their buffer goes back to the reader), every other part is a [`Received`] as is.
 enum Event {
-    Start {
-        index: usize,
-        offset: u64,
-        len: u64,
-        mode: u32,
-    },
+    Part(Received<'static>),
     Data(Vec<u8>),
-    End {
-        hash: [u8; 32],
-    },
-    Failed {
-        index: usize,
-        reason: String,
-    },
     /// Every want was answered.
     Done,
 }
@@ -728,8 +718,8 @@ enum Event {
 /// MB by default, about one piece) to open again after each one. A larger window would do the
 /// same, but the QUIC stack closes a connection whose receive buffer holds too many separate
 /// chunks, which a window of a few MiB reaches on a fast link.
-async fn receive(
-    rx: RecvStream,
+async fn receive<R: AsyncRead + Unpin + Send + 'static>(
+    rx: R,
     count: usize,
     on: &mut dyn FnMut(Received<'_>) -> bool,
 ) -> Result<(), Fail> {
@@ -745,24 +735,12 @@ async fn receive(
     let delivered = async {
         while let Some(event) = arriving.recv().await {
             let keep = match event? {
-                Event::Start {
-                    index,
-                    offset,
-                    len,
-                    mode,
-                } => on(Received::Start {
-                    index,
-                    offset,
-                    len,
-                    mode,
-                }),
+                Event::Part(part) => on(part),
                 Event::Data(bytes) => {
                     let keep = on(Received::Data(&bytes));
                     let _ = spare.send(bytes);
                     keep
                 }
-                Event::End { hash } => on(Received::End { hash }),
-                Event::Failed { index, reason } => on(Received::Failed { index, reason }),
                 Event::Done => return Ok(()),
             };
             if !keep {
@@ -778,27 +756,27 @@ async fn receive(
 
 /// The reading half of [`receive`]: parses the answers and sends them on as events. A consumer
 /// that has gone away ends it quietly.
-async fn read_answers(
-    mut rx: RecvStream,
+async fn read_answers<R: AsyncRead + Unpin>(
+    mut rx: R,
     count: usize,
     events: &tokio::sync::mpsc::Sender<Result<Event, Fail>>,
     spares: std::sync::mpsc::Receiver<Vec<u8>>,
 ) -> Result<(), Fail> {
-    let gone = |e: iroh::endpoint::ReadExactError| Fail::Gone(e.to_string());
+    let gone = |e: std::io::Error| Fail::Gone(e.to_string());
     for index in 0..count {
         let start = match get(&mut rx).await? {
-            Msg::Start { offset, len, mode } => Event::Start {
+            Msg::Start { offset, len, mode } => Received::Start {
                 index,
                 offset,
                 len,
                 mode,
             },
-            Msg::Failed { reason } => Event::Failed { index, reason },
+            Msg::Failed { reason } => Received::Failed { index, reason },
             Msg::Refused(r) => return Err(Fail::Refused(r)),
             other => return Err(Fail::Protocol(format!("unexpected {}", kind(&other)))),
         };
-        let failed = matches!(start, Event::Failed { .. });
-        if events.send(Ok(start)).await.is_err() {
+        let failed = matches!(start, Received::Failed { .. });
+        if events.send(Ok(Event::Part(start))).await.is_err() {
             return Ok(());
         }
         if failed {
@@ -825,13 +803,13 @@ async fn read_answers(
         }
         let end = match get(&mut rx).await? {
             Msg::End { hash } => match unhex(&hash) {
-                Some(hash) => Event::End { hash },
+                Some(hash) => Received::End { hash },
                 None => return Err(Fail::Protocol(format!("malformed hash {hash:?}"))),
             },
-            Msg::Failed { reason } => Event::Failed { index, reason },
+            Msg::Failed { reason } => Received::Failed { index, reason },
             other => return Err(Fail::Protocol(format!("unexpected {}", kind(&other)))),
         };
-        if events.send(Ok(end)).await.is_err() {
+        if events.send(Ok(Event::Part(end))).await.is_err() {
             return Ok(());
         }
     }
@@ -1011,6 +989,96 @@ mod tests {
         }
         // ~4 MB, three of them in the big file's 1 MiB pieces: the small files share writes.
         assert!(writes < 40, "{writes} writes");
+    }
+
+    /// One answer as a sender writes it: `start`, `pieces` as `[u32 BE length][bytes]`, a zero
+    /// length, `end` with `hash`.
+    fn answer(pieces: &[&[u8]], hash: &str) -> Vec<u8> {
+        let mut wire = Vec::new();
+        let start = Msg::Start {
+            offset: 0,
+            len: pieces.iter().map(|p| p.len() as u64).sum(),
+            mode: 0o644,
+        };
+        frame::encode(&mut wire, &start, CAP).unwrap();
+        for p in pieces {
+            wire.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            wire.extend_from_slice(p);
+        }
+        wire.extend_from_slice(&0u32.to_be_bytes());
+        let end = Msg::End {
+            hash: hash.to_owned(),
+        };
+        frame::encode(&mut wire, &end, CAP).unwrap();
+        wire
+    }
+
+    /// Runs the receiving side over `wire` for one want: what it handed on, and how it ended.
+    async fn take(wire: Vec<u8>) -> (Vec<String>, Result<(), Fail>) {
+        let mut seen = Vec::new();
+        let r = receive(std::io::Cursor::new(wire), 1, &mut |r| {
+            seen.push(match r {
+                Received::Start { len, .. } => format!("start {len}"),
+                Received::Data(b) => format!("data {}", String::from_utf8_lossy(b)),
+                Received::End { .. } => "end".into(),
+                Received::Failed { reason, .. } => format!("failed {reason}"),
+            });
+            true
+        })
+        .await;
+        (seen, r)
+    }
+
+    /// The answers a sending device writes are input: an answer in order is handed on whole;
+    /// a piece over the limit, a malformed hash or an unexpected message is a protocol error,
+    /// a cut stream is a lost one, and no prefix or corruption of a good answer panics or
+    /// passes for a complete one.
+    #[tokio::test]
+    async fn answers_from_a_sender_are_parsed_and_malformed_ones_refused() {
+        let hash = hex(blake3::hash(b"hello world").as_bytes());
+        let good = answer(&[b"hello ", b"world"], &hash);
+        let (seen, r) = take(good.clone()).await;
+        assert!(r.is_ok());
+        let whole = ["start 11", "data hello ", "data world", "end"];
+        assert_eq!(seen, whole);
+
+        let mut big = answer(&[], &hash);
+        let at = big.len() - frame_len(&hash) - 4;
+        big.splice(at..at, ((PIECE + 1) as u32).to_be_bytes());
+        let (_, r) = take(big).await;
+        assert!(matches!(r, Err(Fail::Protocol(m)) if m.contains("limit")));
+
+        let (_, r) = take(answer(&[b"x"], "not a hash")).await;
+        assert!(matches!(r, Err(Fail::Protocol(m)) if m.contains("malformed hash")));
+
+        let mut wrong = Vec::new();
+        frame::encode(&mut wrong, &Msg::Read { grant: None }, CAP).unwrap();
+        let (_, r) = take(wrong).await;
+        assert!(matches!(r, Err(Fail::Protocol(m)) if m.contains("unexpected")));
+
+        for cut in 0..good.len() {
+            let (_, r) = take(good[..cut].to_vec()).await;
+            assert!(matches!(r, Err(Fail::Gone(_))), "cut at {cut}");
+        }
+        // Every byte flipped in turn: whatever it becomes, it ends without a panic, and never
+        // as the answer it was (a flipped data byte is handed on as such: the caller's hash
+        // check refuses it).
+        for at in 0..good.len() {
+            let mut bad = good.clone();
+            bad[at] ^= 0xa5;
+            let (seen, r) = take(bad).await;
+            assert!(r.is_err() || seen != whole, "flip at {at}");
+        }
+    }
+
+    /// The bytes of the `end` frame [`answer`] writes for `hash`.
+    fn frame_len(hash: &str) -> usize {
+        let mut f = Vec::new();
+        let end = Msg::End {
+            hash: hash.to_owned(),
+        };
+        frame::encode(&mut f, &end, CAP).unwrap();
+        f.len()
     }
 
     #[test]
