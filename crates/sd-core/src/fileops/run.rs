@@ -107,13 +107,6 @@ impl FileOpProgress {
             .unwrap_or_default();
         Some(format!("{}{first}", what.join(", ")))
     }
-
-    fn error(&mut self, e: String) {
-        self.failed += 1;
-        if self.errors.len() < MAX_ERRORS {
-            self.errors.push(e);
-        }
-    }
 }
 
 /// Writes a plan's steps as a job's items.
@@ -422,6 +415,9 @@ struct Runner<'a> {
     fatal: Option<String>,
     /// Whether an earlier run of this job did some of it (its copies may be in place already).
     resumed: bool,
+    /// The step of each of `progress.errors`, so that they read in plan order whichever worker
+    /// failed first (an earlier run's errors, whose steps are not kept, stay in front).
+    error_steps: Vec<i64>,
 }
 
 impl Runner<'_> {
@@ -457,8 +453,20 @@ impl Runner<'_> {
         });
     }
 
+    /// Keeps `why` among the job's first errors in step order.
+    fn note_error(&mut self, seq: i64, why: &str) {
+        let at = self.error_steps.partition_point(|&s| s <= seq);
+        if at < MAX_ERRORS {
+            self.error_steps.insert(at, seq);
+            self.progress.errors.insert(at, why.to_owned());
+            self.error_steps.truncate(MAX_ERRORS);
+            self.progress.errors.truncate(MAX_ERRORS);
+        }
+    }
+
     fn fail(&mut self, seq: i64, why: String) {
-        self.progress.error(why.clone());
+        self.progress.failed += 1;
+        self.note_error(seq, &why);
         self.record(Update {
             seq,
             state: ItemState::Failed,
@@ -702,6 +710,7 @@ pub(crate) fn run(
         .collect();
     let locations = super::follow::locations_touched(lib, &items);
     super::follow::hold(lib, &locations);
+    let error_steps = vec![i64::MIN; progress.errors.len()];
     let mut r = Runner {
         lib,
         job,
@@ -717,6 +726,7 @@ pub(crate) fn run(
         on_progress,
         fatal: None,
         resumed,
+        error_steps,
     };
     let outcome = work(&mut r, control);
     let flushed = r.flush();
@@ -1259,9 +1269,7 @@ fn remove_source(r: &mut Runner<'_>, i: usize) {
         }
         Err(why) => {
             r.progress.sources_kept += 1;
-            if r.progress.errors.len() < MAX_ERRORS {
-                r.progress.errors.push(why.clone());
-            }
+            r.note_error(step.seq, &why);
             r.pending.push(Update {
                 seq: step.seq,
                 state: ItemState::Done,
