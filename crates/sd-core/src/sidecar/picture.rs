@@ -1,8 +1,10 @@
 //! Images: decoding under limits, thumbnails (SIMD resize, lossy WebP) and media metadata (EXIF).
 //!
-//! JPEG decodes through `jpeg-decoder` at a reduced size when a thumbnail needs less than the
-//! whole picture (DCT scaling: 1/2, 1/4 or 1/8 of each side, so a 4000×3000 photo becomes a
-//! 500×375 picture for a 256 px thumbnail without ever being decoded whole). PNG, GIF (its first
+//! JPEG decodes through libjpeg-turbo (`turbojpeg`, built from its vendored source) at a reduced
+//! size when a thumbnail needs less than the whole picture (DCT scaling in eighths: a 4000×3000
+//! photo becomes a 500×375 picture for a 256 px thumbnail without ever being decoded whole), with
+//! a limit on progressive scans; a file it refuses (libjpeg-turbo stops at any warning, such as
+//! stray bytes before a marker) is tried again with the more lenient `jpeg-decoder`. PNG, GIF (its first
 //! frame), WebP, BMP and TIFF decode through `image` with its `Limits`. Every decoder is told the
 //! largest picture it may make before it allocates it, so a header that claims 100,000 × 100,000
 //! pixels is refused, not attempted.
@@ -125,6 +127,103 @@ pub fn decode(bytes: &[u8], want: u32, limits: &Limits) -> Result<Picture, Image
 }
 
 fn decode_jpeg(bytes: &[u8], want: u32, limits: &Limits) -> Result<Picture, ImageError> {
+    match decode_jpeg_turbo(bytes, want, limits) {
+        Ok(pic) => Ok(pic),
+        Err(e @ ImageError::Unsupported(_)) => Err(e),
+        Err(first) => decode_jpeg_lenient(bytes, want, limits).map_err(|_| first),
+    }
+}
+
+/// Progressive scans a JPEG may have before it is refused: real files have about ten; a file
+/// with thousands of tiny scans is a known way to make a decoder spin (libjpeg-turbo's advice).
+const MAX_SCANS: u32 = 500;
+
+/// The smallest of libjpeg-turbo's scaling factors (eighths, at most 1) that keeps the longest
+/// side at `want` or more.
+fn jpeg_scale(long_side: usize, want: u32) -> turbojpeg::ScalingFactor {
+    turbojpeg::Decompressor::supported_scaling_factors()
+        .into_iter()
+        .filter(|f| f.num() <= f.denom() && f.scale(long_side) >= want as usize)
+        .min_by(|a, b| (a.num() * b.denom()).cmp(&(b.num() * a.denom())))
+        .unwrap_or(turbojpeg::ScalingFactor::ONE)
+}
+
+fn decode_jpeg_turbo(bytes: &[u8], want: u32, limits: &Limits) -> Result<Picture, ImageError> {
+    use turbojpeg::{Colorspace, Image, PixelFormat};
+    let failed = |e: turbojpeg::Error| ImageError::Failed(format!("JPEG: {e}"));
+    let mut d = turbojpeg::Decompressor::new().map_err(failed)?;
+    let header = d.read_header(bytes).map_err(failed)?;
+    let (sw, sh) = (
+        u32::try_from(header.width).unwrap_or(u32::MAX),
+        u32::try_from(header.height).unwrap_or(u32::MAX),
+    );
+    if let Some(e) = over_limit(sw, sh, limits) {
+        return Err(e);
+    }
+    let scale = if header.is_lossless {
+        turbojpeg::ScalingFactor::ONE
+    } else {
+        jpeg_scale(header.width.max(header.height), want)
+    };
+    d.set_scaling_factor(scale).map_err(failed)?;
+    d.set_scan_limit(MAX_SCANS).map_err(failed)?;
+    let out = header.scaled(scale);
+    let cmyk = matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK);
+    let (format, size) = if cmyk {
+        (PixelFormat::CMYK, 4)
+    } else {
+        (PixelFormat::RGB, 3)
+    };
+    let len = out.width * out.height * size;
+    if len as u64 > limits.max_alloc {
+        return Err(ImageError::Failed(format!(
+            "JPEG: {}×{} pixels is over the decoding memory limit",
+            out.width, out.height
+        )));
+    }
+    let mut image = Image {
+        pixels: vec![0u8; len],
+        width: out.width,
+        pitch: out.width * size,
+        height: out.height,
+        format,
+    };
+    d.decompress(bytes, image.as_deref_mut()).map_err(failed)?;
+    let pixels = if cmyk {
+        cmyk_to_rgb(&image.pixels)
+    } else {
+        image.pixels
+    };
+    Ok(Picture {
+        pixels,
+        width: out.width as u32,
+        height: out.height as u32,
+        channels: 3,
+        source_width: sw,
+        source_height: sh,
+        orientation: jpeg_orientation(bytes),
+    })
+}
+
+/// Inverted (Adobe) CMYK, as JPEG decoders give it, to RGB.
+fn cmyk_to_rgb(data: &[u8]) -> Vec<u8> {
+    data.chunks_exact(4)
+        .flat_map(|p| {
+            let k = u16::from(p[3]);
+            let ch = |c: u8| ((u16::from(c) * k) / 255) as u8;
+            [ch(p[0]), ch(p[1]), ch(p[2])]
+        })
+        .collect()
+}
+
+fn jpeg_orientation(bytes: &[u8]) -> Orientation {
+    exif(bytes)
+        .and_then(|e| e.orientation)
+        .and_then(|o| Orientation::from_exif(o as u8))
+        .unwrap_or(Orientation::NoTransforms)
+}
+
+fn decode_jpeg_lenient(bytes: &[u8], want: u32, limits: &Limits) -> Result<Picture, ImageError> {
     let failed = |e: jpeg_decoder::Error| ImageError::Failed(format!("JPEG: {e}"));
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     d.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
@@ -152,24 +251,13 @@ fn decode_jpeg(bytes: &[u8], want: u32, limits: &Limits) -> Result<Picture, Imag
             .chunks_exact(2)
             .flat_map(|c| [c[0], c[0], c[0]])
             .collect(),
-        P::CMYK32 => data
-            .chunks_exact(4)
-            .flat_map(|p| {
-                let k = u16::from(p[3]);
-                let ch = |c: u8| ((u16::from(c) * k) / 255) as u8;
-                [ch(p[0]), ch(p[1]), ch(p[2])]
-            })
-            .collect(),
+        P::CMYK32 => cmyk_to_rgb(&data),
     };
     if rgb.len() < n * 3 {
         return Err(ImageError::Failed(
             "JPEG: fewer pixels than its header says".into(),
         ));
     }
-    let orientation = exif(bytes)
-        .and_then(|e| e.orientation)
-        .and_then(|o| Orientation::from_exif(o as u8))
-        .unwrap_or(Orientation::NoTransforms);
     Ok(Picture {
         pixels: rgb,
         width: w,
@@ -177,7 +265,7 @@ fn decode_jpeg(bytes: &[u8], want: u32, limits: &Limits) -> Result<Picture, Imag
         channels: 3,
         source_width: sw,
         source_height: sh,
-        orientation,
+        orientation: jpeg_orientation(bytes),
     })
 }
 
@@ -604,6 +692,33 @@ pub(crate) mod tests {
                 image::load_from_memory_with_format(&t.webp, image::ImageFormat::WebP).unwrap();
             assert_eq!((back.width(), back.height()), (t.width, t.height));
         }
+    }
+
+    #[test]
+    fn jpeg_scale_is_the_smallest_eighth_that_keeps_the_size() {
+        let cases = [(4000, 256, (1, 8)), (4000, 1024, (3, 8)), (4000, 4000, (8, 8))];
+        for (long, want, (num, denom)) in cases {
+            let f = jpeg_scale(long, want);
+            assert_eq!(f.num() * denom, num * f.denom(), "{long} → {want}: {f}");
+        }
+        // Smaller than asked: decoded whole, never enlarged.
+        let f = jpeg_scale(200, 256);
+        assert_eq!(f.num(), f.denom(), "{f}");
+    }
+
+    #[test]
+    fn a_jpeg_libjpeg_turbo_refuses_is_decoded_leniently() {
+        // Stray bytes between two segments: libjpeg-turbo warns ("extraneous bytes before
+        // marker") and so refuses; cameras have written such files, and they still show.
+        let good = jpeg(320, 240, None);
+        let app0_end = 4 + usize::from(u16::from_be_bytes([good[4], good[5]]));
+        let stray = [&good[..app0_end], b"\x12\x34".as_slice(), &good[app0_end..]].concat();
+        assert!(decode_jpeg_turbo(&stray, 40, &Limits::default()).is_err());
+        let pic = decode(&stray, 40, &Limits::default()).unwrap();
+        assert_eq!((pic.width, pic.height), (40, 30));
+        // libjpeg-turbo's eighths: 3/8 of 320 is the smallest that keeps 100.
+        let clean = decode(&good, 100, &Limits::default()).unwrap();
+        assert_eq!((clean.width, clean.height), (120, 90));
     }
 
     #[test]
