@@ -278,9 +278,11 @@ impl Library {
         let entry_changes = Arc::new(store::ChangeLog::default());
         let writer = Writer::spawn(
             &config.name,
+            &db,
             conn,
             &["entries", "entry_content"],
             entry_changes.clone(),
+            store::Checkpoints::default(),
         )?;
         Ok(Arc::new_cyclic(|me| Library {
             me: me.clone(),

@@ -3,9 +3,13 @@
 //! One thread (the [`Writer`]) owns the read-write connection; everything that writes sends it a
 //! closure and waits for the answer, so writes are serialised and batched by construction.
 //! Readers open their own connections ([`open_reader`]); WAL lets them run beside the writer.
+//! A second thread with a connection of its own folds the WAL back into the database when it
+//! grows (a passive checkpoint, beside the writer's next commits), so the writer never stops to
+//! copy pages; only if that thread falls far behind does the writer checkpoint itself.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -79,8 +83,7 @@ fn configure(conn: &Connection) -> Result<()> {
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -32768;
-         PRAGMA wal_autocheckpoint = 8192;",
+         PRAGMA cache_size = -32768;",
     )?;
     Ok(())
 }
@@ -100,6 +103,17 @@ impl DbFile {
 
     pub fn is_encrypted(&self) -> bool {
         self.key.is_some()
+    }
+
+    /// A read-write connection that only checkpoints (no migration, no settings but the key).
+    fn checkpointer(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        apply_key(&conn, self.key.as_deref())?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(conn)
     }
 
     /// A fresh read-only connection. Only call after the writer has migrated the file.
@@ -281,16 +295,41 @@ impl ChangeLog {
 #[derive(Clone)]
 pub struct Writer {
     tx: Sender<Msg>,
+    checkpoints: Arc<AtomicU64>,
+}
+
+/// When the WAL is folded back into the database, in WAL pages after a commit.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoints {
+    /// The checkpoint thread is asked to run (SQLite's own automatic checkpoint, which runs on
+    /// the committing connection, defaults to 1,000).
+    pub ask: i32,
+    /// The writer checkpoints itself. The thread has copied most frames by then, so this copies
+    /// the rest, and the WAL starts again from its beginning at the next commit (a WAL written
+    /// while a checkpoint runs beside it is never wholly copied at the moment a commit starts,
+    /// so without this it would grow for as long as the writes go on).
+    pub force: i32,
+}
+
+impl Default for Checkpoints {
+    fn default() -> Checkpoints {
+        Checkpoints {
+            ask: 8192,
+            force: 2 * 8192,
+        }
+    }
 }
 
 impl Writer {
-    /// Starts the writer thread on an opened, migrated connection. Rows written in the tables
-    /// `follow` names are noted in `changes`.
+    /// Starts the writer thread on an opened, migrated connection of `db`, and the thread that
+    /// checkpoints its WAL. Rows written in the tables `follow` names are noted in `changes`.
     pub fn spawn(
         name: &str,
+        db: &DbFile,
         mut conn: Connection,
         follow: &'static [&'static str],
         changes: Arc<ChangeLog>,
+        when: Checkpoints,
     ) -> Result<Writer> {
         let (tx, rx) = bounded::<Msg>(64);
         let noted = changes.clone();
@@ -301,6 +340,36 @@ impl Writer {
                 }
             },
         ))?;
+        // One pending request at most: a commit while a checkpoint runs asks for the next one.
+        let (ask, asked) = bounded::<()>(1);
+        let ask = Arc::new(Mutex::new(Some(ask)));
+        let asker = ask.clone();
+        conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
+            if pages >= when.force {
+                wal.checkpoint()?;
+            } else if pages >= when.ask
+                && let Some(ask) = asker.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            {
+                let _ = ask.try_send(());
+            }
+            Ok(())
+        }))?;
+        let checkpoints = Arc::new(AtomicU64::new(0));
+        let done_count = checkpoints.clone();
+        let cp_conn = db.checkpointer()?;
+        let checkpointer = thread::Builder::new()
+            .name(format!("sd-checkpoint-{name}"))
+            .spawn(move || {
+                for () in asked {
+                    match cp_conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                        Ok(()) => {
+                            done_count.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next commit asks again"),
+                    }
+                }
+            })
+            .map_err(|e| Error::io("<checkpoint thread>", e))?;
         thread::Builder::new()
             .name(format!("sd-writer-{name}"))
             .spawn(move || {
@@ -317,7 +386,10 @@ impl Writer {
                         }
                     }
                 }
-                // Fold the WAL back into the database so a closed library is one file again.
+                // The checkpoint thread ends with its last request; then fold the WAL back into
+                // the database so a closed library is one file again.
+                ask.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let _ = checkpointer.join();
                 let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
                 drop(conn);
                 if let Some(done) = ack {
@@ -325,7 +397,12 @@ impl Writer {
                 }
             })
             .map_err(|e| Error::io("<writer thread>", e))?;
-        Ok(Writer { tx })
+        Ok(Writer { tx, checkpoints })
+    }
+
+    /// How many checkpoints the checkpoint thread has run.
+    pub fn background_checkpoints(&self) -> u64 {
+        self.checkpoints.load(Ordering::Relaxed)
     }
 
     /// Closes the connection once queued work is done; later calls fail with `WriterGone`.
@@ -394,6 +471,57 @@ mod tests {
         let err = open_writer(&db, "t").unwrap_err();
         assert!(matches!(err, Error::NewerVersion { found, .. } if found == SCHEMA_VERSION + 5));
         assert_eq!(std::fs::read(&db).unwrap(), before);
+    }
+
+    #[test]
+    fn the_wal_is_checkpointed_beside_the_writer_and_folded_in_at_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = DbFile::new(dir.path().join("library.db"), None);
+        let conn = db.writer("t").unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+            .unwrap();
+        let when = Checkpoints {
+            ask: 16,
+            force: i32::MAX,
+        };
+        let w = Writer::spawn("t", &db, conn, &[], Arc::default(), when).unwrap();
+        for i in 0..200i64 {
+            w.transaction(move |tx| {
+                for j in 0..8 {
+                    tx.execute(
+                        "INSERT INTO t (id, v) VALUES (?1, zeroblob(3000))",
+                        [i * 8 + j],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while w.background_checkpoints() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            w.background_checkpoints() > 0,
+            "no checkpoint ran beside the writer"
+        );
+        let count: i64 = db
+            .reader()
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 1600);
+        w.close();
+        let wal = dir.path().join("library.db-wal");
+        assert!(
+            std::fs::metadata(&wal).map_or(0, |m| m.len()) == 0,
+            "a closed library is one file"
+        );
+        let conn = Connection::open(dir.path().join("library.db")).unwrap();
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 1600);
     }
 
     #[test]

@@ -696,7 +696,11 @@ pub(crate) mod tests {
 
     #[test]
     fn jpeg_scale_is_the_smallest_eighth_that_keeps_the_size() {
-        let cases = [(4000, 256, (1, 8)), (4000, 1024, (3, 8)), (4000, 4000, (8, 8))];
+        let cases = [
+            (4000, 256, (1, 8)),
+            (4000, 1024, (3, 8)),
+            (4000, 4000, (8, 8)),
+        ];
         for (long, want, (num, denom)) in cases {
             let f = jpeg_scale(long, want);
             assert_eq!(f.num() * denom, num * f.denom(), "{long} → {want}: {f}");
