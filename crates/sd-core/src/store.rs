@@ -105,25 +105,23 @@ impl DbFile {
         self.key.is_some()
     }
 
-    /// A read-write connection that only checkpoints (no migration, no settings but the key).
-    fn checkpointer(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+    /// A connection of an already migrated file, keyed, waiting up to 10 s for a lock.
+    fn open(&self, access: OpenFlags) -> Result<Connection> {
+        let conn =
+            Connection::open_with_flags(&self.path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         apply_key(&conn, self.key.as_deref())?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         Ok(conn)
     }
 
+    /// A read-write connection that only checkpoints (no migration, no settings but the key).
+    fn checkpointer(&self) -> Result<Connection> {
+        self.open(OpenFlags::SQLITE_OPEN_READ_WRITE)
+    }
+
     /// A fresh read-only connection. Only call after the writer has migrated the file.
     pub fn reader(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        apply_key(&conn, self.key.as_deref())?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let conn = self.open(OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         conn.execute_batch("PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;")?;
         Ok(conn)
     }
