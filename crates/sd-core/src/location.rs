@@ -353,10 +353,14 @@ pub struct EntryCounts {
 
 /// Counts the index entries of location `id` (0 for a location that does not exist).
 pub fn entry_counts(lib: &Library, id: i64) -> Result<EntryCounts> {
-    let conn = lib.reader()?;
-    let count = |sql: &str| conn.query_row(sql, [id], |r| r.get::<_, i64>(0));
+    // One pass over the location's rows for both counts (each was a pass of its own).
+    let (entries, symlinks): (i64, i64) = lib.reader()?.query_row(
+        "SELECT count(*), coalesce(sum(kind = 2), 0) FROM entries WHERE location_id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     Ok(EntryCounts {
-        symlinks: count("SELECT count(*) FROM entries WHERE location_id = ?1 AND kind = 2")? as u64,
-        entries: count("SELECT count(*) FROM entries WHERE location_id = ?1")? as u64,
+        symlinks: symlinks as u64,
+        entries: entries as u64,
     })
 }
