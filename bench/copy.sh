@@ -3,6 +3,7 @@
 # daemon, every file verified with BLAKE3) against `cp -a` and `rsync -a`, in the same run, on two
 # targets: another folder on the source's filesystem, and a tmpfs this script mounts. Runs are
 # interleaved (cp, rsync, ours, cp, ...) because this disk's timing varies from run to run; each
+# is preceded by writing and deleting as many bytes as the tree (untimed: see warm_memory) and
 # times the command only, then an untimed `sync`, removal of the copy and another `sync`. After our
 # first run on each target, `rsync -anciH --delete SRC/ DEST/` must list nothing (checksums every
 # file). Prints medians and ratios, and the same up to the end of the `sync` that follows (our job
@@ -60,12 +61,24 @@ report=$work/copy-report.txt
 : > "$results"
 : > "$checks"
 
+# This machine is a VM: memory it has never written costs the host a fault per page the first
+# time (about 2 s per GiB here), and a copy fills the page cache with new pages. So before each
+# timed run, as many bytes as the tree are written beside the target and deleted (untimed): every
+# tool then writes into memory already touched, not whichever ran first into fresh memory.
+tree_mb=$(( $(du -sb "$tree" | cut -f1) / 1048576 + 1 ))
+warm_memory() { # PARENT
+  dd if=/dev/zero of="$1/.sd-bench-scratch" bs=1M count="$tree_mb" status=none
+  rm -f "$1/.sd-bench-scratch"
+  sync
+}
+
 # run TARGET TOOL PARENT: one timed copy of the tree into PARENT/$name, then untimed clean-up.
 # On the disk, each run writes into a fresh folder and the copies are removed only after the last
 # run: removing 3 GB on this `discard`-mounted ext4 slows the next writes, whoever runs next.
 run() {
   local target=$1 tool=$2 parent=$3 dst=$3/$name t0 t1
   mkdir -p "$parent"
+  warm_memory "$parent"
   t0=$EPOCHREALTIME
   case $tool in
     cp) cp -a "$tree" "$dst" ;;
