@@ -132,6 +132,11 @@ fn browse_search_tag_copy_trash_and_undo_in_a_browser() {
     b.click(".row[data-name=\"report-2026.txt\"]");
     b.click("#act-copy");
     b.wait_for("the destination picker", "document.querySelector('#dest')");
+    b.wait_for(
+        "the picker's folders",
+        "document.querySelector('.picker button')",
+    );
+    b.screenshot(&shots().join("4a-picker.png"));
     let dest = root.join("Backup");
     b.eval(&format!(
         "document.querySelector('#dest').value = {}",
