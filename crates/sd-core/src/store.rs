@@ -4,8 +4,9 @@
 //! closure and waits for the answer, so writes are serialised and batched by construction.
 //! Readers open their own connections ([`open_reader`]); WAL lets them run beside the writer.
 //! A second thread with a connection of its own folds the WAL back into the database when it
-//! grows (a passive checkpoint, beside the writer's next commits), so the writer never stops to
-//! copy pages; only if that thread falls far behind does the writer checkpoint itself.
+//! grows (a passive checkpoint, beside the writer's next commits), so the writer does not stop to
+//! copy pages; once the WAL is twice that size the writer copies what the thread has not, so the
+//! WAL can start again from its beginning ([`Checkpoints`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

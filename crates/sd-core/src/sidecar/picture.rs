@@ -4,10 +4,10 @@
 //! size when a thumbnail needs less than the whole picture (DCT scaling in eighths: a 4000×3000
 //! photo becomes a 500×375 picture for a 256 px thumbnail without ever being decoded whole), with
 //! a limit on progressive scans; a file it refuses (libjpeg-turbo stops at any warning, such as
-//! stray bytes before a marker) is tried again with the more lenient `jpeg-decoder`. PNG, GIF (its first
-//! frame), WebP, BMP and TIFF decode through `image` with its `Limits`. Every decoder is told the
-//! largest picture it may make before it allocates it, so a header that claims 100,000 × 100,000
-//! pixels is refused, not attempted.
+//! stray bytes before a marker) is tried again with the more lenient `jpeg-decoder`. PNG, GIF
+//! (its first frame), WebP, BMP and TIFF decode through `image` with its `Limits`. Every decoder
+//! is told the largest picture it may make before it allocates it, so a header that claims
+//! 100,000 × 100,000 pixels is refused, not attempted.
 
 use std::io::Cursor;
 
