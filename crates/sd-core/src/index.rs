@@ -442,6 +442,8 @@ pub fn run(
         dev: loc.dev,
         departed_waiting: None,
         progress,
+        frontier_new: HashSet::new(),
+        rollup: fresh.then(|| scan::Rollup::new(root_id)),
     }));
 
     if !start.is_empty() {
@@ -478,7 +480,7 @@ pub fn run(
             scan::delete_missing(tx, &mut st)?;
             scan::drop_orphan_content(tx)?;
             st.progress.phase = Phase::Aggregation;
-            let totals = scan::aggregate(tx, &st)?;
+            let totals = scan::aggregate(tx, &mut st)?;
             st.progress.totals = Some(totals);
             st.progress.phase = if identify {
                 Phase::Content
@@ -509,7 +511,7 @@ pub fn run(
             if st.progress.changed_while_identifying > 0 {
                 // Sizes recorded during identification: bring directory totals up to date.
                 st.direct.clear();
-                st.progress.totals = Some(scan::aggregate(tx, &st)?);
+                st.progress.totals = Some(scan::aggregate(tx, &mut st)?);
             }
             st.progress.phase = Phase::Done;
             finish_tx(tx, &st, loc_id)?;
@@ -553,7 +555,7 @@ fn discover(
     control: &Control,
     hooks: &RunHooks<'_>,
 ) -> Result<Result<(), Stop>> {
-    let (tx, rx) = bounded::<Listing>(512);
+    let (tx, rx) = bounded::<Listing>(8192);
     std::thread::scope(|s| {
         let walker = std::thread::Builder::new()
             .name("sd-walk".into())

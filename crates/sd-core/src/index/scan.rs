@@ -64,6 +64,115 @@ pub(crate) struct ScanState {
     /// Whether organisation waits in `departed` for a file of this filesystem (asked once).
     pub departed_waiting: Option<bool>,
     pub progress: IndexProgress,
+    /// Directories this batch put on the frontier, written to `index_frontier` when the batch
+    /// ends unless listed within it: a folder listed in the batch that found it never touches
+    /// the table (depth-first, that is most of them).
+    pub frontier_new: HashSet<i64>,
+    /// A fresh scan's running totals (`None` for any other run): see [`Rollup`].
+    pub rollup: Option<Rollup>,
+}
+
+/// A fresh scan's directory totals, summed while it walks: each directory is written once its
+/// whole subtree is listed, while its row is still in the page cache (mostly still dirty in the
+/// transaction), instead of all of them in one pass over the table when the walk ends.
+/// Only a run that saw every listing of the location can do this: a fresh one, from its start.
+#[derive(Default)]
+pub(crate) struct Rollup {
+    /// Directories whose subtree is not yet whole.
+    open: HashMap<i64, OpenDir>,
+    /// The root's totals, once its subtree is whole.
+    root: Option<Sums>,
+}
+
+struct OpenDir {
+    parent: Option<i64>,
+    /// Listings still to come in the subtree: its own, then one per open child directory.
+    waiting: u32,
+    /// Totals of what is listed so far in the subtree.
+    sums: Sums,
+}
+
+impl Rollup {
+    /// A rollup that waits for the listing of `root`.
+    pub(crate) fn new(root: i64) -> Rollup {
+        let mut open = HashMap::new();
+        open.insert(
+            root,
+            OpenDir {
+                parent: None,
+                waiting: 1,
+                sums: Sums::default(),
+            },
+        );
+        Rollup { open, root: None }
+    }
+
+    /// The root's totals, when every directory of the location was summed.
+    fn whole(&self) -> Option<Sums> {
+        self.root.filter(|_| self.open.is_empty())
+    }
+
+    /// A directory written under `parent`: `listed` says whether a listing of it will come.
+    fn opened(&mut self, tx: &Transaction<'_>, id: i64, parent: i64, listed: bool) -> Result<()> {
+        self.open.insert(
+            id,
+            OpenDir {
+                parent: Some(parent),
+                waiting: u32::from(listed),
+                sums: Sums::default(),
+            },
+        );
+        if let Some(p) = self.open.get_mut(&parent) {
+            p.waiting += 1;
+        }
+        if !listed {
+            self.close(tx, id)?;
+        }
+        Ok(())
+    }
+
+    /// Directory `id` was listed with these direct-children sums (zero when unreadable).
+    fn listed(&mut self, tx: &Transaction<'_>, id: i64, direct: Sums) -> Result<()> {
+        let Some(dir) = self.open.get_mut(&id) else {
+            return Ok(());
+        };
+        dir.sums.bytes += direct.bytes;
+        dir.sums.files += direct.files;
+        dir.sums.dirs += direct.dirs;
+        dir.waiting = dir.waiting.saturating_sub(1);
+        if dir.waiting == 0 {
+            self.close(tx, id)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the totals of every directory whose subtree is now whole, from `id` upwards.
+    fn close(&mut self, tx: &Transaction<'_>, mut id: i64) -> Result<()> {
+        let mut upd =
+            tx.prepare_cached("UPDATE entries SET size = ?2, files = ?3, dirs = ?4 WHERE id = ?1")?;
+        loop {
+            let Some(dir) = self.open.remove(&id) else {
+                return Ok(());
+            };
+            let s = dir.sums;
+            upd.execute(params![id, s.bytes as i64, s.files as i64, s.dirs as i64])?;
+            let Some(parent) = dir.parent else {
+                self.root = Some(s);
+                return Ok(());
+            };
+            let Some(p) = self.open.get_mut(&parent) else {
+                return Ok(());
+            };
+            p.sums.bytes += s.bytes;
+            p.sums.files += s.files;
+            p.sums.dirs += s.dirs;
+            p.waiting -= 1;
+            if p.waiting > 0 {
+                return Ok(());
+            }
+            id = parent;
+        }
+    }
 }
 
 /// The location's entries by inode, for move detection. One id per inode in the common case;
@@ -137,6 +246,14 @@ pub(crate) fn apply_batch(
     for listing in batch {
         apply_listing(tx, st, listing)?;
     }
+    let mut new: Vec<i64> = st.frontier_new.drain().collect();
+    new.sort_unstable();
+    let mut add = tx.prepare_cached(
+        "INSERT OR IGNORE INTO index_frontier (job_id, entry_id) VALUES (?1, ?2)",
+    )?;
+    for id in new {
+        add.execute(params![st.job_id, id])?;
+    }
     tx.prepare_cached("UPDATE jobs SET progress = ?2 WHERE id = ?1")?
         .execute(params![st.job_id, serde_json::to_string(&st.progress)?])?;
     Ok(())
@@ -158,12 +275,15 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
     for e in listing.errors {
         record_error(st, e);
     }
-    tx.prepare_cached("DELETE FROM index_frontier WHERE job_id = ?1 AND entry_id = ?2")?
-        .execute(params![st.job_id, dir_id])?;
+    if !st.frontier_new.remove(&dir_id) {
+        tx.prepare_cached("DELETE FROM index_frontier WHERE job_id = ?1 AND entry_id = ?2")?
+            .execute(params![st.job_id, dir_id])?;
+    }
     let children = match listing.children {
         Ok(c) => c,
         Err(message) => {
-            // Unreadable directory: keep what the index knew about it, report it.
+            // Unreadable directory: keep what the index knew about it, report it. (A fresh
+            // scan knew nothing under it: its totals are zero.)
             record_error(
                 st,
                 PathError {
@@ -171,6 +291,9 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
                     message,
                 },
             );
+            if let Some(rollup) = st.rollup.as_mut() {
+                rollup.listed(tx, dir_id, Sums::default())?;
+            }
             return Ok(());
         }
     };
@@ -204,7 +327,11 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
 
     // Pass 1: children that are the same entry under the same name. An indexed name whose inode
     // now shows up under another name in this directory was renamed, not modified in place.
-    let listed_inodes: HashSet<u64> = children.iter().map(|c| c.inode).collect();
+    let listed_inodes: HashSet<u64> = if existing.is_empty() {
+        HashSet::new()
+    } else {
+        children.iter().map(|c| c.inode).collect()
+    };
     let mut sums = Sums::default();
     let mut placed: Vec<(Child, Option<i64>)> = Vec::with_capacity(children.len());
     for child in children {
@@ -245,6 +372,7 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
         mark_missing(tx, st, ex.id)?;
     }
     // Pass 3: the remaining names are moves (by inode) or new entries.
+    let mut ins = tx.prepare_cached(INSERT_ENTRY)?;
     for (child, id) in placed {
         let id = match id {
             Some(id) => id,
@@ -254,16 +382,21 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
                 .flatten()
             {
                 Some(id) => id,
-                None => insert(tx, st, dir_id, &child)?,
+                None => insert(tx, &mut ins, st, dir_id, &child)?,
             },
         };
         if let Some(token) = child.token {
             st.tokens.insert(token, id);
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO index_frontier (job_id, entry_id) VALUES (?1, ?2)",
-            )?
-            .execute(params![st.job_id, id])?;
+            st.frontier_new.insert(id);
         }
+        if child.kind == EntryKind::Dir
+            && let Some(rollup) = st.rollup.as_mut()
+        {
+            rollup.opened(tx, id, dir_id, child.token.is_some())?;
+        }
+    }
+    if let Some(rollup) = st.rollup.as_mut() {
+        rollup.listed(tx, dir_id, sums)?;
     }
     st.direct.insert(dir_id, sums);
     if let Some(around) = st.around.as_mut() {
@@ -272,12 +405,18 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
     Ok(())
 }
 
-fn insert(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) -> Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO entries (location_id, parent_id, name, kind, size, mtime, inode, nlink, target, btime)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
+const INSERT_ENTRY: &str = "INSERT INTO entries (location_id, parent_id, name, kind, size, mtime, inode, nlink, target, btime)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// Inserts a new entry with `ins` (an [`INSERT_ENTRY`] statement, prepared once per listing).
+fn insert(
+    tx: &Transaction<'_>,
+    ins: &mut rusqlite::CachedStatement<'_>,
+    st: &mut ScanState,
+    parent: i64,
+    c: &Child,
+) -> Result<i64> {
+    ins.execute(params![
         st.location_id,
         parent,
         names::to_sql(&c.name),
@@ -517,11 +656,14 @@ pub(crate) fn drop_orphan_content(tx: &Transaction<'_>) -> Result<()> {
 
 /// Writes recursive size/file/dir counts into every directory of the location, bottom-up.
 /// Directories listed in this run use the sums gathered then; the others are summed from the index.
+/// A fresh scan that summed every directory as it walked ([`Rollup`]) has nothing left to write.
 /// Returns the root's totals.
-pub(crate) fn aggregate(tx: &Transaction<'_>, st: &ScanState) -> Result<Sums> {
-    let root = match &st.around {
-        Some(around) => aggregate_around(tx, st, around)?,
-        None => {
+pub(crate) fn aggregate(tx: &Transaction<'_>, st: &mut ScanState) -> Result<Sums> {
+    let rolled = st.rollup.take().and_then(|r| r.whole());
+    let root = match (rolled, &st.around) {
+        (Some(root), _) => root,
+        (None, Some(around)) => aggregate_around(tx, st, around)?,
+        (None, None) => {
             let totals = sum_location(tx, st)?;
             let mut upd = tx.prepare(
                 "UPDATE entries SET size = ?2, files = ?3, dirs = ?4
@@ -537,8 +679,8 @@ pub(crate) fn aggregate(tx: &Transaction<'_>, st: &ScanState) -> Result<Sums> {
             totals.get(&st.root_id).copied().unwrap_or_default()
         }
     };
-    if cfg!(debug_assertions) && st.around.is_some() {
-        // Tests run debug builds: every partial sum is checked against the whole one.
+    if cfg!(debug_assertions) && (st.around.is_some() || rolled.is_some()) {
+        // Tests run debug builds: every partial or rolled-up sum is checked against the whole one.
         let whole = sum_location(tx, st)?;
         let mut q = tx.prepare("SELECT size, files, dirs FROM entries WHERE id = ?1")?;
         for (id, want) in &whole {
