@@ -444,6 +444,7 @@ pub fn run(
         progress,
         frontier_new: HashSet::new(),
         rollup: fresh.then(|| scan::Rollup::new(root_id)),
+        next_id: None,
     }));
 
     if !start.is_empty() {
