@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -21,7 +21,7 @@ use crate::control::{Control, Stop};
 use crate::filetype::{self, FileType};
 use crate::library::Library;
 use crate::location::row::Location;
-use crate::store::now_ms;
+use crate::store::{RowsInsert, now_ms};
 use crate::tree::DirPaths;
 use crate::{Error, Result};
 
@@ -289,23 +289,24 @@ fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Vec<Outcome>>) -> 
         }
     }
     // Count the copies here: a new identity is born with the batch's count, a known one gains it.
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO content_identities (id, digest, size, kind, mime, copies, first_seen)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (id) DO UPDATE SET copies = copies + excluded.copies",
-    )?;
-    for (cid, (at, copies)) in &identities {
-        let (_, hashed, ft) = &hashed_rows[*at];
-        upsert.execute(params![
-            cid,
-            hashed.id.digest.as_slice(),
-            hashed.size as i64,
-            ft.kind.as_str(),
-            ft.mime,
-            copies,
-            now
-        ])?;
-    }
+    static UPSERT: LazyLock<RowsInsert> = LazyLock::new(|| {
+        RowsInsert::new(
+            "INSERT OR FAIL INTO content_identities (id, digest, size, kind, mime, copies, first_seen) VALUES",
+            7,
+            "ON CONFLICT (id) DO UPDATE SET copies = copies + excluded.copies",
+        )
+    });
+    let identities: Vec<(i64, (usize, i64))> = identities.into_iter().collect();
+    UPSERT.run(tx, &identities, |stmt, at, _, (cid, (first, copies))| {
+        let (_, hashed, ft) = &hashed_rows[*first];
+        stmt.raw_bind_parameter(at, cid)?;
+        stmt.raw_bind_parameter(at + 1, hashed.id.digest.as_slice())?;
+        stmt.raw_bind_parameter(at + 2, hashed.size as i64)?;
+        stmt.raw_bind_parameter(at + 3, ft.kind.as_str())?;
+        stmt.raw_bind_parameter(at + 4, &ft.mime)?;
+        stmt.raw_bind_parameter(at + 5, copies)?;
+        stmt.raw_bind_parameter(at + 6, now)
+    })?;
     let p = &mut st.progress;
     let mut resized =
         tx.prepare_cached("UPDATE entries SET size = ?2, mtime = ?3 WHERE id = ?1")?;
@@ -321,11 +322,17 @@ fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Vec<Outcome>>) -> 
     }
     // The work list holds only files without a link.
     links.sort_unstable();
-    let mut link =
-        tx.prepare_cached("INSERT INTO entry_content (entry_id, content_id) VALUES (?1, ?2)")?;
-    for (entry, cid) in links {
-        link.execute(params![entry, cid])?;
-    }
+    static LINK: LazyLock<RowsInsert> = LazyLock::new(|| {
+        RowsInsert::new(
+            "INSERT OR FAIL INTO entry_content (entry_id, content_id) VALUES",
+            2,
+            "",
+        )
+    });
+    LINK.run(tx, &links, |stmt, at, _, (entry, cid)| {
+        stmt.raw_bind_parameter(at, entry)?;
+        stmt.raw_bind_parameter(at + 1, cid)
+    })?;
     tx.prepare_cached("UPDATE jobs SET progress = ?2 WHERE id = ?1")?
         .execute(params![st.job_id, serde_json::to_string(&st.progress)?])?;
     Ok(())

@@ -23,6 +23,7 @@ use super::IndexProgress;
 use super::walk::{Child, EntryKind, Listing, PathError};
 use crate::Result;
 use crate::names;
+use crate::store::RowsInsert;
 use crate::{query, tree};
 
 const MAX_ERROR_SAMPLES: usize = 50;
@@ -426,33 +427,6 @@ fn departed_waiting(tx: &Transaction<'_>, st: &mut ScanState) -> Result<bool> {
     Ok(st.departed_waiting == Some(true))
 }
 
-/// Rows per multi-row INSERT of [`insert_fresh`], largest first: a listing's names go in with as
-/// many statements as its count has binary digits set (below 64 rows), larger ones 64 at a time.
-const FRESH_ROWS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
-/// Columns [`insert_fresh`] binds per row.
-const FRESH_COLS: usize = 11;
-
-/// The multi-row INSERT of `rows` rows for [`insert_fresh`], one per [`FRESH_ROWS`] size.
-fn fresh_insert_sql(rows: usize) -> &'static str {
-    static SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
-        FRESH_ROWS
-            .iter()
-            .map(|&n| {
-                let row = format!("({})", ["?"; FRESH_COLS].join(","));
-                format!(
-                    "INSERT OR FAIL INTO entries (id, location_id, parent_id, name, kind, size, mtime, inode, nlink, target, btime) VALUES {}",
-                    vec![row; n].join(",")
-                )
-            })
-            .collect()
-    });
-    let i = FRESH_ROWS
-        .iter()
-        .position(|&n| n == rows)
-        .expect("a FRESH_ROWS size");
-    &SQL[i]
-}
-
 /// Inserts every child of a directory a fresh scan listed, with ids given in order from the
 /// table's largest (asked once a batch: within it this scan is the only writer), in multi-row
 /// statements: SQLite's cost per statement, not per row, was most of the writer's time.
@@ -469,31 +443,28 @@ fn insert_fresh(
             .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM entries")?
             .query_row([], |r| r.get(0))?,
     };
-    let mut id = first;
-    let mut rest = children;
-    for rows in FRESH_ROWS {
-        while rest.len() >= rows {
-            let (chunk, tail) = rest.split_at(rows);
-            let mut stmt = tx.prepare_cached(fresh_insert_sql(rows))?;
-            for (i, (c, _)) in chunk.iter().enumerate() {
-                let at = i * FRESH_COLS;
-                stmt.raw_bind_parameter(at + 1, id)?;
-                stmt.raw_bind_parameter(at + 2, st.location_id)?;
-                stmt.raw_bind_parameter(at + 3, parent)?;
-                stmt.raw_bind_parameter(at + 4, names::to_sql(&c.name))?;
-                stmt.raw_bind_parameter(at + 5, c.kind as i64)?;
-                stmt.raw_bind_parameter(at + 6, size_col(c))?;
-                stmt.raw_bind_parameter(at + 7, c.mtime_ns)?;
-                stmt.raw_bind_parameter(at + 8, c.inode as i64)?;
-                stmt.raw_bind_parameter(at + 9, nlink_col(c))?;
-                stmt.raw_bind_parameter(at + 10, &c.target)?;
-                stmt.raw_bind_parameter(at + 11, c.btime_ns)?;
-                id += 1;
-            }
-            stmt.raw_execute()?;
-            rest = tail;
-        }
-    }
+    static INSERT: std::sync::LazyLock<RowsInsert> = std::sync::LazyLock::new(|| {
+        RowsInsert::new(
+            "INSERT OR FAIL INTO entries (id, location_id, parent_id, name, kind, size, mtime, inode, nlink, target, btime) VALUES",
+            11,
+            "",
+        )
+    });
+    let location = st.location_id;
+    INSERT.run(tx, children, |stmt, at, i, (c, _)| {
+        stmt.raw_bind_parameter(at, first + i as i64)?;
+        stmt.raw_bind_parameter(at + 1, location)?;
+        stmt.raw_bind_parameter(at + 2, parent)?;
+        stmt.raw_bind_parameter(at + 3, names::to_sql(&c.name))?;
+        stmt.raw_bind_parameter(at + 4, c.kind as i64)?;
+        stmt.raw_bind_parameter(at + 5, size_col(c))?;
+        stmt.raw_bind_parameter(at + 6, c.mtime_ns)?;
+        stmt.raw_bind_parameter(at + 7, c.inode as i64)?;
+        stmt.raw_bind_parameter(at + 8, nlink_col(c))?;
+        stmt.raw_bind_parameter(at + 9, &c.target)?;
+        stmt.raw_bind_parameter(at + 10, c.btime_ns)
+    })?;
+    let id = first + children.len() as i64;
     st.next_id = Some(id);
     st.progress.new += children.len() as u64;
     Ok((first..id).collect())
