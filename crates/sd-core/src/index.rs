@@ -287,6 +287,11 @@ const DISCOVERY_BATCHES: Batches<Listing> = Batches {
 /// progress they amount to, so after a crash exactly the uncommitted items are redone; then
 /// publishes the progress (and sleeps, under the debug throttle). Paused or stopped, it
 /// commits nothing more (it blocks while paused) and returns; a write error ends it.
+///
+/// The calling thread cuts the next batch while a committer thread (`sd-commit`) writes the
+/// previous one, one batch waiting between them at most: with one thread doing both, nothing
+/// took items off `rx` during a commit, and the walkers stopped at a full channel whenever the
+/// writer committed (a fifth of both cores idle in a 1M-entry index).
 pub(crate) fn commit_batches<T: Send + 'static>(
     lib: &Arc<Library>,
     state: &Arc<Mutex<ScanState>>,
@@ -297,19 +302,46 @@ pub(crate) fn commit_batches<T: Send + 'static>(
 ) -> Result<()> {
     let apply = batches.apply;
     let throttle = debug_throttle();
-    batch_loop(rx, control, batches, throttle.is_some(), |batch| {
-        let st = state.clone();
-        let progress = lib.writer.transaction(move |tx| {
-            let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
-            apply(tx, &mut st, batch)?;
-            Ok(st.progress.clone())
-        })?;
-        lib.touch();
-        (hooks.on_progress)(&progress);
-        if let Some(t) = throttle {
-            std::thread::sleep(t);
+    let (to_commit, cut) = bounded::<Vec<T>>(1);
+    std::thread::scope(|s| {
+        let committer = std::thread::Builder::new()
+            .name("sd-commit".into())
+            .spawn_scoped(s, move || -> Result<()> {
+                for batch in cut {
+                    // Paused: wait here; stopped: commit nothing more.
+                    if control.check().is_err() {
+                        return Ok(());
+                    }
+                    let st = state.clone();
+                    let progress = lib.writer.transaction(move |tx| {
+                        let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
+                        apply(tx, &mut st, batch)?;
+                        Ok(st.progress.clone())
+                    })?;
+                    lib.touch();
+                    (hooks.on_progress)(&progress);
+                    if let Some(t) = throttle {
+                        std::thread::sleep(t);
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| Error::io("<commit thread>", e))?;
+        let cutting = batch_loop(rx, control, batches, throttle.is_some(), |batch| {
+            // Refused only once the committer has ended (a write error, or stopped).
+            to_commit
+                .send(batch)
+                .map_err(|_| Error::Invalid("the commit thread ended".into()))
+        });
+        drop(to_commit);
+        let committed = committer
+            .join()
+            .map_err(|_| Error::Invalid("the commit thread panicked".into()))?;
+        match committed {
+            Err(e) => Err(e),
+            Ok(()) if control.stopped().is_some() => Ok(()),
+            Ok(()) => cutting,
         }
-        Ok(())
     })
 }
 
@@ -556,7 +588,7 @@ fn discover(
     control: &Control,
     hooks: &RunHooks<'_>,
 ) -> Result<Result<(), Stop>> {
-    let (tx, rx) = bounded::<Listing>(8192);
+    let (tx, rx) = bounded::<Listing>(512);
     std::thread::scope(|s| {
         let walker = std::thread::Builder::new()
             .name("sd-walk".into())
