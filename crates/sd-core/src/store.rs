@@ -346,13 +346,23 @@ impl Writer {
         let (ask, asked) = bounded::<()>(1);
         let ask = Arc::new(Mutex::new(Some(ask)));
         let asker = ask.clone();
+        // What this hook returns becomes the result of the commit that called it, which has
+        // happened whatever it returns: it never returns an error. A checkpoint the writer cannot
+        // run now (the thread is running one: "SQL logic error") is put off to the next commit,
+        // and the thread asked again.
         conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
+            let ask_thread = || {
+                if let Some(ask) = asker.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    let _ = ask.try_send(());
+                }
+            };
             if pages >= when.force {
-                wal.checkpoint()?;
-            } else if pages >= when.ask
-                && let Some(ask) = asker.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
-            {
-                let _ = ask.try_send(());
+                if let Err(e) = wal.checkpoint() {
+                    tracing::debug!(error = %e, pages, "WAL checkpoint put off to the next commit");
+                    ask_thread();
+                }
+            } else if pages >= when.ask {
+                ask_thread();
             }
             Ok(())
         }))?;
@@ -573,6 +583,41 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(count, 1600);
+    }
+
+    /// A commit that meets the checkpoint thread mid-checkpoint when it wants to checkpoint
+    /// itself (the WAL past `force`) still succeeds: that checkpoint is only put off. (It once
+    /// reported SQLITE_BUSY for a commit that had happened, and the index job failed.)
+    #[test]
+    fn a_commit_never_fails_because_a_checkpoint_is_already_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = DbFile::new(dir.path().join("library.db"), None);
+        let conn = db.writer("t").unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+            .unwrap();
+        // Every commit asks the thread, and every other one checkpoints itself too: with some
+        // 30 pages a commit, the thread's checkpoints take long enough for them to meet often.
+        let when = Checkpoints { ask: 1, force: 40 };
+        let w = Writer::spawn("t", &db, conn, &[], Arc::default(), when).unwrap();
+        for i in 0..300i64 {
+            w.transaction(move |tx| {
+                for j in 0..10 {
+                    tx.execute(
+                        "INSERT INTO t (id, v) VALUES (?1, zeroblob(9000))",
+                        [i * 10 + j],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("commit {i} failed: {e}"));
+        }
+        let count: i64 = db
+            .reader()
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 3000);
+        w.close();
     }
 
     #[test]

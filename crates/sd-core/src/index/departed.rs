@@ -66,9 +66,12 @@ pub(crate) fn leave(tx: &Transaction<'_>, location_id: i64, dev: u64, roots: &[i
             add.execute([r])?;
         }
     }
+    // `CROSS JOIN` keeps the few leaving rows as the outer loop: left to itself, the planner
+    // (no statistics on a temp table) scanned every entry of the library against them, 115 ms
+    // at the end of each scan of a 1M-entry library, also when nothing left.
     let organised = tx.execute(
         "INSERT INTO leaving_organised (id, inode, kind, btime, mtime)
-         SELECT e.id, e.inode, e.kind, e.btime, e.mtime FROM entries e JOIN leaving l ON l.id = e.id
+         SELECT e.id, e.inode, e.kind, e.btime, e.mtime FROM leaving l CROSS JOIN entries e ON e.id = l.id
           WHERE EXISTS (SELECT 1 FROM tag_assignments a WHERE a.entry_id = e.id)
              OR EXISTS (SELECT 1 FROM user_metadata m WHERE m.entry_id = e.id)",
         [],
