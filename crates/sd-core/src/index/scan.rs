@@ -169,7 +169,7 @@ impl Rollup {
             p.sums.bytes += s.bytes;
             p.sums.files += s.files;
             p.sums.dirs += s.dirs;
-            p.waiting -= 1;
+            p.waiting = p.waiting.saturating_sub(1);
             if p.waiting > 0 {
                 return Ok(());
             }
