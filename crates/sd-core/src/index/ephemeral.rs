@@ -152,9 +152,7 @@ pub fn quick_scan(
         let s = totals[&t];
         let parent = dirs[&t].0;
         if let Some(p) = totals.get_mut(&parent) {
-            p.bytes += s.bytes;
-            p.files += s.files;
-            p.dirs += s.dirs;
+            *p += s;
         }
     }
     out.totals = totals.get(&0).copied().unwrap_or_default();

@@ -37,6 +37,15 @@ pub struct Sums {
     pub dirs: u64,
 }
 
+impl std::ops::AddAssign for Sums {
+    /// Folds a child's totals into its parent's.
+    fn add_assign(&mut self, other: Sums) {
+        self.bytes += other.bytes;
+        self.files += other.files;
+        self.dirs += other.dirs;
+    }
+}
+
 /// The state of one scan that lives between batches. Rebuilt from the database on resume.
 pub(crate) struct ScanState {
     pub job_id: i64,
@@ -139,9 +148,7 @@ impl Rollup {
         let Some(dir) = self.open.get_mut(&id) else {
             return Ok(());
         };
-        dir.sums.bytes += direct.bytes;
-        dir.sums.files += direct.files;
-        dir.sums.dirs += direct.dirs;
+        dir.sums += direct;
         dir.waiting = dir.waiting.saturating_sub(1);
         if dir.waiting == 0 {
             self.close(tx, id)?;
@@ -166,9 +173,7 @@ impl Rollup {
             let Some(p) = self.open.get_mut(&parent) else {
                 return Ok(());
             };
-            p.sums.bytes += s.bytes;
-            p.sums.files += s.files;
-            p.sums.dirs += s.dirs;
+            p.sums += s;
             p.waiting = p.waiting.saturating_sub(1);
             if p.waiting > 0 {
                 return Ok(());
@@ -849,9 +854,11 @@ fn aggregate_around(tx: &Transaction<'_>, st: &ScanState, around: &HashSet<i64>)
         };
         let (bytes, files, dirs): (i64, i64, i64) =
             below.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        s.bytes += bytes as u64;
-        s.files += files as u64;
-        s.dirs += dirs as u64;
+        s += Sums {
+            bytes: bytes as u64,
+            files: files as u64,
+            dirs: dirs as u64,
+        };
         upd.execute(params![id, s.bytes as i64, s.files as i64, s.dirs as i64])?;
         if id == st.root_id {
             root = Some(s);
@@ -918,9 +925,7 @@ fn sum_location(tx: &Transaction<'_>, st: &ScanState) -> Result<HashMap<i64, Sum
         if let Some(Some(p)) = parent.get(id)
             && let Some(t) = totals.get_mut(p)
         {
-            t.bytes += s.bytes;
-            t.files += s.files;
-            t.dirs += s.dirs;
+            *t += s;
         }
     }
     Ok(totals)
