@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -386,7 +387,6 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
     let ids: Vec<i64> = if st.fresh && !departed_waiting(tx, st)? && st.inodes.is_none() {
         insert_fresh(tx, st, dir_id, &placed)?
     } else {
-        let mut ins = tx.prepare_cached(INSERT_ENTRY)?;
         let mut ids = Vec::with_capacity(placed.len());
         for (child, id) in &placed {
             ids.push(match id {
@@ -397,7 +397,7 @@ fn apply_listing(tx: &Transaction<'_>, st: &mut ScanState, listing: Listing) -> 
                     .flatten()
                 {
                     Some(id) => id,
-                    None => insert(tx, &mut ins, st, dir_id, child)?,
+                    None => insert(tx, st, dir_id, child)?,
                 },
             });
         }
@@ -448,26 +448,9 @@ fn insert_fresh(
             .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM entries")?
             .query_row([], |r| r.get(0))?,
     };
-    static INSERT: std::sync::LazyLock<RowsInsert> = std::sync::LazyLock::new(|| {
-        RowsInsert::new(
-            "INSERT OR FAIL INTO entries (id, location_id, parent_id, name, kind, size, mtime, inode, nlink, target, btime) VALUES",
-            11,
-            "",
-        )
-    });
     let location = st.location_id;
-    INSERT.run(tx, children, |stmt, at, i, (c, _)| {
-        stmt.raw_bind_parameter(at, first + i as i64)?;
-        stmt.raw_bind_parameter(at + 1, location)?;
-        stmt.raw_bind_parameter(at + 2, parent)?;
-        stmt.raw_bind_parameter(at + 3, names::to_sql(&c.name))?;
-        stmt.raw_bind_parameter(at + 4, c.kind as i64)?;
-        stmt.raw_bind_parameter(at + 5, size_col(c))?;
-        stmt.raw_bind_parameter(at + 6, c.mtime_ns)?;
-        stmt.raw_bind_parameter(at + 7, c.inode as i64)?;
-        stmt.raw_bind_parameter(at + 8, nlink_col(c))?;
-        stmt.raw_bind_parameter(at + 9, &c.target)?;
-        stmt.raw_bind_parameter(at + 10, c.btime_ns)
+    ENTRY_INSERT.run(tx, children, |stmt, at, i, (c, _)| {
+        bind_entry(stmt, at, Some(first + i as i64), location, parent, c)
     })?;
     let id = first + children.len() as i64;
     st.next_id = Some(id);
@@ -475,29 +458,44 @@ fn insert_fresh(
     Ok((first..id).collect())
 }
 
-const INSERT_ENTRY: &str = "INSERT INTO entries (location_id, parent_id, name, kind, size, mtime, inode, nlink, target, btime)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+/// The one INSERT of entries, in statements of one to 64 rows.
+static ENTRY_INSERT: LazyLock<RowsInsert> = LazyLock::new(|| {
+    RowsInsert::new(
+        "INSERT OR FAIL INTO entries (id, location_id, parent_id, name, kind, size, mtime, inode, nlink, target, btime) VALUES",
+        11,
+        "",
+    )
+});
 
-/// Inserts a new entry with `ins` (an [`INSERT_ENTRY`] statement, prepared once per listing).
-fn insert(
-    tx: &Transaction<'_>,
-    ins: &mut rusqlite::CachedStatement<'_>,
-    st: &mut ScanState,
+/// Binds one row of [`ENTRY_INSERT`] at `at`: child `c` of `parent`, with `id`, or the next
+/// free one when `None`.
+fn bind_entry(
+    stmt: &mut rusqlite::Statement<'_>,
+    at: usize,
+    id: Option<i64>,
+    location: i64,
     parent: i64,
     c: &Child,
-) -> Result<i64> {
-    ins.execute(params![
-        st.location_id,
-        parent,
-        names::to_sql(&c.name),
-        c.kind as i64,
-        size_col(c),
-        c.mtime_ns,
-        c.inode as i64,
-        nlink_col(c),
-        c.target,
-        c.btime_ns,
-    ])?;
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(at, id)?;
+    stmt.raw_bind_parameter(at + 1, location)?;
+    stmt.raw_bind_parameter(at + 2, parent)?;
+    stmt.raw_bind_parameter(at + 3, names::to_sql(&c.name))?;
+    stmt.raw_bind_parameter(at + 4, c.kind as i64)?;
+    stmt.raw_bind_parameter(at + 5, size_col(c))?;
+    stmt.raw_bind_parameter(at + 6, c.mtime_ns)?;
+    stmt.raw_bind_parameter(at + 7, c.inode as i64)?;
+    stmt.raw_bind_parameter(at + 8, nlink_col(c))?;
+    stmt.raw_bind_parameter(at + 9, &c.target)?;
+    stmt.raw_bind_parameter(at + 10, c.btime_ns)
+}
+
+/// Inserts one new entry, child `c` of `parent`, under the next free id.
+fn insert(tx: &Transaction<'_>, st: &mut ScanState, parent: i64, c: &Child) -> Result<i64> {
+    let location = st.location_id;
+    ENTRY_INSERT.run(tx, std::slice::from_ref(c), |stmt, at, _, c| {
+        bind_entry(stmt, at, None, location, parent, c)
+    })?;
     st.progress.new += 1;
     let id = tx.last_insert_rowid();
     st.next_id = None;
