@@ -89,7 +89,6 @@ pub(crate) struct ScanState {
 /// whole subtree is listed, while its row is still in the page cache (mostly still dirty in the
 /// transaction), instead of all of them in one pass over the table when the walk ends.
 /// Only a run that saw every listing of the location can do this: a fresh one, from its start.
-#[derive(Default)]
 pub(crate) struct Rollup {
     /// Directories whose subtree is not yet whole.
     open: HashMap<i64, OpenDir>,
