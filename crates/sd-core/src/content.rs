@@ -8,10 +8,14 @@
 //! byte) confirms them.
 //!
 //! Files that change while being read are never mis-hashed: size and mtime are checked before
-//! and after, and a change means [`HashError::Changed`], which callers retry.
+//! and after, and a change means [`HashError::Changed`], which callers retry. A file the index
+//! has recorded is checked once, after the read, against the record ([`cas_of_recorded`]).
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
@@ -192,27 +196,11 @@ fn hash_sampled(path: &Path, want_header: bool) -> Result<Hashed, HashError> {
     if size == 0 {
         return Err(HashError::Empty);
     }
-    let mut h = blake3::Hasher::new();
-    h.update(&size.to_le_bytes());
     let mut header = Vec::new();
-    BUF.with(|buf| -> Result<(), HashError> {
-        let mut buf = buf.borrow_mut();
-        for (off, len) in ranges(size) {
-            // Whole files up to 100 KiB come in 64 KiB chunks; samples fit in one.
-            let mut done = 0;
-            while done < len {
-                let n = (len - done).min(CHUNK as u64) as usize;
-                let b = &mut buf[..n];
-                read_exact_at(&f, b, off + done)?;
-                h.update(b);
-                if want_header && off + done == 0 {
-                    header = b[..n.min(EDGE as usize)].to_vec();
-                }
-                done += n as u64;
-                between_reads();
-            }
+    let h = read_sampled(&f, size, &mut |head| {
+        if want_header {
+            header = head.to_vec();
         }
-        Ok(())
     })?;
     let after = f.metadata()?;
     if stamp(&after) != (size, mtime_ns) {
@@ -225,6 +213,95 @@ fn hash_sampled(path: &Path, want_header: bool) -> Result<Hashed, HashError> {
         inode: before.ino(),
         header,
     })
+}
+
+/// Feeds the sampled ranges of an open `size`-byte file (after the size prefix) to a new hasher.
+/// `head` sees the file's first bytes (up to [`EDGE`]) as they are read.
+fn read_sampled(
+    f: &File,
+    size: u64,
+    head: &mut dyn FnMut(&[u8]),
+) -> Result<blake3::Hasher, HashError> {
+    let mut h = blake3::Hasher::new();
+    h.update(&size.to_le_bytes());
+    BUF.with(|buf| -> Result<(), HashError> {
+        let mut buf = buf.borrow_mut();
+        for (off, len) in ranges(size) {
+            // Whole files up to 100 KiB come in 64 KiB chunks; samples fit in one.
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(CHUNK as u64) as usize;
+                let b = &mut buf[..n];
+                read_exact_at(f, b, off + done)?;
+                h.update(b);
+                if off + done == 0 {
+                    head(&b[..n.min(EDGE as usize)]);
+                }
+                done += n as u64;
+                between_reads();
+            }
+        }
+        Ok(())
+    })?;
+    Ok(h)
+}
+
+/// A file as the index recorded it when it last looked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+}
+
+/// The cas_id of the file `name` in the directory open as `dir`, provided it is still the file
+/// `rec` describes. The ranges read are those of `rec.size`, and one `fstat` after the read must
+/// give back `rec`'s size, mtime and inode. A write at any time since the index looked would have
+/// moved the mtime, so this one `fstat` proves what [`cas_of_file`]'s two do. `head` sees the
+/// first bytes read (up to [`EDGE`]); whatever it computed is only good if this returns `Some`.
+///
+/// `None` when the file differs from the record or cannot be read: the caller then hashes it by
+/// path with [`cas_of_file_stable`], which tells what is wrong.
+pub fn cas_of_recorded(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    rec: Recorded,
+    head: &mut dyn FnMut(&[u8]),
+) -> Option<Hashed> {
+    if rec.size == 0 {
+        return None;
+    }
+    let f = open_at(dir, name)?;
+    let h = read_sampled(&f, rec.size, head).ok()?;
+    let after = f.metadata().ok()?;
+    (stamp(&after) == (rec.size, rec.mtime_ns) && after.ino() == rec.inode).then(|| Hashed {
+        id: ContentId::from_hasher(&h),
+        size: rec.size,
+        mtime_ns: rec.mtime_ns,
+        inode: rec.inode,
+        header: Vec::new(),
+    })
+}
+
+/// Opens `name` in the directory `dir` for reading, following a symlink as `File::open` would,
+/// without walking the directory's path again. `None` on any failure.
+fn open_at(dir: BorrowedFd<'_>, name: &OsStr) -> Option<File> {
+    let mut c = [0u8; 256];
+    let bytes = name.as_bytes();
+    if bytes.len() >= c.len() || bytes.contains(&0) {
+        return None;
+    }
+    c[..bytes.len()].copy_from_slice(bytes);
+    // SAFETY: `c` holds the name and a NUL after it; `dir` is an open descriptor.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    // SAFETY: a descriptor openat just returned belongs to no one else.
+    (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
 }
 
 /// [`cas_of_file`], retried up to `attempts` times while the file keeps changing.
@@ -370,5 +447,85 @@ mod tests {
         assert_eq!(bytes.len(), 300_120);
         assert_eq!(got.size, 300_120);
         assert_eq!(got.id, cas_of_bytes(&bytes).unwrap());
+    }
+
+    /// The quick way for files the index recorded: the same id as by path while the file is as
+    /// recorded, and nothing (so the caller hashes it the careful way) once anything differs:
+    /// rewritten since, replaced by another file with the same size and mtime, or written to
+    /// during the read.
+    #[test]
+    fn a_recorded_file_is_hashed_once_and_only_while_it_is_as_recorded() {
+        use std::os::fd::AsFd;
+        let dir = tempfile::tempdir().unwrap();
+        let open = File::open(dir.path()).unwrap();
+        let fd = open.as_fd();
+        let record = |name: &str| {
+            let md = std::fs::metadata(dir.path().join(name)).unwrap();
+            Recorded {
+                size: md.len(),
+                mtime_ns: crate::index::walk::mtime_ns(&md),
+                inode: md.ino(),
+            }
+        };
+        let quick = |name: &str, rec: Recorded| {
+            let mut head = Vec::new();
+            cas_of_recorded(fd, OsStr::new(name), rec, &mut |h| head = h.to_vec())
+                .map(|hashed| (hashed, head))
+        };
+        for size in [1usize, 5_000, 102_400, 300_000] {
+            let name = format!("v{size}");
+            let bytes = vector_bytes(size);
+            std::fs::write(dir.path().join(&name), &bytes).unwrap();
+            let (got, head) = quick(&name, record(&name)).expect("as recorded");
+            let by_path = cas_of_file(&dir.path().join(&name)).unwrap();
+            assert_eq!((got.id, got.size), (by_path.id, by_path.size), "{size}");
+            assert_eq!(head, bytes[..size.min(EDGE as usize)], "{size}");
+        }
+
+        let path = dir.path().join("f");
+        std::fs::write(&path, vector_bytes(300_000)).unwrap();
+        let before = record("f");
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(quick("f", before).is_none(), "written since the record");
+        assert!(quick("f", record("f")).is_some());
+
+        // Another file of the same size and mtime put in its place.
+        let rec = record("f");
+        let other = dir.path().join("other");
+        std::fs::write(&other, vector_bytes(300_000)).unwrap();
+        File::options()
+            .write(true)
+            .open(&other)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert_eq!(
+            (record("f").size, record("f").mtime_ns),
+            (rec.size, rec.mtime_ns)
+        );
+        assert!(quick("f", rec).is_none(), "another inode");
+
+        // Written to while read.
+        let rec = record("f");
+        let p = path.clone();
+        BETWEEN_READS.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+                f.write_all(b"more").unwrap();
+            }))
+        });
+        let got = quick("f", rec);
+        BETWEEN_READS.with(|h| *h.borrow_mut() = None);
+        assert!(got.is_none(), "changed during the read");
+        assert!(quick("missing", rec).is_none());
+        assert!(quick("f", Recorded { size: 0, ..rec }).is_none());
     }
 }

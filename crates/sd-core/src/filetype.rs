@@ -96,11 +96,11 @@ pub enum Confidence {
 }
 
 /// The verdict for one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FileType {
     pub kind: ContentKind,
-    pub mime: Option<String>,
+    pub mime: Option<&'static str>,
     pub confidence: Confidence,
 }
 
@@ -184,7 +184,7 @@ pub fn detect(name: &OsStr, header: &[u8]) -> FileType {
         {
             return FileType {
                 kind: kind_of_mime(e, &ext),
-                mime: Some(e.to_owned()),
+                mime: Some(e),
                 confidence: Confidence::MagicAndExtension,
             };
         }
@@ -203,14 +203,14 @@ pub fn detect(name: &OsStr, header: &[u8]) -> FileType {
         };
         return FileType {
             kind,
-            mime: Some(magic.to_owned()),
+            mime: Some(magic),
             confidence,
         };
     }
     if let Some(e) = by_ext {
         return FileType {
             kind: kind_of_mime(e, &ext),
-            mime: Some(e.to_owned()),
+            mime: Some(e),
             confidence: Confidence::Extension,
         };
     }
@@ -225,7 +225,7 @@ pub fn detect(name: &OsStr, header: &[u8]) -> FileType {
         };
         return FileType {
             kind,
-            mime: Some("text/plain".into()),
+            mime: Some("text/plain"),
             confidence: Confidence::Guess,
         };
     }
@@ -257,7 +257,7 @@ mod tests {
     fn magic_extension_and_guesses() {
         let jpg = d("IMG_1.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00rest");
         assert_eq!(
-            (jpg.kind, jpg.mime.as_deref(), jpg.confidence),
+            (jpg.kind, jpg.mime, jpg.confidence),
             (
                 ContentKind::Image,
                 Some("image/jpeg"),

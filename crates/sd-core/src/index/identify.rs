@@ -6,7 +6,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +19,7 @@ use rusqlite::{Transaction, params};
 use super::scan::ScanState;
 use super::walk::PathError;
 use super::{Batches, RunHooks, commit_batches};
-use crate::content::{self, HashError, Hashed};
+use crate::content::{self, HashError, Hashed, Recorded};
 use crate::control::{Control, Stop};
 use crate::filetype::{self, FileType};
 use crate::library::Library;
@@ -40,18 +43,36 @@ const HASH_THREADS: usize = 2;
 /// much as the database writes.
 const CHUNK: usize = 64;
 
+/// A file to hash: its entry, where it is, and what for.
 struct Work {
     id: i64,
-    path: PathBuf,
+    /// Its directory's entry id and path.
+    dir: (i64, Arc<Path>),
     name: OsString,
-    size: u64,
-    mtime: Option<i64>,
+    task: Task,
+}
+
+enum Task {
+    /// Its cas_id and file type, the file being as the index recorded it.
+    Identify(Recorded),
+    /// Its integrity hash (a full hash).
+    Confirm,
+}
+
+impl Work {
+    fn path(&self) -> PathBuf {
+        self.dir.1.join(&self.name)
+    }
 }
 
 enum Outcome {
+    /// Entry `id`, recorded as `recorded`, was hashed as `found`. Only what the writer needs
+    /// crosses over: the rest of the work is freed by the thread that hashed it.
     Hashed {
-        work: Work,
-        hashed: Hashed,
+        id: i64,
+        recorded: Recorded,
+        found: Recorded,
+        digest: [u8; 32],
         ft: FileType,
     },
     Integrity {
@@ -91,7 +112,7 @@ pub(crate) fn run(
 
     let loc_id = loc.id;
     let db = lib.db();
-    let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Vec<Work>>| {
+    let stopped = pipeline(lib, state, control, hooks, |tx| {
         produce_unidentified(&db, loc_id, dirs, &tx, control)
     })?;
     // Queue the kinds later jobs want, in one statement rather than one per file.
@@ -126,7 +147,7 @@ pub(crate) fn run(
     let dirs = DirPaths::load(&reader, loc.id, loc.root_entry_id, &loc.path.0)?;
     drop(reader);
     let db = lib.db();
-    let stopped = pipeline(lib, state, control, hooks, |tx: Sender<Vec<Work>>| {
+    let stopped = pipeline(lib, state, control, hooks, |tx| {
         produce_candidates(&db, loc_id, dirs, &tx, control)
     })?;
     // Hash what the pass could not reach (copies in other locations) and split identities
@@ -147,8 +168,7 @@ pub(crate) fn run(
     Ok(stopped)
 }
 
-/// Producer → hashers → batched commits. The producer decides what to hash; `Work` with a known
-/// content id (integrity pass) is full-hashed, other work gets a cas_id.
+/// Producer → hashers → batched commits. The producer decides what to hash and how (`Task`).
 fn pipeline(
     lib: &Arc<Library>,
     state: &Arc<Mutex<ScanState>>,
@@ -186,13 +206,14 @@ fn pipeline(
 }
 
 fn hasher(rx: &Receiver<Vec<Work>>, tx: &Sender<Vec<Outcome>>, control: &Control) {
+    let mut dirs = OpenDirs::default();
     for chunk in rx {
         let mut out = Vec::with_capacity(chunk.len());
         for work in chunk {
             if control.check().is_err() {
                 return;
             }
-            out.push(hash_one(work));
+            out.push(hash_one(work, &mut dirs));
         }
         if tx.send(out).is_err() {
             return;
@@ -200,47 +221,100 @@ fn hasher(rx: &Receiver<Vec<Work>>, tx: &Sender<Vec<Outcome>>, control: &Control
     }
 }
 
+/// The directories a hasher has open, the latest first: files come in entry order, so mostly
+/// several from one directory in a row, and each is opened by its name in an open directory
+/// instead of by its whole path.
+#[derive(Default)]
+struct OpenDirs(Vec<(i64, File)>);
+
+impl OpenDirs {
+    const KEEP: usize = 4;
+
+    fn get(&mut self, (id, path): &(i64, Arc<Path>)) -> Option<BorrowedFd<'_>> {
+        match self.0.iter().position(|(d, _)| d == id) {
+            Some(0) => {}
+            Some(at) => {
+                let dir = self.0.remove(at);
+                self.0.insert(0, dir);
+            }
+            None => {
+                let dir = File::options()
+                    .read(true)
+                    .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                    .open(path)
+                    .ok()?;
+                self.0.truncate(Self::KEEP - 1);
+                self.0.insert(0, (*id, dir));
+            }
+        }
+        Some(self.0[0].1.as_fd())
+    }
+}
+
 /// Hashes one file: its cas_id and file type, or (integrity pass) its full BLAKE3.
-fn hash_one(work: Work) -> Outcome {
-    if work.mtime.is_none() {
-        // Integrity pass (the producer marks its work with no mtime).
-        match content::integrity_of_file(&work.path) {
-            Ok((digest, size)) => match std::fs::metadata(&work.path) {
-                Ok(md) => Outcome::Integrity {
-                    id: work.id,
-                    size,
-                    mtime: super::walk::describe(&md).2,
-                    digest,
+fn hash_one(work: Work, dirs: &mut OpenDirs) -> Outcome {
+    let recorded = match work.task {
+        Task::Identify(recorded) => recorded,
+        Task::Confirm => {
+            let path = work.path();
+            return match content::integrity_of_file(&path) {
+                Ok((digest, size)) => match std::fs::metadata(&path) {
+                    Ok(md) => Outcome::Integrity {
+                        id: work.id,
+                        size,
+                        mtime: super::walk::describe(&md).2,
+                        digest,
+                    },
+                    Err(e) => Outcome::Failed {
+                        path,
+                        message: e.to_string(),
+                    },
                 },
                 Err(e) => Outcome::Failed {
-                    path: work.path,
+                    path,
                     message: e.to_string(),
                 },
-            },
-            Err(e) => Outcome::Failed {
-                path: work.path,
-                message: e.to_string(),
-            },
+            };
         }
-    } else {
-        match content::cas_of_file_stable(&work.path, ATTEMPTS, true) {
-            Ok(mut hashed) => {
-                let ft = filetype::detect(&work.name, &hashed.header);
-                // Free the header here, not on the writer thread.
-                hashed.header = Vec::new();
-                Outcome::Hashed { work, hashed, ft }
-            }
-            Err(HashError::Changed) => Outcome::Failed {
-                path: work.path,
-                message: format!(
-                    "kept changing while being read ({ATTEMPTS} attempts); left unidentified"
-                ),
-            },
-            Err(e) => Outcome::Failed {
-                path: work.path,
-                message: e.to_string(),
-            },
+    };
+    // Mostly the file is as the scan saw it: one open by name and one fstat.
+    let mut ft = None;
+    let quick = dirs.get(&work.dir).and_then(|dir| {
+        content::cas_of_recorded(dir, &work.name, recorded, &mut |head| {
+            ft = Some(filetype::detect(&work.name, head))
+        })
+    });
+    let identified = |hashed: Hashed, ft| Outcome::Hashed {
+        id: work.id,
+        recorded,
+        found: Recorded {
+            size: hashed.size,
+            mtime_ns: hashed.mtime_ns,
+            inode: hashed.inode,
+        },
+        digest: hashed.id.digest,
+        ft,
+    };
+    if let (Some(hashed), Some(ft)) = (quick, ft) {
+        return identified(hashed, ft);
+    }
+    // Changed since, or unreadable: by path, checked before and after, which says what failed.
+    let path = work.path();
+    match content::cas_of_file_stable(&path, ATTEMPTS, true) {
+        Ok(hashed) => {
+            let ft = filetype::detect(&work.name, &hashed.header);
+            identified(hashed, ft)
         }
+        Err(HashError::Changed) => Outcome::Failed {
+            path,
+            message: format!(
+                "kept changing while being read ({ATTEMPTS} attempts); left unidentified"
+            ),
+        },
+        Err(e) => Outcome::Failed {
+            path,
+            message: e.to_string(),
+        },
     }
 }
 
@@ -252,15 +326,21 @@ fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Vec<Outcome>>) -> 
     // cas key → (the first file hashed with it, how many files of the batch have it).
     let mut identities: BTreeMap<i64, (usize, i64)> = BTreeMap::new();
     let mut links: Vec<(i64, i64)> = Vec::new();
-    let mut hashed_rows: Vec<(Work, Hashed, FileType)> = Vec::new();
+    let mut hashed_rows: Vec<(i64, Recorded, Recorded, [u8; 32], FileType)> = Vec::new();
     for o in batch.into_iter().flatten() {
         match o {
-            Outcome::Hashed { work, hashed, ft } => {
-                let cid = content::cas_key(&hashed.id.digest);
+            Outcome::Hashed {
+                id,
+                recorded,
+                found,
+                digest,
+                ft,
+            } => {
+                let cid = content::cas_key(&digest);
                 let at = hashed_rows.len();
                 identities.entry(cid).or_insert((at, 0)).1 += 1;
-                links.push((work.id, cid));
-                hashed_rows.push((work, hashed, ft));
+                links.push((id, cid));
+                hashed_rows.push((id, recorded, found, digest, ft));
             }
             Outcome::Integrity {
                 id,
@@ -298,27 +378,27 @@ fn apply(tx: &Transaction<'_>, st: &mut ScanState, batch: Vec<Vec<Outcome>>) -> 
     });
     let identities: Vec<(i64, (usize, i64))> = identities.into_iter().collect();
     UPSERT.run(tx, &identities, |stmt, at, _, (cid, (first, copies))| {
-        let (_, hashed, ft) = &hashed_rows[*first];
+        let (_, _, found, digest, ft) = &hashed_rows[*first];
         stmt.raw_bind_parameter(at, cid)?;
-        stmt.raw_bind_parameter(at + 1, hashed.id.digest.as_slice())?;
-        stmt.raw_bind_parameter(at + 2, hashed.size as i64)?;
+        stmt.raw_bind_parameter(at + 1, digest.as_slice())?;
+        stmt.raw_bind_parameter(at + 2, found.size as i64)?;
         stmt.raw_bind_parameter(at + 3, ft.kind.as_str())?;
-        stmt.raw_bind_parameter(at + 4, &ft.mime)?;
+        stmt.raw_bind_parameter(at + 4, ft.mime)?;
         stmt.raw_bind_parameter(at + 5, copies)?;
         stmt.raw_bind_parameter(at + 6, now)
     })?;
     let p = &mut st.progress;
     let mut resized =
         tx.prepare_cached("UPDATE entries SET size = ?2, mtime = ?3 WHERE id = ?1")?;
-    for (work, hashed, _) in &hashed_rows {
-        if hashed.size != work.size || Some(hashed.mtime_ns) != work.mtime {
+    for (id, recorded, found, _, _) in &hashed_rows {
+        if found.size != recorded.size || found.mtime_ns != recorded.mtime_ns {
             // Changed since the scan saw it: record what was actually hashed.
             p.modified += 1;
             p.changed_while_identifying += 1;
-            resized.execute(params![work.id, hashed.size as i64, hashed.mtime_ns])?;
+            resized.execute(params![id, found.size as i64, found.mtime_ns])?;
         }
         p.content_done += 1;
-        p.content_bytes += hashed.size.min(content::WHOLE_FILE_LIMIT);
+        p.content_bytes += found.size.min(content::WHOLE_FILE_LIMIT);
     }
     // The work list holds only files without a link.
     links.sort_unstable();
@@ -366,18 +446,42 @@ impl<'a> Feed<'a> {
     }
 }
 
+/// Directory paths as the hashers get them: one `Arc` per run of files from the same directory.
+struct SharedDirs {
+    paths: DirPaths,
+    last: Option<(i64, Arc<Path>)>,
+}
+
+impl SharedDirs {
+    fn new(paths: DirPaths) -> SharedDirs {
+        SharedDirs { paths, last: None }
+    }
+
+    fn get(&mut self, parent: i64) -> Option<(i64, Arc<Path>)> {
+        match &self.last {
+            Some((id, path)) if *id == parent => Some((parent, path.clone())),
+            _ => {
+                let dir = (parent, Arc::from(self.paths.dir(parent)?));
+                self.last = Some(dir.clone());
+                Some(dir)
+            }
+        }
+    }
+}
+
 /// Sends every non-empty file of the location that has no content identity yet, in id order.
 fn produce_unidentified(
     db: &crate::store::DbFile,
     loc: i64,
-    mut dirs: DirPaths,
+    dirs: DirPaths,
     tx: &Sender<Vec<Work>>,
     control: &Control,
 ) -> Result<()> {
+    let mut dirs = SharedDirs::new(dirs);
     let mut feed = Feed::new(tx, CHUNK);
     let conn = db.reader()?;
     let mut q = conn.prepare(
-        "SELECT id, parent_id, name, size, mtime FROM entries
+        "SELECT id, parent_id, name, size, mtime, inode FROM entries
          WHERE id > ?1 AND location_id = ?2 AND kind = 0 AND size > 0
            AND NOT EXISTS (SELECT 1 FROM entry_content c WHERE c.entry_id = entries.id)
          ORDER BY id LIMIT 4096",
@@ -393,8 +497,11 @@ fn produce_unidentified(
                 id,
                 r.get::<_, i64>(1)?,
                 crate::names::from_sql(r.get_ref(2)?)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, Option<i64>>(4)?,
+                Recorded {
+                    size: r.get::<_, i64>(3)? as u64,
+                    mtime_ns: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                    inode: r.get::<_, i64>(5)? as u64,
+                },
             ));
         }
         drop(rows);
@@ -402,19 +509,18 @@ fn produce_unidentified(
             feed.flush();
             return Ok(());
         }
-        for (id, parent, name, size, mtime) in chunk {
+        for (id, parent, name, recorded) in chunk {
             if control.stopped().is_some() {
                 return Ok(());
             }
-            let Some(dir) = dirs.dir(parent) else {
+            let Some(dir) = dirs.get(parent) else {
                 continue;
             };
             let work = Work {
                 id,
-                path: dir.join(&name),
+                dir,
                 name,
-                size: size as u64,
-                mtime: Some(mtime.unwrap_or(0)),
+                task: Task::Identify(recorded),
             };
             if !feed.push(work) {
                 return Ok(());
@@ -429,48 +535,47 @@ fn produce_unidentified(
 fn produce_candidates(
     db: &crate::store::DbFile,
     loc: i64,
-    mut dirs: DirPaths,
+    dirs: DirPaths,
     tx: &Sender<Vec<Work>>,
     control: &Control,
 ) -> Result<()> {
+    let mut dirs = SharedDirs::new(dirs);
     // One file at a time: these are full hashes of files over 100 KiB, which a chunk could
     // pile onto one hasher.
     let mut feed = Feed::new(tx, 1);
     let conn = db.reader()?;
     let mut q = conn.prepare(
-        "SELECT e.id, e.parent_id, e.name, e.size, e.inode FROM content_identities c
+        "SELECT e.id, e.parent_id, e.name, e.inode FROM content_identities c
            JOIN entry_content ec ON ec.content_id = c.id
            JOIN entries e ON e.id = ec.entry_id
           WHERE c.copies >= 2 AND c.size > ?2 AND e.location_id = ?1 AND ec.integrity IS NULL",
     )?;
     let mut seen: HashMap<u64, ()> = HashMap::new();
-    let rows: Vec<(i64, i64, OsString, i64, i64)> = q
+    let rows: Vec<(i64, i64, OsString, i64)> = q
         .query_map(params![loc, content::WHOLE_FILE_LIMIT as i64], |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
                 crate::names::from_sql(r.get_ref(2)?)?,
                 r.get(3)?,
-                r.get(4)?,
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    for (id, parent, name, size, inode) in rows {
+    for (id, parent, name, inode) in rows {
         if control.stopped().is_some() {
             return Ok(());
         }
         if seen.insert(inode as u64, ()).is_some() {
             continue;
         }
-        let Some(dir) = dirs.dir(parent) else {
+        let Some(dir) = dirs.get(parent) else {
             continue;
         };
         let work = Work {
             id,
-            path: dir.join(&name),
+            dir,
             name,
-            size: size as u64,
-            mtime: None,
+            task: Task::Confirm,
         };
         if !feed.push(work) {
             break;
