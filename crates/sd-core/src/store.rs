@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_exact_content.sql"),
     include_str!("../migrations/0010_job_outcomes.sql"),
     include_str!("../migrations/0011_sidecars.sql"),
+    include_str!("../migrations/0012_orphan_content.sql"),
 ];
 
 /// The schema version this build writes.

@@ -704,18 +704,21 @@ pub(crate) fn delete_missing(tx: &Transaction<'_>, st: &mut ScanState) -> Result
     Ok(())
 }
 
-/// Removes content identities no entry points to any more and nobody tagged or annotated, with
-/// their queue rows.
+/// Content identities no entry points to any more and nobody tagged or annotated. The index of
+/// orphans (schema 12) answers `copies <= 0` without reading every identity.
+const ORPHANS: &str = "SELECT id FROM content_identities c WHERE copies <= 0
+    AND NOT EXISTS (SELECT 1 FROM tag_assignments t WHERE t.content_id = c.id)
+    AND NOT EXISTS (SELECT 1 FROM user_metadata m WHERE m.content_id = c.id)";
+
+/// Removes the [`ORPHANS`], with their queue rows.
 pub(crate) fn drop_orphan_content(tx: &Transaction<'_>) -> Result<()> {
-    tx.execute_batch(
+    tx.execute_batch(&format!(
         "CREATE TEMP TABLE IF NOT EXISTS orphan_content (id INTEGER PRIMARY KEY);
          DELETE FROM temp.orphan_content;
-         INSERT INTO temp.orphan_content SELECT id FROM content_identities c WHERE copies <= 0
-            AND NOT EXISTS (SELECT 1 FROM tag_assignments t WHERE t.content_id = c.id)
-            AND NOT EXISTS (SELECT 1 FROM user_metadata m WHERE m.content_id = c.id);
+         INSERT INTO temp.orphan_content {ORPHANS};
          DELETE FROM intelligence_queue WHERE content_id IN (SELECT id FROM temp.orphan_content);
-         DELETE FROM content_identities WHERE id IN (SELECT id FROM temp.orphan_content);",
-    )?;
+         DELETE FROM content_identities WHERE id IN (SELECT id FROM temp.orphan_content);"
+    ))?;
     Ok(())
 }
 
@@ -955,7 +958,9 @@ mod tests {
     use std::ffi::OsString;
     use std::os::unix::ffi::OsStringExt;
 
-    use super::{Rollup, ScanState, Sums, aggregate, apply_batch, sum_location};
+    use super::{
+        ORPHANS, Rollup, ScanState, Sums, aggregate, apply_batch, drop_orphan_content, sum_location,
+    };
     use crate::index::walk::{Child, EntryKind, Listing};
 
     fn child(name: &[u8], kind: EntryKind, size: u64, token: Option<u64>) -> Child {
@@ -980,6 +985,47 @@ mod tests {
             errors: Vec::new(),
             ignored: 0,
         }
+    }
+
+    /// Orphaned identities go with their queue rows, and are found through the index that holds
+    /// only them: the end of every scan no longer reads every identity.
+    #[test]
+    fn orphaned_content_is_found_without_reading_every_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::store::open_writer(&dir.path().join("l.db"), "t").unwrap();
+        conn.execute_batch(
+            "INSERT INTO content_identities (id, digest, size, kind, copies, first_seen) VALUES
+                (1, x'00', 9, 'image', 2, 0), (2, x'00', 9, 'image', 0, 0),
+                (3, x'00', 9, 'image', 1, 0), (4, x'00', 9, 'text', -1, 0);
+             INSERT INTO intelligence_queue (content_id, kind, queued_at) VALUES
+                (1, 'image', 0), (2, 'image', 0);",
+        )
+        .unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {ORPHANS}"))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("content_identities_orphans")),
+            "{plan:?}"
+        );
+        let tx = conn.transaction().unwrap();
+        drop_orphan_content(&tx).unwrap();
+        tx.commit().unwrap();
+        let ids = |sql: &str| -> Vec<i64> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        assert_eq!(ids("SELECT id FROM content_identities ORDER BY id"), [1, 3]);
+        assert_eq!(ids("SELECT content_id FROM intelligence_queue"), [1]);
     }
 
     /// A fresh scan: every name goes in with its parent whatever the listing's size (multi-row
