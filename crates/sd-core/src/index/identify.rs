@@ -2,7 +2,9 @@
 //! file type and, for files that share a sampled id with another file, its integrity hash.
 //!
 //! Work is whatever files still have no `content_id`, so the phase resumes by itself after a
-//! crash. Hashing runs on two threads; results are committed in batches by the job thread.
+//! crash. Hashing runs on two threads, which open each file by name in its open directory and
+//! check it against the scan's record; results are committed in batches by `commit_batches`
+//! (the job thread cuts them, its commit thread writes them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
